@@ -1,0 +1,3 @@
+"""syncxr: synthetic chest X-ray image-report datasets and MedVLP pretraining/evaluation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from syncxr.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""Protocol of image generators (phantom, diffusion)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from syncxr.registry import Registry
+
+
+@dataclass
+class GeneratedImage:
+    image: np.ndarray  # (H, W) uint8 grayscale
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # finding name -> (H, W) bool
+
+
+@runtime_checkable
+class ImageGenerator(Protocol):
+    backend_id: str
+
+    def generate(self, impression: str, seed: int, attempt: int = 0) -> GeneratedImage:
+        """Draw an image conditioned on the IMPRESSION text only."""
+        ...
+
+
+GENERATORS: Registry[ImageGenerator] = Registry("image generator")

@@ -1,0 +1,118 @@
+"""The CXR ontology as data (ontology.yaml) and its loader.
+
+One vocabulary serves generation (sampler, writer, phantom) and evaluation (label mapping).
+Each concept has a *base type* (ABNORMALITY, DISEASE, ANATOMY, or NON-ABNORMALITY for
+"normal" statements such as "heart size is normal"); a negated mention of a negatable concept
+takes the NON- form of its base type (see records.typed).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from syncxr.records import ABSENT, CHEXPERT14, PRESENT, typed
+
+ATTRIBUTE_KINDS = ("laterality", "severity", "zone")
+LATERALITY = ("left", "right", "bilateral")
+SEVERITY = ("mild", "moderate", "severe")
+ZONE = ("upper", "middle", "lower")
+
+DEFAULT_PATH = Path(__file__).with_name("ontology.yaml")
+
+
+class Concept(BaseModel):
+    """One ontology concept (see ontology.yaml for field documentation)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: Literal["ABNORMALITY", "DISEASE", "ANATOMY", "NON-ABNORMALITY", "NON-DISEASE"]
+    chexpert: Optional[str] = None  # CheXpert-14 display name, or None
+    synonyms: list[str] = Field(min_length=1)  # plain phrases, lower case; first = preferred
+    patterns: list[str] = Field(default_factory=list)  # extra regexes (real-report phrasings)
+    attributes: list[Literal["laterality", "severity", "zone"]] = Field(default_factory=list)
+    size_words: bool = False  # severity written as small/moderate/large instead of mild/../severe
+    negatable: bool = True  # may appear negated ("no pleural effusion")
+    contradicts: list[str] = Field(default_factory=list)  # concept names never sampled together
+    render: Optional[str] = None  # phantom finding id this concept draws, or None
+    implies_present: list[str] = Field(default_factory=list)  # e.g. pneumonia -> consolidation label
+    # For ANATOMY concepts: the side / zone the structure fixes ("right lower lobe" -> right, lower).
+    anatomy_side: Optional[Literal["left", "right", "bilateral"]] = None
+    anatomy_zone: Optional[Literal["upper", "middle", "lower"]] = None
+
+    @field_validator("chexpert")
+    @classmethod
+    def _known_label(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and v not in CHEXPERT14:
+            raise ValueError(f"unknown CheXpert-14 label {v!r}; expected one of {list(CHEXPERT14)}")
+        return v
+
+    @model_validator(mode="after")
+    def _anatomy_not_negatable(self) -> "Concept":
+        if self.type in ("ANATOMY", "NON-ABNORMALITY", "NON-DISEASE"):
+            self.negatable = False
+        return self
+
+    def keys(self) -> list[str]:
+        """Entity keys (name|TYPE) this concept can produce."""
+        out = [f"{self.name}|{typed(self.type, PRESENT)}"]
+        if self.negatable:
+            out.append(f"{self.name}|{typed(self.type, ABSENT)}")
+        return out
+
+
+class Ontology(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    concepts: list[Concept]
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> "Ontology":
+        names = [c.name for c in self.concepts]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"duplicate concept names: {sorted(dup)}")
+        known = set(names)
+        for c in self.concepts:
+            for ref in c.contradicts + c.implies_present:
+                if ref not in known:
+                    raise ValueError(f"concept {c.name!r} refers to unknown concept {ref!r}")
+        return self
+
+    @property
+    def by_name(self) -> dict[str, Concept]:
+        return {c.name: c for c in self.concepts}
+
+    def concept(self, name: str) -> Concept:
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise KeyError(f"unknown concept {name!r}") from None
+
+    def all_keys(self) -> list[str]:
+        return [k for c in self.concepts for k in c.keys()]
+
+    def contradiction_pairs(self) -> set[frozenset[str]]:
+        """Concept-name pairs declared contradictory (symmetric)."""
+        pairs = set()
+        for c in self.concepts:
+            for other in c.contradicts:
+                pairs.add(frozenset((c.name, other)))
+        return pairs
+
+
+@lru_cache(maxsize=8)
+def load_ontology(path: str | Path | None = None) -> Ontology:
+    """Load and validate an ontology YAML (the bundled one by default)."""
+    p = Path(path) if path else DEFAULT_PATH
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"ontology file not found: {p}") from None
+    return Ontology.model_validate(raw)
