@@ -1,0 +1,171 @@
+"""The `syncxr` command line: thin. Parse, call one library function, map UserError to exit 2."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+
+from syncxr.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic CXR datasets and MedVLP study.")
+qc_app = typer.Typer(no_args_is_help=True, help="Image QC: problem banks and filter measurement.")
+app.add_typer(qc_app, name="qc")
+err_console = Console(stderr=True)
+console = Console()
+
+SetOpt = typer.Option(None, "--set", help="Override a config key: --set image.size=512 (repeatable)")
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn a UserError into one clear message and exit code 2 (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+@user_errors
+def generate(
+    config: Path = typer.Option(..., "--config", "-c", help="Generation YAML, e.g. configs/generate/quick.yaml"),
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created; rerun the same command to resume)"),
+    n: Optional[int] = typer.Option(None, "--n", help="Number of samples (overrides `n` in the config)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)"),
+    overrides: Optional[List[str]] = SetOpt,
+    no_card: bool = typer.Option(False, "--no-card", help="Skip writing card.md / card.html"),
+) -> None:
+    """Generate a SynCXR-style image-report dataset (resumable)."""
+    from syncxr.config import load_config
+    from syncxr.pipeline.config import GenerateConfig
+    from syncxr.pipeline.runner import run_generate
+    from syncxr.progress import progress_bar
+
+    sets = list(overrides or []) + ([f"n={n}"] if n is not None else [])
+    cfg = load_config(GenerateConfig, config, sets)
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+    with progress_bar("generating", total=cfg.n) as update:
+        manifest = run_generate(cfg, out, workers=workers, on_progress=update)
+    if not no_card:
+        from syncxr.report.card import write_card
+
+        write_card(out)
+    c = manifest["counts"]
+    tp = manifest["throughput_last_run"]
+    console.print(
+        f"[green]done[/]: {c['accepted']} accepted, {c['rejected']} rejected -> {out} "
+        f"({tp['pairs_per_second'] or '-'} pairs/s this run)"
+    )
+
+
+@app.command()
+@user_errors
+def extract(
+    in_path: Path = typer.Option(..., "--in", help="CSV of reports"),
+    text_columns: str = typer.Option("findings,impression", "--text-columns", help="Comma-separated text columns"),
+    id_column: str = typer.Option(..., "--id-column", help="Column that identifies a report"),
+    out: Path = typer.Option(..., "--out", help="Output labels CSV"),
+) -> None:
+    """Extract typed entities and CheXpert-14 labels from a CSV of reports."""
+    from syncxr.text.extract_csv import extract_csv
+
+    cols = [c.strip() for c in text_columns.split(",") if c.strip()]
+    if not cols:
+        raise UserError("--text-columns is empty; give e.g. findings,impression")
+    stats = extract_csv(in_path, cols, id_column, out)
+    console.print(f"[green]done[/]: {stats} -> {out}")
+
+
+@qc_app.command("build-bank")
+@user_errors
+def qc_build_bank(
+    out: Path = typer.Option(..., "--out", help="Bank file (.npz)"),
+    per_defect: int = typer.Option(24, "--per-defect", help="Phantom images per known defect"),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of problematic images instead"),
+    size: int = typer.Option(256, "--size"),
+    seed: int = typer.Option(0, "--seed"),
+    features: str = typer.Option("builtin", "--features", help="Feature backend: builtin | rad-dino"),
+) -> None:
+    """Build a bank of problematic images (phantom defects, or your own flagged images)."""
+    from syncxr.pipeline.build import build_backend
+    from syncxr.qc.bank import bank_from_images, build_bank
+
+    feats = build_backend("features", features)
+    if images is not None:
+        paths = sorted(p for p in images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+        if not paths:
+            raise UserError(f"{images}: no .png/.jpg images found")
+        bank = bank_from_images(paths, feats)
+    else:
+        bank = build_bank(n_per_defect=per_defect, size=size, seed=seed, feature_backend=feats)
+    bank.save(out)
+    console.print(f"[green]done[/]: bank of {len(bank.labels)} images -> {out}")
+
+
+@qc_app.command("evaluate")
+@user_errors
+def qc_evaluate(
+    bank: Optional[Path] = typer.Option(None, "--bank", help="Bank file; default: build the built-in one"),
+    n: int = typer.Option(40, "--n", help="Clean images and images per defect to test"),
+    size: int = typer.Option(256, "--size"),
+    seed: int = typer.Option(1, "--seed", help="Seed of the test images (use one unlike the bank's)"),
+    threshold: Optional[float] = typer.Option(None, "--threshold"),
+) -> None:
+    """Measure the QC filter's precision/recall on known phantom defects."""
+    from syncxr.pipeline.build import build_backend
+    from syncxr.qc.bank import ProblemBank, build_bank
+    from syncxr.qc.filter import BankFilter, evaluate_filter
+
+    feats = build_backend("features", "builtin")
+    pb = ProblemBank.load(bank) if bank else build_bank(n_per_defect=24, size=size, seed=0, feature_backend=feats)
+    kwargs = {"threshold": threshold} if threshold is not None else {}
+    report = evaluate_filter(BankFilter(pb, feats, **kwargs), n=n, size=size, seed=seed)
+    console.print_json(data=report)
+
+
+@app.command()
+@user_errors
+def card(dataset: Path = typer.Argument(..., help="Dataset folder")) -> None:
+    """(Re)write card.md and card.html for a dataset folder."""
+    from syncxr.report.card import write_card
+
+    paths = write_card(dataset)
+    console.print(f"[green]done[/]: {', '.join(str(p) for p in paths)}")
+
+
+def _register_optional_commands() -> None:
+    """Training and evaluation commands live with their packages (they need torch)."""
+    from syncxr.cli_ml import register
+
+    register(app, user_errors, console)
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _register_optional_commands()
+    app(prog_name="syncxr")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,79 @@
+"""`syncxr train` and `syncxr evaluate`: registered on the main app, importing torch lazily."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+from rich.console import Console
+
+from syncxr.errors import UserError
+
+
+def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
+    @app.command()
+    @user_errors
+    def train(
+        config: Path = typer.Option(..., "--config", "-c", help="Training YAML, e.g. configs/train/quick.yaml"),
+        data: Optional[str] = typer.Option(None, "--data", help="syncxr dataset folder, mimic:<dir> or csv:<file>"),
+        out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder"),
+        overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key (repeatable)"),
+        resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder"),
+    ) -> None:
+        """Pretrain a MedVLP model (ConVIRT / GLoRIA / MGCA); torchrun-aware."""
+        from syncxr.train.api import train as run_train
+
+        path = run_train(config, data, out, list(overrides or []), resume)
+        console.print(f"[green]done[/]: checkpoint -> {path}")
+
+    eval_app = typer.Typer(help="Evaluate a checkpoint: zero-shot, grounding, fine-tune, segmentation.")
+    app.add_typer(eval_app, name="evaluate")
+
+    @eval_app.callback(invoke_without_command=True)
+    @user_errors
+    def evaluate_suite(
+        ctx: typer.Context,
+        config: Optional[Path] = typer.Option(None, "--config", "-c", help="Suite YAML, e.g. configs/evaluate/paper.yaml"),
+        checkpoint: Optional[Path] = typer.Option(None, "--checkpoint"),
+        out: Optional[Path] = typer.Option(None, "--out", help="Output folder for the suite"),
+    ) -> None:
+        if ctx.invoked_subcommand is not None:
+            return
+        if config is None or checkpoint is None:
+            raise UserError("give a task (zeroshot|grounding|finetune|segment) or --config SUITE.yaml --checkpoint CKPT")
+        from syncxr.evaluate.suite import run_suite
+
+        out_dir = out or (checkpoint / "eval")
+        run_suite(str(config), str(checkpoint), str(out_dir))
+        console.print(f"[green]done[/]: results -> {out_dir}")
+
+    def _task_command(task: str) -> None:
+        @eval_app.command(task)
+        @user_errors
+        def _run(
+            checkpoint: Path = typer.Option(..., "--checkpoint"),
+            dataset: str = typer.Option(..., "--dataset", help="chexpert|chexpert5x200|cxr14|padchest|rsna|siim|covidx|csv|sim"),
+            data_dir: Path = typer.Option(..., "--data-dir"),
+            out: Path = typer.Option(..., "--out", help="results.json"),
+            csv: Optional[Path] = typer.Option(None, "--csv", help="Labels CSV for --dataset csv"),
+            predictions: Optional[Path] = typer.Option(None, "--predictions", help="Per-image scores CSV"),
+            overrides: Optional[List[str]] = typer.Option(None, "--set", help="Task option key=value (repeatable)"),
+        ) -> None:
+            from syncxr.config import parse_override
+            from syncxr.evaluate.suite import run_task
+
+            options = {}
+            for item in overrides or []:
+                keys, value = parse_override(item)
+                options[".".join(keys)] = value
+            if csv is not None:
+                options["csv"] = str(csv)
+            run_task(task, str(checkpoint), dataset, str(data_dir), str(out),
+                     predictions=str(predictions) if predictions else None, **options)
+            console.print(f"[green]done[/]: {task} -> {out}")
+
+        _run.__doc__ = f"Run the {task} task on one dataset."
+
+    for task in ("zeroshot", "grounding", "finetune", "segment"):
+        _task_command(task)

@@ -1,0 +1,132 @@
+"""Parquet shards: Sample records -> rows (SHARD_SCHEMA / REJECT_SCHEMA), atomic writes, hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from syncxr.data.schema import REJECT_SCHEMA, SHARD_SCHEMA
+from syncxr.records import CHEXPERT14_SNAKE, Sample
+
+SHARDS_DIR, REJECTS_DIR = "shards", "rejects"
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:05d}.parquet"
+
+
+def _entities_json(entities: list) -> str:
+    return json.dumps([e.to_dict() for e in entities], sort_keys=True)
+
+
+def report_text(findings: str, impression: str) -> str:
+    return f"FINDINGS: {findings}\n\nIMPRESSION: {impression}"
+
+
+def accepted_table(samples: list[Sample], width: int, height: int) -> pa.Table:
+    rows: dict[str, list] = {name: [] for name in SHARD_SCHEMA.names}
+    for s in samples:
+        rows["sample_id"].append(s.sample_id)
+        rows["index"].append(s.index)
+        rows["seed"].append(s.seed)
+        rows["image_png"].append(s.image_png)
+        rows["width"].append(width)
+        rows["height"].append(height)
+        rows["findings"].append(s.findings)
+        rows["impression"].append(s.impression)
+        rows["report"].append(report_text(s.findings, s.impression))
+        rows["entities"].append(_entities_json(s.entities))
+        rows["extracted"].append(_entities_json(s.extracted))
+        rows["masks"].append([{"name": k, "png": v} for k, v in sorted(s.masks.items())])
+        for label in CHEXPERT14_SNAKE:
+            rows[label].append(s.labels.get(label))
+        rows["qc"].append(json.dumps(s.qc, sort_keys=True))
+        rows["write_attempts"].append(s.write_attempts)
+        rows["image_attempts"].append(s.image_attempts)
+        rows["backends"].append(json.dumps(s.backends, sort_keys=True))
+    return pa.Table.from_pydict(rows, schema=SHARD_SCHEMA)
+
+
+def rejects_table(samples: list[Sample]) -> pa.Table:
+    rows: dict[str, list] = {name: [] for name in REJECT_SCHEMA.names}
+    for s in samples:
+        assert s.rejected is not None
+        rows["sample_id"].append(s.sample_id)
+        rows["index"].append(s.index)
+        rows["seed"].append(s.seed)
+        rows["stage"].append(s.rejected.stage)
+        rows["reason"].append(s.rejected.reason)
+        rows["detail"].append(s.rejected.detail)
+        rows["entities"].append(_entities_json(s.entities))
+        rows["findings"].append(s.findings)
+        rows["impression"].append(s.impression)
+        rows["history"].append(json.dumps(s.history))
+        rows["write_attempts"].append(s.write_attempts)
+        rows["image_attempts"].append(s.image_attempts)
+    return pa.Table.from_pydict(rows, schema=REJECT_SCHEMA)
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        # Fixed writer options so the same rows give the same bytes.
+        pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def write_text_atomic(text: str | bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(text.encode() if isinstance(text, str) else text)
+    os.replace(tmp, path)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def iter_rows(folder: Path, sub: str = SHARDS_DIR, columns: list[str] | None = None) -> Iterator[dict]:
+    """Stream rows of a dataset folder's shards (or rejects), one record batch at a time."""
+    for path in sorted((folder / sub).glob("shard-*.parquet")):
+        pf = pq.ParquetFile(path)
+        for batch in pf.iter_batches(batch_size=256, columns=columns):
+            yield from batch.to_pylist()
+
+
+def clean_temp_files(folder: Path) -> int:
+    """Remove temp files left by a killed run; returns how many were removed."""
+    n = 0
+    for sub in (SHARDS_DIR, REJECTS_DIR):
+        for tmp in (folder / sub).glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            n += 1
+    return n

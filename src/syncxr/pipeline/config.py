@@ -1,0 +1,102 @@
+"""The `syncxr generate` configuration (see configs/generate/*.yaml for documented presets)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IntOrRange = Union[int, tuple[int, int]]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_range(v: IntOrRange, name: str, lo: int) -> IntOrRange:
+    a, b = (v, v) if isinstance(v, int) else v
+    if a < lo or b < a:
+        raise ValueError(f"{name} must be an int >= {lo} or a range [lo, hi] with {lo} <= lo <= hi, got {v}")
+    return v
+
+
+class EntitiesConfig(_Section):
+    source: Literal["ontology", "corpus"] = "ontology"
+    corpus: Optional[str] = None  # CSV of real reports whose entity counts define the pool
+    corpus_text_columns: list[str] = Field(default_factory=lambda: ["findings", "impression"])
+    k: IntOrRange = (2, 5)  # non-anatomy entities per report
+    m: IntOrRange = (1, 2)  # ANATOMY entities per report
+    tau_max: Optional[int] = Field(default=None, ge=1)  # per-entity cap; None = sized from n
+
+    @field_validator("k")
+    @classmethod
+    def _k(cls, v: IntOrRange) -> IntOrRange:
+        return _check_range(v, "k", 1)
+
+    @field_validator("m")
+    @classmethod
+    def _m(cls, v: IntOrRange) -> IntOrRange:
+        return _check_range(v, "m", 0)
+
+    @model_validator(mode="after")
+    def _corpus_given(self) -> "EntitiesConfig":
+        if self.source == "corpus" and not self.corpus:
+            raise ValueError("source 'corpus' needs entities.corpus: a CSV of reference reports")
+        return self
+
+
+class BackendConfig(_Section):
+    backend: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class WriteConfig(BackendConfig):
+    backend: str = "grammar"
+    filler: bool = True  # normal statements for unmentioned anatomy (forced off in verify mode "exact")
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+
+class VerifyConfig(_Section):
+    mode: Literal["impression", "exact"] = "impression"
+    check_attributes: bool = True
+
+
+class ImageConfig(BackendConfig):
+    backend: str = "phantom"
+    size: int = Field(default=256, ge=64, le=1024)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    png_compress_level: int = Field(default=1, ge=0, le=9)
+
+
+class QCConfig(_Section):
+    enabled: bool = True
+    features: str = "builtin"
+    feature_options: dict[str, Any] = Field(default_factory=dict)
+    bank: Optional[str] = "builtin"  # path to a bank .npz, "builtin" (phantom defects), or None
+    bank_per_defect: int = Field(default=24, ge=1)
+    threshold: Optional[float] = Field(default=None, gt=0.0, le=1.0)  # None = the filter's default
+    heuristics: bool = True
+
+
+class GenerateConfig(_Section):
+    seed: int = 0
+    n: int = Field(default=2000, ge=1)
+    shard_size: int = Field(default=500, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    ontology: Optional[str] = None  # path to an ontology YAML; None = bundled
+    entities: EntitiesConfig = Field(default_factory=EntitiesConfig)
+    extract: BackendConfig = Field(default_factory=lambda: BackendConfig(backend="lexicon"))
+    write: WriteConfig = Field(default_factory=WriteConfig)
+    verify: VerifyConfig = Field(default_factory=VerifyConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    qc: QCConfig = Field(default_factory=QCConfig)
+
+    @model_validator(mode="after")
+    def _exact_means_no_filler(self) -> "GenerateConfig":
+        if self.verify.mode == "exact" and self.write.filler:
+            raise ValueError(
+                "verify.mode 'exact' compares the whole report with the sampled entities, so "
+                "write.filler (extra normal statements) must be false; set write.filler=false "
+                "or use verify.mode=impression (the paper's)"
+            )
+        return self

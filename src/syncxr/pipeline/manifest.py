@@ -1,0 +1,118 @@
+"""manifest.json: resolved config, versions, per-shard hashes, counts. Guards a folder against a
+second, different config."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from syncxr import __version__
+from syncxr.config import config_hash
+from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, sha256_file, write_json_atomic
+from syncxr.errors import UserError
+from syncxr.pipeline.config import GenerateConfig
+
+MANIFEST = "manifest.json"
+FORMAT = "syncxr-dataset/1"
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new)):
+            out += _diff(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)
+        return out
+    return [] if old == new else [f"{prefix}: {old!r} (in folder) vs {new!r} (now)"]
+
+
+def read_manifest(out: Path) -> dict[str, Any] | None:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON ({e}); it is not a syncxr dataset manifest") from None
+
+
+def check_or_start_manifest(cfg: GenerateConfig, out: Path) -> None:
+    """Refuse a folder that holds another config or foreign files; otherwise (re)start the manifest."""
+    out = Path(out)
+    old = read_manifest(out)
+    if old is None:
+        if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+            raise UserError(
+                f"{out} exists, is not empty and has no {MANIFEST}: refusing to write a dataset into "
+                f"it. Choose a new --out folder or empty this one."
+            )
+    elif old.get("config_hash") != config_hash(cfg):
+        changes = _diff(old.get("config", {}), cfg.model_dump(mode="json"))
+        shown = "\n  ".join(changes[:12]) or "(config hash differs)"
+        raise UserError(
+            f"{out} holds a dataset made with a different config; resuming would mix two datasets.\n"
+            f"  {shown}\nRerun with the original config (and --n) to resume, or choose a new --out folder."
+        )
+    manifest = {
+        "format": FORMAT,
+        "status": "running",
+        "config_hash": config_hash(cfg),
+        "config": cfg.model_dump(mode="json"),
+        "versions": _versions(),
+        "started": (old or {}).get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_json_atomic(manifest, out / MANIFEST)
+
+
+def _versions() -> dict[str, str]:
+    import numpy
+    import pyarrow
+
+    return {
+        "syncxr": __version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "pyarrow": pyarrow.__version__,
+    }
+
+
+def _count_rows(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def finish_manifest(cfg: GenerateConfig, out: Path, plan_info: dict, throughput: dict) -> dict[str, Any]:
+    out = Path(out)
+    shards, rejects = [], Counter()
+    n_ok = 0
+    for path in sorted((out / SHARDS_DIR).glob("shard-*.parquet")):
+        rows = _count_rows(path)
+        n_ok += rows
+        rej = out / REJECTS_DIR / path.name
+        entry = {"file": f"{SHARDS_DIR}/{path.name}", "rows": rows, "sha256": sha256_file(path)}
+        if rej.is_file():
+            t = pq.read_table(rej, columns=["stage", "reason"])
+            for stage, reason in zip(t.column("stage").to_pylist(), t.column("reason").to_pylist()):
+                rejects[f"{stage}:{reason}"] += 1
+            entry["rejects_file"] = f"{REJECTS_DIR}/{rej.name}"
+            entry["rejects_rows"] = t.num_rows
+            entry["rejects_sha256"] = sha256_file(rej)
+        shards.append(entry)
+    manifest = read_manifest(out) or {}
+    manifest.update(
+        {
+            "status": "complete",
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "counts": {"requested": cfg.n, "accepted": n_ok, "rejected": sum(rejects.values())},
+            "rejects_by_reason": dict(sorted(rejects.items())),
+            "shards": shards,
+            "plan": plan_info,
+            "throughput_last_run": throughput,
+        }
+    )
+    write_json_atomic(manifest, out / MANIFEST)
+    return manifest

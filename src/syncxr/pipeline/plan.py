@@ -1,0 +1,66 @@
+"""The entity plan: the balanced sampler run once, globally, before sharding.
+
+The plan is held as one compact JSON string per sample (a list of Entity dicts), which keeps the
+parent's memory small at 200k samples and is cheap to send to workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from syncxr.errors import UserError
+from syncxr.pipeline.config import GenerateConfig
+
+log = logging.getLogger(__name__)
+
+
+def _range(v: int | tuple[int, int]) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+def reference_counts(cfg: GenerateConfig) -> dict[str, int] | None:
+    """Entity-key counts of a reference corpus (reports run through the extractor), or None."""
+    if cfg.entities.source != "corpus":
+        return None
+    from syncxr.pipeline.build import build_extractor
+    from syncxr.text.corpus import corpus_entity_counts
+
+    return corpus_entity_counts(cfg.entities.corpus, cfg.entities.corpus_text_columns, build_extractor(cfg))
+
+
+def make_plan(cfg: GenerateConfig) -> tuple[list[str], dict[str, Any]]:
+    """Returns (per-sample JSON entity lists, info for the manifest/card)."""
+    from syncxr.pipeline.build import ontology_of
+    from syncxr.text.sample import BalancedSampler, SamplerExhausted
+
+    ontology = ontology_of(cfg)
+    counts = reference_counts(cfg)
+    sampler = BalancedSampler(
+        ontology,
+        k=_range(cfg.entities.k),
+        m=_range(cfg.entities.m),
+        tau_max=cfg.entities.tau_max,
+        counts=counts,
+        seed=cfg.seed,
+    )
+    try:
+        sets = sampler.sample(cfg.n)
+    except SamplerExhausted as e:
+        raise UserError(
+            f"the entity pool ran out before {cfg.n} reports: {e}. Raise entities.tau_max, lower "
+            f"entities.k / entities.m, or lower --n"
+        ) from None
+    plan = [json.dumps([e.to_dict() for e in ents], separators=(",", ":")) for ents in sets]
+    usage = Counter(sampler.usage)
+    info = {
+        "tau_max": sampler.tau_max,
+        "k": list(_range(cfg.entities.k)),
+        "m": list(_range(cfg.entities.m)),
+        "pool_size": len(sampler.pool_keys) if hasattr(sampler, "pool_keys") else len(usage),
+        "reference_counts": dict(counts) if counts else None,
+        "sampled_counts": dict(sorted(usage.items())),
+    }
+    return plan, info

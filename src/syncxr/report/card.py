@@ -1,0 +1,271 @@
+"""The dataset card: card.md (+ card_assets/*.png) and a self-contained card.html.
+
+Everything is computed by streaming the shards and rejects one file at a time, so the card of a
+200k-sample dataset needs little memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, write_text_atomic
+from syncxr.errors import UserError
+from syncxr.pipeline.manifest import read_manifest
+from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
+from syncxr.report import plots
+
+GRID_N = 16
+
+
+@dataclass
+class CardStats:
+    n_ok: int = 0
+    label_counts: dict[str, Counter] = field(default_factory=lambda: {k: Counter() for k in CHEXPERT14_SNAKE})
+    cooc: np.ndarray = field(default_factory=lambda: np.zeros((14, 14), dtype=np.int64))
+    entity_counts: Counter = field(default_factory=Counter)
+    write_attempts: Counter = field(default_factory=Counter)
+    image_attempts: Counter = field(default_factory=Counter)
+    bank_sims: list[float] = field(default_factory=list)
+    reject_reasons: Counter = field(default_factory=Counter)
+    reject_examples: dict[str, str] = field(default_factory=dict)
+    grid: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
+
+
+def collect(folder: Path) -> CardStats:
+    st = CardStats()
+    cols = ["image_png", "impression", "entities", "masks", "qc", "write_attempts", "image_attempts", *CHEXPERT14_SNAKE]
+    for path in sorted((folder / SHARDS_DIR).glob("shard-*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=cols):
+            _add_batch(st, batch.to_pydict())
+    for path in sorted((folder / REJECTS_DIR).glob("shard-*.parquet")):
+        t = pq.read_table(path, columns=["stage", "reason", "detail"]).to_pydict()
+        for stage, reason, detail in zip(t["stage"], t["reason"], t["detail"]):
+            key = f"{stage}: {reason}"
+            st.reject_reasons[key] += 1
+            st.reject_examples.setdefault(key, detail[:200])
+    return st
+
+
+def _add_batch(st: CardStats, d: dict) -> None:
+    n = len(d["impression"])
+    st.n_ok += n
+    pos = np.zeros((n, 14), dtype=bool)
+    for j, label in enumerate(CHEXPERT14_SNAKE):
+        for i, v in enumerate(d[label]):
+            st.label_counts[label][{1.0: "positive", 0.0: "negative", -1.0: "uncertain"}.get(v, "blank")] += 1
+            pos[i, j] = v == 1.0
+    st.cooc += pos.T.astype(np.int64) @ pos.astype(np.int64)
+    for ents in d["entities"]:
+        st.entity_counts.update(f"{e['name']}|{e['type']}" for e in json.loads(ents))
+    st.write_attempts.update(d["write_attempts"])
+    st.image_attempts.update(d["image_attempts"])
+    for q in d["qc"]:
+        sim = json.loads(q).get("bank_max_sim")
+        if sim is not None:
+            st.bank_sims.append(float(sim))
+    for png, imp, masks in zip(d["image_png"], d["impression"], d["masks"]):
+        if len(st.grid) < GRID_N:
+            st.grid.append((png, imp, [(m["name"], m["png"]) for m in masks]))
+
+
+def write_card(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:
+        raise UserError(f"{folder}: no manifest.json; is this a syncxr dataset folder?")
+    st = collect(folder)
+    figs = _figures(manifest, st)
+    assets = folder / "card_assets"
+    assets.mkdir(exist_ok=True)
+    for name, png in figs.items():
+        write_text_atomic(png, assets / f"{name}.png")
+    md = render_markdown(manifest, st, {k: f"card_assets/{k}.png" for k in figs})
+    write_text_atomic(md, folder / "card.md")
+    write_text_atomic(render_html(md, figs), folder / "card.html")
+    return [folder / "card.md", folder / "card.html"]
+
+
+def _figures(manifest: dict, st: CardStats) -> dict[str, bytes]:
+    plan = manifest.get("plan") or {}
+    figs = {
+        "entities": plots.entity_distribution(plan.get("reference_counts"), plan.get("sampled_counts") or dict(st.entity_counts)),
+        "labels": plots.label_frequencies(st.label_counts, CHEXPERT14_SNAKE),
+        "cooccurrence": plots.cooccurrence(st.cooc, CHEXPERT14),
+        "outcomes": plots.outcomes(st.write_attempts, st.image_attempts, st.bank_sims, manifest),
+    }
+    if st.grid:
+        figs["samples"] = plots.sample_grid(st.grid)
+    return figs
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
+    cfg = manifest["config"]
+    counts = manifest.get("counts", {})
+    plan = manifest.get("plan") or {}
+    tp = manifest.get("throughput_last_run") or {}
+    n_rej = sum(st.reject_reasons.values())
+    total = st.n_ok + n_rej
+    lines = [
+        "# syncxr dataset card",
+        "",
+        "Synthetic chest X-ray image–report pairs built with the SynCXR recipe (Liu et al., *Can Medical "
+        "Vision-Language Pre-training Succeed with Purely Synthetic Data?*): entities sampled with a "
+        "balanced distribution, reports written from them, verified by re-extraction, images drawn from "
+        "the IMPRESSION, and images filtered against a bank of problematic ones.",
+        "",
+        "**Synthetic data: not for clinical use.** Labels are those the generator intended; the built-in "
+        "backends (phantom renderer, grammar writer) are simplified models of radiographs and reports.",
+        "",
+        "## Summary",
+        "",
+        _table(
+            ["item", "value"],
+            [
+                ["accepted pairs", st.n_ok],
+                ["rejected", f"{n_rej} ({100 * n_rej / max(total, 1):.1f}%)"],
+                ["requested", counts.get("requested", cfg.get("n"))],
+                ["image size", f"{cfg['image']['size']}×{cfg['image']['size']} 8-bit grayscale PNG"],
+                ["backends", f"extract={cfg['extract']['backend']}, write={cfg['write']['backend']}, "
+                             f"image={cfg['image']['backend']}, qc={cfg['qc']['features'] if cfg['qc']['enabled'] else 'off'}"],
+                ["seed", cfg["seed"]],
+                ["config hash", manifest.get("config_hash")],
+                ["shards", len(manifest.get("shards", []))],
+                ["syncxr", manifest.get("versions", {}).get("syncxr")],
+            ],
+        ),
+        "",
+        "## Entity distribution before vs after balancing",
+        "",
+        f"Per report: k = {plan.get('k')} non-anatomy entities, m = {plan.get('m')} ANATOMY entities; "
+        f"each entity used at most tau_max = {plan.get('tau_max')} times; pool of {plan.get('pool_size')} entities.",
+        _balance_sentence(plan),
+        "",
+        f"![entity distribution]({img['entities']})",
+        "",
+        "## CheXpert-14 label frequencies",
+        "",
+        "Labels are read back from the written report by the extractor (1 positive, 0 negative, -1 uncertain).",
+        "",
+        _table(
+            ["label", "positive", "negative", "uncertain", "blank"],
+            [[lab] + [st.label_counts[s][k] for k in ("positive", "negative", "uncertain", "blank")]
+             for lab, s in zip(CHEXPERT14, CHEXPERT14_SNAKE)],
+        ),
+        "",
+        f"![label frequencies]({img['labels']})",
+        "",
+        "## Co-occurrence of positive labels",
+        "",
+        f"![co-occurrence]({img['cooccurrence']})",
+        "",
+        "## Verification and QC outcomes",
+        "",
+        f"Verification mode: `{cfg['verify']['mode']}`; up to {cfg['write']['max_attempts']} writes and "
+        f"{cfg['image']['max_attempts']} image draws per sample.",
+        "",
+        _table(["attempts", "report writes (accepted)", "image draws (accepted)"],
+               [[a, st.write_attempts.get(a, 0), st.image_attempts.get(a, 0)]
+                for a in sorted(set(st.write_attempts) | set(st.image_attempts))]),
+        "",
+        "Rejected samples by stage and reason (kept in `rejects/`):",
+        "",
+        _table(["stage: reason", "count", "example detail"],
+               [[k, v, st.reject_examples.get(k, "").replace("|", "/")] for k, v in st.reject_reasons.most_common()])
+        if st.reject_reasons else "_none_",
+        "",
+        f"![outcomes]({img['outcomes']})",
+        "",
+    ]
+    if "samples" in img:
+        lines += ["## Samples", "", "First samples of the first shard, with their IMPRESSION.", "",
+                  f"![samples]({img['samples']})", ""]
+    lines += [
+        "## Throughput (last run)",
+        "",
+        _table(["measure", "value"], [[k, v] for k, v in tp.items() if not isinstance(v, dict)]
+               + [[f"stage {k} (samples/s per worker)", v] for k, v in (tp.get("stage_samples_per_second") or {}).items()]),
+        "",
+        "## Files",
+        "",
+        "`shards/*.parquet` (one row per pair: `image_png`, `masks`, `findings`, `impression`, `report`, "
+        "`entities`, `extracted`, the 14 CheXpert label columns, `qc`, attempts, `seed`), `rejects/*.parquet`, "
+        "`manifest.json` (resolved config, versions, per-shard sha256). Load with "
+        "`pandas.read_parquet('shards')` or `datasets.load_dataset('parquet', data_files='shards/*.parquet')`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _balance_sentence(plan: dict) -> str:
+    ref, got = plan.get("reference_counts"), plan.get("sampled_counts") or {}
+    vals = [v for v in got.values() if v > 0]
+    s = ""
+    if vals:
+        s = f"After balancing: {len(vals)} entities used, max/min usage ratio {max(vals) / min(vals):.1f}."
+    if ref:
+        rv = [v for v in ref.values() if v > 0]
+        s += f" Reference corpus: {len(rv)} entities, max/min frequency ratio {max(rv) / min(rv):.1f}."
+    else:
+        s += " (Pool from the ontology: no reference corpus, so there is no 'before' distribution.)"
+    return s
+
+
+def render_html(md: str, figs: dict[str, bytes]) -> str:
+    """A minimal, dependency-free Markdown subset -> HTML, images inlined as base64."""
+    body: list[str] = []
+    in_table = False
+    for line in md.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= set("-"):
+                continue
+            if not in_table:
+                body.append("<table>")
+                in_table = True
+                body.append("<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells) + "</tr>")
+            else:
+                body.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            body.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            name = line.split("card_assets/")[-1].split(".png")[0]
+            data = base64.b64encode(figs[name]).decode()
+            body.append(f'<p><img alt="{name}" src="data:image/png;base64,{data}"></p>')
+        elif line.startswith("## "):
+            body.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.startswith("# "):
+            body.append(f"<h1>{html.escape(line[2:])}</h1>")
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    if in_table:
+        body.append("</table>")
+    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+             "img{max-width:100%}code{background:#f3f3f3;padding:1px 3px}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>syncxr dataset card</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text)
+    parts = out.split("`")
+    out = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    parts = out.split("**")
+    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))

@@ -1,0 +1,20 @@
+"""The README's two set-up commands and .ci/run stay in sync."""
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ci_runs_the_readme_test_command():
+    ci_lines = [l for l in (ROOT / ".ci/run").read_text().splitlines() if l.startswith("python3 -m venv")]
+    assert len(ci_lines) == 1
+    readme = (ROOT / "README.md").read_text()
+    assert ci_lines[0] in readme
+
+
+def test_readme_has_exactly_two_setup_commands_at_the_top():
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [l for l in first_block.splitlines() if l.startswith("python3 -m venv .venv")]
+    assert len(commands) == 2
+    assert "syncxr generate" in commands[0] and "pytest" in commands[1]
