@@ -14,9 +14,11 @@ from rich.console import Console
 
 from syncxr.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Synthetic CXR datasets and MedVLP study.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Synthetic CXR datasets and MedVLP study.")
 qc_app = typer.Typer(no_args_is_help=True, help="Image QC: problem banks and filter measurement.")
 app.add_typer(qc_app, name="qc")
+sim_app = typer.Typer(no_args_is_help=True, help="The simulated clinical world: corpora and benchmarks.")
+app.add_typer(sim_app, name="sim")
 err_console = Console(stderr=True)
 console = Console()
 
@@ -152,6 +154,51 @@ def card(dataset: Path = typer.Argument(..., help="Dataset folder")) -> None:
 
     paths = write_card(dataset)
     console.print(f"[green]done[/]: {', '.join(str(p) for p in paths)}")
+
+
+@sim_app.command("reports")
+@user_errors
+def sim_reports(
+    out: Path = typer.Option(..., "--out", help="CSV to write (uid, findings, impression)"),
+    n: int = typer.Option(5000, "--n"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """A long-tailed, dictation-like CSV of simulated reports (a stand-in reference corpus)."""
+    from syncxr.sim.corpus import write_reports_csv
+
+    console.print(f"[green]done[/]: {write_reports_csv(out, n, seed)}")
+
+
+@sim_app.command("mimic")
+@user_errors
+def sim_mimic(
+    out: Path = typer.Option(..., "--out", help="Folder in the MIMIC-CXR-JPG layout"),
+    n: int = typer.Option(500, "--n", help="Studies (one frontal image each)"),
+    size: int = typer.Option(256, "--size"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """A MIMIC-CXR-JPG-shaped 'real' corpus from the simulated world (images, reports, CSVs)."""
+    from syncxr.sim.corpus import write_mimic
+
+    if n < 1 or not 64 <= size <= 1024:
+        raise UserError(f"--n must be >= 1 and --size in [64, 1024]; got n={n}, size={size}")
+    console.print(f"[green]done[/]: {write_mimic(out, n, seed, size)}")
+
+
+@sim_app.command("benchmark")
+@user_errors
+def sim_benchmark(
+    out: Path = typer.Option(..., "--out", help="Benchmark folder"),
+    n: int = typer.Option(400, "--n", help="Images"),
+    size: int = typer.Option(256, "--size"),
+    seed: int = typer.Option(0, "--seed"),
+    fmt: str = typer.Option("csv", "--format", help="csv | chexpert | rsna | siim"),
+) -> None:
+    """A labelled benchmark with masks from the simulated world, in an official file format."""
+    from syncxr.sim.benchmark import write_sim_benchmark
+
+    write_sim_benchmark(out, n=n, size=size, seed=seed, fmt=fmt)
+    console.print(f"[green]done[/]: {out}")
 
 
 def _register_optional_commands() -> None:

@@ -50,6 +50,18 @@ def build_backend(kind: str, name: str, **kwargs: Any) -> Any:
         raise UserError(f"{kind} backend {name!r}: bad options: {e}") from None
 
 
+def validate_backends(cfg: GenerateConfig) -> None:
+    """Check every backend name (and import its module) before any work or output."""
+    chosen = [("extractor", cfg.extract.backend), ("writer", cfg.write.backend), ("generator", cfg.image.backend)]
+    if cfg.qc.enabled:
+        chosen.append(("features", cfg.qc.features))
+    for kind, name in chosen:
+        modules = BACKEND_MODULES[kind]
+        if name not in modules:
+            raise UserError(f"unknown {kind} backend {name!r}; valid names: {', '.join(sorted(modules))}")
+        importlib.import_module(modules[name])
+
+
 def ontology_of(cfg: GenerateConfig) -> Ontology:
     try:
         return load_ontology(cfg.ontology)
@@ -89,7 +101,7 @@ def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Any]:
     image_filter = build_filter(cfg, bank_path) if cfg.qc.enabled else None
     return [
         WriteVerifyStage(writer, verifier, max_attempts=cfg.write.max_attempts),
-        LabelStage(),
+        LabelStage(ontology),
         ImageStage(
             generator,
             image_filter=image_filter,

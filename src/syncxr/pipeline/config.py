@@ -21,8 +21,11 @@ def _check_range(v: IntOrRange, name: str, lo: int) -> IntOrRange:
 
 
 class EntitiesConfig(_Section):
-    source: Literal["ontology", "corpus"] = "ontology"
+    # Where the entity pool and its "before balancing" counts come from: the ontology (every key,
+    # no counts), a CSV of real reports, or the simulated clinical world's report corpus.
+    source: Literal["ontology", "corpus", "sim"] = "ontology"
     corpus: Optional[str] = None  # CSV of real reports whose entity counts define the pool
+    sim_reports: int = Field(default=2000, ge=100)  # size of the simulated reference corpus
     corpus_text_columns: list[str] = Field(default_factory=lambda: ["findings", "impression"])
     k: IntOrRange = (2, 5)  # non-anatomy entities per report
     m: IntOrRange = (1, 2)  # ANATOMY entities per report

@@ -41,9 +41,11 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
         raise UserError(f"{path}: not valid JSON ({e}); it is not a syncxr dataset manifest") from None
 
 
-def check_or_start_manifest(cfg: GenerateConfig, out: Path) -> None:
-    """Refuse a folder that holds another config or foreign files; otherwise (re)start the manifest."""
+def check_folder(cfg: GenerateConfig, out: Path) -> None:
+    """Refuse a folder that holds another config or foreign files (writes nothing)."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder path")
     old = read_manifest(out)
     if old is None:
         if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
@@ -58,6 +60,12 @@ def check_or_start_manifest(cfg: GenerateConfig, out: Path) -> None:
             f"{out} holds a dataset made with a different config; resuming would mix two datasets.\n"
             f"  {shown}\nRerun with the original config (and --n) to resume, or choose a new --out folder."
         )
+
+
+def start_manifest(cfg: GenerateConfig, out: Path) -> None:
+    """Write (or refresh) the manifest with status 'running'; keeps the first start time."""
+    out = Path(out)
+    old = read_manifest(out)
     manifest = {
         "format": FORMAT,
         "status": "running",

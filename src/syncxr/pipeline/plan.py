@@ -11,7 +11,6 @@ import logging
 from collections import Counter
 from typing import Any
 
-from syncxr.errors import UserError
 from syncxr.pipeline.config import GenerateConfig
 
 log = logging.getLogger(__name__)
@@ -23,18 +22,31 @@ def _range(v: int | tuple[int, int]) -> tuple[int, int]:
 
 def reference_counts(cfg: GenerateConfig) -> dict[str, int] | None:
     """Entity-key counts of a reference corpus (reports run through the extractor), or None."""
-    if cfg.entities.source != "corpus":
+    if cfg.entities.source == "ontology":
         return None
-    from syncxr.pipeline.build import build_extractor
-    from syncxr.text.corpus import corpus_entity_counts
+    from syncxr.pipeline.build import build_extractor, ontology_of
 
-    return corpus_entity_counts(cfg.entities.corpus, cfg.entities.corpus_text_columns, build_extractor(cfg))
+    extractor = build_extractor(cfg)
+    if cfg.entities.source == "sim":
+        from syncxr.sim.corpus import sim_reference_counts
+
+        counts = sim_reference_counts(cfg.entities.sim_reports, cfg.seed, extractor)
+    else:
+        from syncxr.text.corpus import corpus_entity_counts
+
+        counts = corpus_entity_counts(cfg.entities.corpus, cfg.entities.corpus_text_columns, extractor)
+    known = set(ontology_of(cfg).all_keys())
+    unknown = sorted(k for k in counts if k not in known)
+    if unknown:  # e.g. a NER backend's entities that map to no ontology concept
+        log.warning("%d extracted entity keys are not in the ontology and are left out of the pool, e.g. %s",
+                    len(unknown), unknown[:5])
+    return {k: v for k, v in counts.items() if k in known}
 
 
 def make_plan(cfg: GenerateConfig) -> tuple[list[str], dict[str, Any]]:
     """Returns (per-sample JSON entity lists, info for the manifest/card)."""
     from syncxr.pipeline.build import ontology_of
-    from syncxr.text.sample import BalancedSampler, SamplerExhausted
+    from syncxr.text.sample import BalancedSampler
 
     ontology = ontology_of(cfg)
     counts = reference_counts(cfg)
@@ -46,20 +58,15 @@ def make_plan(cfg: GenerateConfig) -> tuple[list[str], dict[str, Any]]:
         counts=counts,
         seed=cfg.seed,
     )
-    try:
-        sets = sampler.sample(cfg.n)
-    except SamplerExhausted as e:
-        raise UserError(
-            f"the entity pool ran out before {cfg.n} reports: {e}. Raise entities.tau_max, lower "
-            f"entities.k / entities.m, or lower --n"
-        ) from None
+    sets = sampler.sample(cfg.n)  # PoolExhausted (a UserError) says how many it made and what to change
     plan = [json.dumps([e.to_dict() for e in ents], separators=(",", ":")) for ents in sets]
     usage = Counter(sampler.usage)
     info = {
         "tau_max": sampler.tau_max,
         "k": list(_range(cfg.entities.k)),
         "m": list(_range(cfg.entities.m)),
-        "pool_size": len(sampler.pool_keys) if hasattr(sampler, "pool_keys") else len(usage),
+        "pool_size": len(sampler.keys),
+        "balance": sampler.balance_stats(),
         "reference_counts": dict(counts) if counts else None,
         "sampled_counts": dict(sorted(usage.items())),
     }

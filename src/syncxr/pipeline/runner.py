@@ -13,13 +13,13 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from syncxr.config import config_hash
 from syncxr.data.shards import (
     REJECTS_DIR,
     SHARDS_DIR,
@@ -31,7 +31,7 @@ from syncxr.data.shards import (
 )
 from syncxr.pipeline.config import GenerateConfig
 from syncxr.pipeline.plan import make_plan
-from syncxr.pipeline.manifest import check_or_start_manifest, finish_manifest
+from syncxr.pipeline.manifest import check_folder, finish_manifest, start_manifest
 from syncxr.records import Entity, Sample, derive_seed
 
 log = logging.getLogger(__name__)
@@ -112,18 +112,26 @@ def run_generate(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume) a dataset into `out`; returns the final manifest."""
-    from syncxr.pipeline.build import prepare_bank
+    from syncxr.pipeline.build import prepare_bank, validate_backends
 
     out = Path(out)
     workers = workers or default_workers()
     t_start = time.perf_counter()
-    check_or_start_manifest(cfg, out)
-    clean_temp_files(out)
-    bank_path = prepare_bank(cfg, out)
-
+    # Everything that can fail on bad input runs before anything is written.
+    check_folder(cfg, out)
+    validate_backends(cfg)
     t_plan = time.perf_counter()
     plan, plan_info = make_plan(cfg)
     plan_seconds = time.perf_counter() - t_plan
+    created = not out.exists()
+    try:
+        start_manifest(cfg, out)
+        clean_temp_files(out)
+        bank_path = prepare_bank(cfg, out)
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
     ranges = shard_ranges(len(plan), cfg.shard_size)
     todo = [i for i, _ in enumerate(ranges) if not (out / SHARDS_DIR / shard_name(i)).is_file()]

@@ -1,0 +1,95 @@
+"""Dataset sources. Training pairs: syncxr shards, MIMIC-CXR-JPG, generic CSV, and mixes.
+
+    open_data("runs/ds")            # a syncxr dataset folder
+    open_data("mimic:/data/mimic")  # MIMIC-CXR-JPG root
+    open_data("csv:pairs.csv")      # generic CSV (image, text)
+    open_data(DataConfig(...))      # the config's `data:` section (sources + mix ratios)
+
+Source modules are imported lazily so importing this package stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from syncxr.data.pairs import PairSource
+
+
+class SourceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["syncxr", "mimic", "csv"]
+    path: str
+    section: Literal["findings", "impression", "both"] = "both"
+    views: list[str] = ["PA", "AP"]  # mimic only
+    split: str = "train"  # mimic only: train | validate | test | all
+    reports: Optional[str] = None  # mimic only: sectioned reports CSV (default: per-study .txt)
+    image_col: str = "image"  # csv only
+    text_col: str = "text"  # csv only
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceConfig] = Field(default_factory=list)
+    section: Literal["findings", "impression", "both"] = "both"  # for a --data spec
+    mix: Literal["concat", "weighted"] = "concat"
+    ratios: Optional[list[float]] = None  # one per source, for mix: weighted
+    samples_per_epoch: Optional[int] = Field(None, ge=1)  # weighted mix only
+    validate_images: bool = False  # decode every image up front (small data) instead of lazily
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    val_max: int = Field(2000, ge=0)
+
+    @model_validator(mode="after")
+    def _ratios_match(self) -> "DataConfig":
+        if self.mix == "weighted" and (self.ratios is None or len(self.ratios) != len(self.sources)):
+            raise ValueError("mix: weighted needs `ratios` with one value per source")
+        return self
+
+
+def parse_data_spec(spec: str, section: str = "both") -> SourceConfig:
+    """'mimic:<dir>' | 'csv:<file>' | 'syncxr:<dir>' | '<dir>' (a syncxr dataset folder)."""
+    kind, sep, path = spec.partition(":")
+    if sep and kind in ("mimic", "csv", "syncxr"):
+        return SourceConfig(kind=kind, path=path, section=section)  # type: ignore[arg-type]
+    return SourceConfig(kind="syncxr", path=spec, section=section)
+
+
+def open_source(cfg: SourceConfig, validate_images: bool = False) -> "PairSource":
+    if cfg.kind == "syncxr":
+        from syncxr.data.sources.syncxr import SyncxrShards
+
+        src = SyncxrShards(cfg.path, section=cfg.section)
+    elif cfg.kind == "mimic":
+        from syncxr.data.sources.mimic import MimicCXR
+
+        src = MimicCXR(cfg.path, section=cfg.section, views=cfg.views, split=cfg.split, reports=cfg.reports)
+    else:
+        from syncxr.data.sources.csv_pairs import CsvPairs
+
+        src = CsvPairs(cfg.path, image_col=cfg.image_col, text_col=cfg.text_col)
+    if validate_images:
+        src.validate_images()
+    return src
+
+
+def open_data(data: "str | SourceConfig | DataConfig", seed: int = 0) -> "PairSource":
+    """One PairSource for a --data spec, a source config or the data section (mixes)."""
+    if isinstance(data, str):
+        data = parse_data_spec(data)
+    if isinstance(data, SourceConfig):
+        return open_source(data)
+    from syncxr.errors import UserError
+
+    if not data.sources:
+        raise UserError("no training data: pass --data <dataset> or fill the config's data.sources")
+    sources = [open_source(s, data.validate_images) for s in data.sources]
+    if len(sources) == 1 and data.mix == "concat":
+        return sources[0]
+    from syncxr.data.sources.mix import MixSource
+
+    ratios = data.ratios if data.mix == "weighted" else None
+    return MixSource(sources, ratios=ratios, size=data.samples_per_epoch, seed=seed)

@@ -1,0 +1,299 @@
+"""Lung, pleural and bone findings. Each drawer edits the patient's layers and returns its mask.
+
+Conventions: `layers.lung` is the lung contribution (markings minus air); replacing air by fluid
+or tissue means scaling it toward 0 and adding density to `layers.body`. Masks are bool (H, W)
+in image coordinates; side 1 = patient right = image left (see template.py).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy import ndimage
+
+from syncxr.image.phantom.anatomy import Layers, Patient
+from syncxr.image.phantom.draw import (
+    add_ellipsoid,
+    add_stroke,
+    axes,
+    bezier,
+    box,
+    ellipse_field,
+    dilate4,
+    ellipse_mask,
+    erode4,
+    polyline_box,
+    polyline_mask,
+    smoothstep,
+)
+from syncxr.image.phantom.spec import FindingSpec, severity01
+from syncxr.image.phantom.template import POST_RIB_DY, POST_RIB_Y0, Template
+
+ZONE_SPAN = {"upper": (0.05, 0.33), "middle": (0.33, 0.62), "lower": (0.62, 0.92)}
+
+Drawer = Callable[[Layers, Patient, FindingSpec, np.random.Generator, Template], np.ndarray]
+
+
+def zone_point(p: Patient, side: int, zone: str, rng: np.random.Generator, u_range=(0.3, 0.75)) -> tuple[float, float]:
+    """A random point inside a lung zone: u = 0 medial .. 1 lateral."""
+    f0, f1 = ZONE_SPAN[zone]
+    top, bottom = p.lung_top, p.dome[side] + 0.5 * p.dome_depth
+    y = top + rng.uniform(f0 + 0.05, f1 - 0.05) * (bottom - top)
+    med, lat = p.lung_bounds_at(side, y)
+    x = med + rng.uniform(*u_range) * (lat - med)
+    return float(x), float(y)
+
+
+def _lung_box(p: Patient, side: int) -> tuple[slice, slice]:
+    med, lat = p.lung_bounds_at(side, 0.5)
+    lo, hi = sorted((med, lat))
+    return box(lo - 0.05, hi + 0.05, p.lung_top - 0.02, p.dome[side] + p.dome_depth + 0.02, p.size)
+
+
+def _fill(layers: Layers, bb: tuple[slice, slice], density: np.ndarray, amp: float) -> None:
+    """Replace lung air by tissue/fluid with fractional `density` in [0, 1] inside a bbox."""
+    layers.lung[bb] *= 1.0 - density
+    layers.body[bb] += amp * density
+
+
+def effusion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Dependent fluid: fills the costophrenic recess first (blunting), meniscus rising laterally."""
+    mask = np.zeros(layers.body.shape, bool)
+    xs, ys = axes(p.size)
+    for side in spec.sides():
+        bb = _lung_box(p, side)
+        med, lat = p.lung_bounds_at(side, p.dome[side])
+        u = np.clip((xs[bb[1]] - med) / (lat - med), 0, 1.2)[None, :]
+        floor = p.dome[side] + p.dome_depth
+        frac = 0.12 + 0.45 * severity01(spec) + rng.uniform(-0.03, 0.03)
+        level = floor - frac * (floor - p.lung_top) - (0.06 + 0.12 * frac) * u**2  # meniscus
+        depth = ys[bb[0]][:, None] - level
+        fluid = smoothstep(depth / 0.07) ** 1.5 * (layers.label[bb] == side)
+        fluid *= 0.85 + 0.15 * smoothstep(depth / 0.2)  # thicker layer toward the base
+        _fill(layers, bb, fluid, 0.7)
+        mask[bb] |= fluid > 0.3
+    return mask
+
+
+def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Lung collapsed toward the hilum: air without markings beyond a thin pleural line."""
+    mask = np.zeros(layers.body.shape, bool)
+    scale = {"mild": 0.9, "moderate": 0.8, "severe": 0.62}[spec.severity or "moderate"]
+    for side in spec.sides():
+        bb = _lung_box(p, side)
+        lung = layers.label[bb] == side
+        hx, hy = p.hilum(side)
+        # apical/lateral pneumothorax: anchor low and medial so the gap opens at the apex
+        ay = hy + (0.2 if spec.zone == "upper" else 0.08)
+        rows = np.arange(bb[0].start, bb[0].stop)[:, None]
+        cols = np.arange(bb[1].start, bb[1].stop)[None, :]
+        src_r = np.clip(((rows + 0.5) / p.size - ay) / scale + ay, 0, 0.999) * p.size
+        src_c = np.clip(((cols + 0.5) / p.size - hx) / scale + hx, 0, 0.999) * p.size
+        collapsed = layers.label[src_r.astype(np.intp), src_c.astype(np.intp)] == side
+        collapsed &= lung
+        gap = lung & ~collapsed
+        vessels = np.take(t.vessels[p.vessel_variant], layers.idx[bb]) * p.vessel_weight
+        layers.lung[bb] -= np.where(gap, vessels + 0.06, 0.0).astype(np.float32)
+        edge = collapsed & ~erode4(collapsed)
+        line = edge & dilate4(dilate4(gap))
+        layers.body[bb] += np.where(line, 0.3, 0.0).astype(np.float32)
+        mask[bb] |= gap
+    return mask
+
+
+def _patch(layers: Layers, p: Patient, t: Template, cx: float, cy: float, rx: float, ry: float,
+           side: int, rng: np.random.Generator, fluffy: float) -> tuple[tuple[slice, slice], np.ndarray]:
+    """A fluffy airspace density (0..1) inside one lung, cut by the lung boundary."""
+    bb, r2 = ellipse_field(cx, cy, rx, ry, p.size, rng.uniform(-0.5, 0.5))
+    h, w = r2.shape
+    oy, ox = rng.integers(0, p.size, size=2)
+    cloud = t.cloud[oy : oy + h, ox : ox + w]
+    dens = smoothstep((1.0 - r2) * 1.2 + (cloud - 0.5) * fluffy)
+    dens = dens * (layers.label[bb] == side)
+    return bb, dens.astype(np.float32)
+
+
+def consolidation(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Lobar/segmental airspace opacity with air bronchograms (dark branching tubes inside)."""
+    mask = np.zeros(layers.body.shape, bool)
+    sev = severity01(spec)
+    for side in spec.sides():
+        cx, cy = zone_point(p, side, spec.zone or "lower", rng)
+        rx, ry = (0.07 + 0.05 * sev) * rng.uniform(0.9, 1.2), (0.06 + 0.04 * sev) * rng.uniform(0.9, 1.2)
+        bb, dens = _patch(layers, p, t, cx, cy, rx, ry, side, rng, 2.5)
+        _fill(layers, bb, 0.7 * dens, 0.55)
+        hx, hy = p.hilum(side)
+        for _ in range(3):  # air bronchograms run from the hilum side into the opacity
+            d = np.array([cx - hx, cy - hy]) * rng.uniform(0.6, 0.9)
+            start = np.array([cx, cy]) - 0.5 * d + rng.normal(0, 0.015, 2)
+            pts = bezier(np.array([start, start + 0.5 * d + rng.normal(0, 0.01, 2), start + d]), 16)
+            tube = polyline_mask(pts, 0.007, p.size)[bb]
+            layers.body[bb] -= np.where(tube, 0.35 * dens, 0.0).astype(np.float32)
+        mask[bb] |= dens > 0.35
+    return mask
+
+
+def opacity(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Hazy ill-defined density (the umbrella finding): fainter than consolidation."""
+    mask = np.zeros(layers.body.shape, bool)
+    for side in spec.sides():
+        cx, cy = zone_point(p, side, spec.zone or "middle", rng)
+        s = 0.06 + 0.04 * severity01(spec)
+        bb, dens = _patch(layers, p, t, cx, cy, s * 1.2, s, side, rng, 3.0)
+        _fill(layers, bb, 0.45 * dens, 0.35)
+        mask[bb] |= dens > 0.35
+    return mask
+
+
+def atelectasis(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Plate-like (discoid) linear densities near the bases, slightly oblique."""
+    mask = np.zeros(layers.body.shape, bool)
+    for side in spec.sides():
+        for k in range(1 + (spec.severity == "severe")):
+            cx, cy = zone_point(p, side, spec.zone or "lower", rng, (0.25, 0.6))
+            half = rng.uniform(0.05, 0.09) * (1 + 0.3 * severity01(spec))
+            tilt = rng.uniform(-0.08, 0.12) * (1 if side == 2 else -1)
+            pts = np.array([[cx - half, cy - tilt * half], [cx, cy + rng.normal(0, 0.006)], [cx + half, cy + tilt * half]])
+            bb, band = polyline_box(bezier(pts, 20), 0.012 + 0.01 * severity01(spec), p.size)
+            band &= layers.label[bb] == side
+            _fill(layers, bb, 0.6 * ndimage.gaussian_filter(band.astype(np.float32), 0.6 * p.size / 256), 0.9)
+            mask[bb] |= band
+    return mask
+
+
+def edema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Bilateral perihilar 'bat wing' haze plus Kerley B lines at the lateral bases."""
+    mask = np.zeros(layers.body.shape, bool)
+    sev = severity01(spec)
+    for side in (1, 2):
+        hx, hy = p.hilum(side)
+        bb, r2 = ellipse_field(hx, hy + 0.02, 0.12 + 0.04 * sev, 0.15 + 0.04 * sev, p.size)
+        h, w = r2.shape
+        oy, ox = rng.integers(0, p.size, size=2)
+        haze = np.exp(-1.6 * r2) * (0.6 + 0.8 * t.cloud[oy : oy + h, ox : ox + w])
+        haze = (haze * (0.35 + 0.35 * sev) * (layers.label[bb] == side)).astype(np.float32)
+        _fill(layers, bb, haze, 0.7)
+        mask[bb] |= haze > 0.2
+        med, lat = p.lung_bounds_at(side, p.dome[side] - 0.05)
+        for _ in range(int(4 + 5 * sev)):  # Kerley B: short horizontal lines touching the pleura
+            y = p.dome[side] - rng.uniform(0.01, 0.12)
+            x1 = lat - np.sign(lat - med) * 0.005
+            x0 = x1 - np.sign(lat - med) * rng.uniform(0.015, 0.03)
+            mask |= add_stroke(layers.body, np.array([[x0, y], [x1, y]]), 0.004, 0.25, layers.label == side)
+    return mask
+
+
+def _lesion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, radius: tuple[float, float],
+            amp: float, lobes: int) -> np.ndarray:
+    mask = np.zeros(layers.body.shape, bool)
+    side = spec.sides()[0] if spec.laterality != "bilateral" else int(rng.integers(1, 3))
+    cx, cy = zone_point(p, side, spec.zone or "middle", rng, (0.3, 0.7))
+    r = radius[0] + (radius[1] - radius[0]) * severity01(spec) * rng.uniform(0.7, 1.0)
+    for k in range(lobes):
+        ox, oy = (rng.normal(0, 0.35 * r, 2) if k else (0.0, 0.0))
+        body = add_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1), r * rng.uniform(0.8, 1.1),
+                             amp, angle=rng.uniform(0, np.pi))
+        mask |= body
+    return mask
+
+
+def nodule(layers, p, spec, rng, t) -> np.ndarray:  # noqa: ANN001 - Drawer signature
+    """Round well-defined opacity under 3 cm."""
+    return _lesion(layers, p, spec, rng, (0.014, 0.026), 0.4, 1)
+
+
+def mass(layers, p, spec, rng, t) -> np.ndarray:  # noqa: ANN001
+    """Larger (>= 3 cm), lobulated opacity."""
+    return _lesion(layers, p, spec, rng, (0.045, 0.075), 0.5, 3)
+
+
+def granuloma(layers, p, spec, rng, t) -> np.ndarray:  # noqa: ANN001
+    """Calcified granuloma: a small, very bright dot."""
+    return _lesion(layers, p, spec, rng, (0.006, 0.009), 1.0, 1)
+
+
+def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """A step and a lucent line across a lateral posterior rib (callus when mild = healing)."""
+    side = spec.sides()[0]
+    first = {"upper": 2, "middle": 4, "lower": 6}[spec.zone or "middle"]
+    i = int(rng.integers(first, first + 3))
+    s = rng.uniform(0.7, 0.85)
+    y0 = POST_RIB_Y0 + i * POST_RIB_DY
+    sgn = -1.0 if side == 1 else 1.0
+    cx, cy = p.to_image(np.array([0.5 + sgn * 0.42 * s, y0 - 0.02 * s + 0.115 * s**2]))
+    half = 0.03
+    bb = box(cx - half, cx + half, cy - half, cy + half, p.size)
+    win = layers.body[bb]
+    xs, ys = axes(p.size)
+    col = np.searchsorted(xs[bb[1]], cx)
+    step = max(1, int(round(0.007 * p.size)))
+    lateral = slice(0, col) if side == 1 else slice(col, win.shape[1])
+    win[:, lateral] = np.roll(win[:, lateral], step, axis=0)
+    dy = np.abs(ys[bb[0]][:, None] - cy) < 0.016
+    gap = (np.abs(xs[bb[1]][None, :] - cx) < 0.6 / p.size + 0.002) & dy
+    win -= np.where(gap, 0.22 * p.bone_weight, 0.0).astype(np.float32)
+    if spec.severity == "mild":
+        add_ellipsoid(layers.body, cx, cy, 0.012, 0.012, 0.2)
+    return ellipse_mask(cx, cy, 0.022, 0.022, p.size)
+
+
+def emphysema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Hyperinflation is set on the patient; here: a few bullae (dark, no markings) at the apices."""
+    for _ in range(int(rng.integers(1, 3 + int(2 * severity01(spec))))):
+        side = int(rng.integers(1, 3))
+        cx, cy = zone_point(p, side, "upper", rng, (0.3, 0.8))
+        bb, r2 = ellipse_field(cx, cy, *(rng.uniform(0.02, 0.04),) * 2, p.size)
+        inside = (r2 < 1) & (layers.label[bb] == side)
+        layers.lung[bb] = np.where(inside, np.minimum(layers.lung[bb], 0) - 0.12, layers.lung[bb])
+    return layers.label > 0
+
+
+def pleural_thickening(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """Smooth band along the lateral chest wall (or an apical cap in the upper zone)."""
+    mask = np.zeros(layers.body.shape, bool)
+    k = max(2, int(round((0.012 + 0.01 * severity01(spec)) * p.size)))
+    f0, f1 = ZONE_SPAN[spec.zone or "upper"]
+    _, ys = axes(p.size)
+    for side in spec.sides():
+        bb = _lung_box(p, side)
+        lung = layers.label[bb] == side
+        band = lung & ~np.roll(lung, k if side == 1 else -k, axis=1)
+        if spec.zone == "upper":
+            band |= lung & ~np.roll(lung, k, axis=0)
+        top, bottom = p.lung_top, p.dome[side]
+        y = ys[bb[0]]
+        band &= ((y >= top + f0 * (bottom - top) - 0.03) & (y <= top + f1 * (bottom - top)))[:, None]
+        soft = ndimage.gaussian_filter(band.astype(np.float32), 0.7 * p.size / 256)
+        layers.lung[bb] *= 1.0 - 0.7 * soft
+        layers.body[bb] += 0.5 * soft
+        mask[bb] |= band
+    return mask
+
+
+def cardiomegaly(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
+    """The heart was enlarged when the patient was drawn; its mask is the silhouette."""
+    return layers.heart.copy()
+
+
+def enlarged_cardiomediastinum(layers, p, spec, rng, t) -> np.ndarray:  # noqa: ANN001
+    """The mediastinum was widened when the patient was drawn; its mask is the mediastinum."""
+    return layers.mediastinum.copy()
+
+
+DRAWERS: dict[str, Drawer] = {
+    "pleural_effusion": effusion,
+    "pneumothorax": pneumothorax,
+    "consolidation": consolidation,
+    "opacity": opacity,
+    "atelectasis": atelectasis,
+    "edema": edema,
+    "nodule": nodule,
+    "mass": mass,
+    "granuloma": granuloma,
+    "fracture": fracture,
+    "emphysema": emphysema,
+    "pleural_thickening": pleural_thickening,
+    "cardiomegaly": cardiomegaly,
+    "enlarged_cardiomediastinum": enlarged_cardiomediastinum,
+}

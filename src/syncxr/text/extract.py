@@ -1,0 +1,345 @@
+"""Built-in entity extractor: ontology lexicon + ConText-style assertion + attribute binding.
+
+CONTRACT with report writers (the grammar writer verifies its text by re-reading it with this
+extractor). For every concept C of the ontology and every phrase S in C.synonyms:
+
+1. "S." (any case, surrounded by any whitespace) reads back as exactly one entity of C,
+   assertion present (ANATOMY entities are emitted for anatomy phrases only).
+2. "[severity] [laterality] [zone] S" reads back as C with those attributes, for the kinds C
+   declares in `attributes` (other kinds are never attached). Words understood, with their value:
+   severity  small / mild / minimal / trace / tiny / slight(ly) / mildly -> "mild";
+             moderate(ly) -> "moderate"; large / severe(ly) / marked(ly) / extensive / massive -> "severe"
+   laterality left / left-sided -> "left"; right / right-sided -> "right"; bilateral / both ->
+             "bilateral"; left and right together -> "bilateral"; bibasilar -> bilateral + lower zone
+   zone      upper / apical / apex -> "upper"; mid / middle / perihilar -> "middle";
+             lower / basilar / basal / base -> "lower"
+   The same words after S also count ("S on the left", "S is small", "S in the lower lung zone").
+3. "S in the A" (A a synonym of an ANATOMY concept) reads back as C plus the ANATOMY entity of A;
+   C takes A's `anatomy_side` / `anatomy_zone` for the kinds C declares and the words of rule 2
+   did not already set.
+4. "No S." and "There is no S1, S2, or S3." read back absent (type NON-<base type>) for negatable
+   concepts; so do "No evidence of ...", "Without ...", "S is not seen.", "S has resolved.".
+5. "Possible S.", "S cannot be excluded.", "Findings may represent S." read back uncertain.
+6. Avoid, inside one sentence, words that change the reading: hedges ("may", "likely",
+   "suggests"), negations ("no", "not", "without"), and two findings joined only by "or"
+   (read as alternatives: both uncertain unless negated).
+
+Per call, entities are unique by key (name|TYPE): the first mention gives span, text and
+attributes; later mentions of the same key only fill attributes the first lacked (left and right
+mentions merge into "bilateral"). A key seen present and uncertain in one sentence is uncertain
+("opacity may represent pneumonia" style hedges of one finding); across sentences present wins.
+Output is in text order of first mentions and deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity, typed
+from syncxr.text.base import EXTRACTORS, Extractor
+from syncxr.text.lexicon import ATTR_ONLY, ATTRIBUTE_WORDS, Lexicon, Match, safe_lower, tokenize
+from syncxr.text.negation import TERM, Span, Trigger, assert_mentions, find_triggers
+from syncxr.vocab import Concept, Ontology, load_ontology
+
+FINDING_TYPES = ("ABNORMALITY", "DISEASE")
+
+# Sentence breaks: ". " / "! " always; "? " before a capital; blank lines; a newline that starts a
+# list item; a period glued to a capital. In mixed-case text also a line or a double space
+# followed by a capital (reports with missing periods); not in all-caps text, where that would
+# cut every wrapped line.
+_BREAKS = r"(?<=[.!])\s+|(?<=\?)\s+(?=[A-Z0-9])|\n\s*\n\s*|\n\s*(?=(?:\d+[.)]|[-*\u2022])\s)|(?<=[a-z]\.)(?=[A-Z])"
+_SENT_BREAK_CAPS = re.compile(_BREAKS)
+_SENT_BREAK = re.compile(_BREAKS + r"|\n\s*(?=[A-Z])|\s{2,}(?=[A-Z])")
+_LOWER = re.compile(r"[a-z]")
+# Separators between the modifiers of two list members ("left effusion and right pneumothorax").
+_SEPARATOR = re.compile(r",|;|/|\b(?:and|or|nor|with|plus|versus|vs|while|as well as)\b")
+# Terminators that also end an attribute clause (the rest only end a negation scope).
+_SOFT_TERMS = ("there", "with", "and")
+PREPOSITIONS = frozenset(
+    "in at of within involving on over overlying along throughout near to from into projecting adjacent affecting across".split()
+)
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the sentences of `text`, whitespace-trimmed, non-empty."""
+    out, pos = [], 0
+    breaks = _SENT_BREAK if _LOWER.search(text) else _SENT_BREAK_CAPS
+    for m in breaks.finditer(text):
+        out.append((pos, m.start()))
+        pos = m.end()
+    out.append((pos, len(text)))
+    spans = []
+    for s, e in out:
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            spans.append((s, e))
+    return spans
+
+
+_LEXICONS: dict[int, tuple[Ontology, Lexicon]] = {}
+
+
+def lexicon_for(ontology: Ontology) -> Lexicon:
+    """The compiled lexicon of an ontology, built once per ontology object."""
+    hit = _LEXICONS.get(id(ontology))
+    if hit is not None and hit[0] is ontology:
+        return hit[1]
+    if len(_LEXICONS) >= 8:
+        _LEXICONS.clear()
+    lex = Lexicon(ontology)
+    _LEXICONS[id(ontology)] = (ontology, lex)  # keeps the ontology alive, so its id stays unique
+    return lex
+
+
+@dataclass
+class _Mention:
+    match: Match
+    concept: Concept
+    assertion: str
+    attributes: dict[str, str]
+    sentence: int
+
+
+@EXTRACTORS.register("lexicon")
+class LexiconExtractor:
+    """Rule-based extractor over the ontology (module docstring: behaviour and writer contract)."""
+
+    backend_id = "lexicon"
+
+    def __init__(self, ontology: Ontology | str | Path | None = None) -> None:
+        if ontology is None or isinstance(ontology, (str, Path)):
+            ontology = load_ontology(ontology)
+        self.ontology = ontology
+        self.lexicon = lexicon_for(ontology)
+
+    def extract(self, text: str, section: str = "") -> list[Entity]:
+        """Typed, attributed entities of `text` (spans relative to `text`)."""
+        if not text or not text.strip():
+            return []
+        low = safe_lower(text)
+        mentions: list[_Mention] = []
+        for si, (s, e) in enumerate(split_sentences(text)):
+            mentions.extend(self._sentence(low, s, e, si))
+        return _merge_mentions(mentions, text, section)
+
+    def _sentence(self, low: str, start: int, end: int, index: int) -> list[_Mention]:
+        lex = self.lexicon
+        toks = tokenize(low, start, end)
+        matches = [m for m in lex.find(low, start, end, toks) if m.concept != ATTR_ONLY]
+        if not matches:
+            return []
+        sent = _Sentence(low, toks, matches, lex)
+        concepts = [lex.concepts[m.concept] for m in matches]
+        triggers = find_triggers(low, start, end, toks)
+        spans = [Span(m.start, m.end, c.type in FINDING_TYPES and c.negatable) for m, c in zip(matches, concepts)]
+        assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True))
+        attrs = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
+        return [
+            _Mention(m, c, a if c.type in FINDING_TYPES else PRESENT, at, index)
+            for m, c, a, at in zip(matches, concepts, assertions, attrs)
+        ]
+
+
+class _Sentence:
+    """One sentence: lower-cased text, its tokens (normalised once) and its concept mentions."""
+
+    def __init__(self, low: str, toks: list[tuple[str, int, int]], matches: list[Match], lex: Lexicon) -> None:
+        self.low = low
+        self.matches = matches
+        self.starts = [s for _, s, _ in toks]
+        self.norms = [lex.normalize(t) for t, _, _ in toks]
+        inside = [False] * len(toks)
+        for m in matches:
+            for k in range(bisect_left(self.starts, m.start), bisect_left(self.starts, m.end)):
+                inside[k] = True
+        self.inside = inside  # token k lies inside a concept mention
+
+    def words(self, a: int, b: int, skip_mentions: bool = False) -> list[str]:
+        """Normalised words starting in [a, b), optionally without those inside mentions."""
+        lo, hi = bisect_left(self.starts, a), bisect_left(self.starts, b)
+        if skip_mentions:
+            return [self.norms[k] for k in range(lo, hi) if not self.inside[k]]
+        return self.norms[lo:hi]
+
+
+def _clause_bounds(
+    low: str, triggers: list[Trigger], matches: list[Match], start: int, end: int
+) -> list[tuple[int, int]]:
+    """Clauses of one sentence for attribute binding: split at the hard terminators only."""
+    cuts = [t for t in triggers if t.kind == TERM and not low.startswith(_SOFT_TERMS, t.start)]
+    cuts = [t for t in cuts if not any(m.start <= t.start < m.end for m in matches)]
+    bounds, pos = [], start
+    for t in cuts:
+        bounds.append((pos, t.start))
+        pos = t.end
+    bounds.append((pos, end))
+    return bounds
+
+
+def _words_attrs(words: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for w in words:
+        for kind, value in ATTRIBUTE_WORDS.get(w, ()):
+            out.setdefault(kind, []).append(value)
+    return out
+
+
+_SEVERITY_RANK = {"mild": 0, "moderate": 1, "severe": 2}
+
+
+def _resolve(found: dict[str, list[str]]) -> dict[str, str]:
+    """One value per kind: left+right -> bilateral; the most severe severity; the first zone."""
+    out: dict[str, str] = {}
+    lat = set(found.get("laterality", ()))
+    if lat:
+        out["laterality"] = "bilateral" if "bilateral" in lat or len(lat) > 1 else lat.pop()
+    if found.get("severity"):
+        out["severity"] = max(found["severity"], key=_SEVERITY_RANK.__getitem__)
+    if found.get("zone"):
+        out["zone"] = found["zone"][0]
+    return out
+
+
+def _bind_attributes(sent: _Sentence, concepts: list[Concept], clauses: list[tuple[int, int]]) -> list[dict[str, str]]:
+    """Attributes of each finding from its own modifier words, then from the anatomy bound to it."""
+    matches, low = sent.matches, sent.low
+    n = len(matches)
+    clause_starts = [s for s, _ in clauses]
+    clause_of = [max(bisect_right(clause_starts, m.start) - 1, 0) for m in matches]
+    finding = [c.type in FINDING_TYPES for c in concepts]
+    bound = _bind_anatomy(sent, finding, [c.type == "ANATOMY" for c in concepts], clause_of)
+    out: list[dict[str, str]] = []
+    for i in range(n):
+        if not finding[i]:
+            out.append({})
+            continue
+        cs, ce = clauses[clause_of[i]]
+        prev = [j for j in range(i) if clause_of[j] == clause_of[i]]
+        pre_start = matches[prev[-1]].end if prev else cs
+        if prev:  # only the modifiers after the last separator belong to this mention
+            for sep in _SEPARATOR.finditer(low, pre_start, matches[i].start):
+                pre_start = sep.end()
+        ws = sent.words(pre_start, matches[i].start)
+        if matches[i].pattern:  # regex phrasings carry their own modifiers ("mildly enlarged")
+            ws = ws + sent.words(matches[i].start, matches[i].end)
+        ws = ws + _post_words(sent, i, finding, clause_of, ce)
+        attrs = _resolve(_words_attrs(ws))
+        located = [concepts[a] for a in bound.get(i, [])]
+        from_anatomy = _resolve(
+            {
+                "laterality": [c.anatomy_side for c in located if c.anatomy_side],
+                "zone": [c.anatomy_zone for c in located if c.anatomy_zone],
+            }
+        )
+        for kind, value in from_anatomy.items():
+            attrs.setdefault(kind, value)
+        out.append({k: v for k, v in attrs.items() if k in concepts[i].attributes})
+    return out
+
+
+def _post_words(sent: _Sentence, i: int, finding: list[bool], clause_of: list[int], ce: int) -> list[str]:
+    """Words after mention i up to the first separator, or none when the next finding follows with
+    no separator (those words are its pre-modifiers). Words inside anatomy mentions are skipped."""
+    matches = sent.matches
+    nxt = next((j for j in range(i + 1, len(matches)) if clause_of[j] == clause_of[i] and finding[j]), None)
+    stop = matches[nxt].start if nxt is not None else ce
+    sep = _SEPARATOR.search(sent.low, matches[i].end, stop)
+    if sep is None and nxt is not None:
+        return []
+    if sep is not None:
+        stop = sep.start()
+    return sent.words(matches[i].end, stop, skip_mentions=True)
+
+
+def _bind_anatomy(sent: _Sentence, finding: list[bool], anatomy: list[bool], clause_of: list[int]) -> dict[int, list[int]]:
+    """finding index -> anatomy indices that locate it ("opacity in the right lower lobe",
+    "right lower lobe opacity", "... in the right lower lobe and lingula")."""
+    matches, low = sent.matches, sent.low
+    bound: dict[int, list[int]] = {}
+    owner: dict[int, int] = {}
+    for k in range(len(matches)):
+        if not anatomy[k]:
+            continue
+        prev = k - 1 if k > 0 and clause_of[k - 1] == clause_of[k] else None
+        nxt = k + 1 if k + 1 < len(matches) and clause_of[k + 1] == clause_of[k] else None
+        target = None
+        if prev is not None:
+            gap_ws = sent.words(matches[prev].end, matches[k].start)
+            clean = not _SEPARATOR.search(low, matches[prev].end, matches[k].start)
+            if prev in owner and set(gap_ws) <= {"and", "or", "the", "both"}:
+                target = owner[prev]  # a list of places for one finding
+            elif finding[prev] and clean and len(gap_ws) <= 8:
+                if PREPOSITIONS.intersection(gap_ws) or not (nxt is not None and finding[nxt]):
+                    target = prev
+        if target is None and nxt is not None and finding[nxt]:
+            if not _SEPARATOR.search(low, matches[k].end, matches[nxt].start):
+                if len(sent.words(matches[k].end, matches[nxt].start)) <= 4:
+                    target = nxt
+        if target is not None:
+            owner[k] = target
+            bound.setdefault(target, []).append(k)
+    return bound
+
+
+def _merge_mentions(mentions: list[_Mention], text: str, section: str) -> list[Entity]:
+    """One entity per key (module docstring: merge rule)."""
+    entities: dict[str, Entity] = {}
+    per_sentence: dict[str, dict[int, set[str]]] = {}
+    for m in mentions:
+        typ = typed(m.concept.type, m.assertion)
+        key = f"{m.concept.name}|{typ}"
+        ent = entities.get(key)
+        if ent is None:
+            entities[key] = Entity(
+                m.concept.name, typ, m.assertion, dict(m.attributes), text[m.match.start : m.match.end],
+                section, m.match.start, m.match.end,
+            )
+        else:
+            _fill_attributes(ent.attributes, m.attributes)
+        per_sentence.setdefault(key, {}).setdefault(m.sentence, set()).add(m.assertion)
+    for key, ent in entities.items():
+        if ent.assertion == ABSENT:
+            continue
+        sentence_level = [UNCERTAIN if UNCERTAIN in s else PRESENT for s in per_sentence[key].values()]
+        ent.assertion = PRESENT if PRESENT in sentence_level else UNCERTAIN
+    return list(entities.values())
+
+
+def _fill_attributes(have: dict[str, str], new: dict[str, str]) -> None:
+    for kind, value in new.items():
+        if kind not in have:
+            have[kind] = value
+        elif kind == "laterality" and {have[kind], value} == {"left", "right"}:
+            have[kind] = "bilateral"
+
+
+def merge_entities(entities: list[Entity]) -> list[Entity]:
+    """Entities unique by key, first occurrence kept; later ones fill missing attributes
+    (left + right -> bilateral) and a present mention upgrades an uncertain one."""
+    out: dict[str, Entity] = {}
+    for e in entities:
+        have = out.get(e.key)
+        if have is None:
+            out[e.key] = Entity.from_dict(e.to_dict())
+            continue
+        _fill_attributes(have.attributes, e.attributes)
+        if have.assertion == UNCERTAIN and e.assertion == PRESENT:
+            have.assertion = PRESENT
+    return list(out.values())
+
+
+def extract_report(extractor: Extractor, findings: str, impression: str) -> list[Entity]:
+    """Entities of a two-section report, unique by key across sections (`merge_entities`); each
+    keeps the section and span of its first mention (findings before impression)."""
+    ents = []
+    for section, text in (("findings", findings or ""), ("impression", impression or "")):
+        for e in extractor.extract(text, section):
+            e.section = e.section or section
+            ents.append(e)
+    return merge_entities(ents)

@@ -1,0 +1,175 @@
+"""Extract entities and CheXpert-14 labels from the report texts of a CSV file.
+
+Output CSV: the id column, the 14 snake_case CheXpert label columns ("1.0" / "0.0" / "-1.0", blank
+when unmentioned, as in mimic-cxr-2.0.0-chexpert.csv) and an `entities` column holding a JSON list
+of Entity dicts. With several text columns (e.g. findings + impression) each column is read as one
+section named after it, and entities are merged by key across sections (`merge_entities`).
+
+Rows are streamed (constant memory); the output is written to a temporary file in the target
+folder and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from syncxr.errors import UserError
+from syncxr.records import CHEXPERT14_SNAKE, Entity
+from syncxr.text.base import Extractor
+from syncxr.text.extract import LexiconExtractor, merge_entities
+from syncxr.text.labels import chexpert_vector
+from syncxr.vocab import Ontology, load_ontology
+
+log = logging.getLogger(__name__)
+
+ENTITIES_COLUMN = "entities"
+_MISSING_TEXT = {"", "nan", "none", "null", "n/a"}  # cells that mean "no report text"
+_FORMAT = {1.0: "1.0", 0.0: "0.0", -1.0: "-1.0", None: ""}
+
+
+def _raise_field_limit() -> None:
+    # Some report exports hold very long cells; the csv module refuses fields over 128 KiB by default.
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            limit //= 10
+
+
+def _open_reader(path: Path, needed: list[str]) -> tuple[csv.DictReader, object]:
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found; pass an existing CSV file with --in") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror}); check the path and its permissions") from None
+    reader = csv.DictReader(fh)
+    try:
+        header = reader.fieldnames
+    except (csv.Error, UnicodeDecodeError) as e:
+        fh.close()
+        raise UserError(f"{path}: not a readable UTF-8 CSV file ({e})") from None
+    if not header:
+        fh.close()
+        raise UserError(f"{path}: the file is empty; expected a CSV header with columns {needed}")
+    missing = [c for c in needed if c not in header]
+    if missing:
+        fh.close()
+        raise UserError(
+            f"{path}: missing column(s) {missing}; the file has columns {list(header)}. "
+            "Pass the right names with --text-columns / --id-column."
+        )
+    return reader, fh
+
+
+def _text(cell: str | None) -> str:
+    if cell is None or cell.strip().lower() in _MISSING_TEXT:
+        return ""
+    return cell
+
+
+def _row_entities(extractor: Extractor, row: dict[str, str | None], text_columns: list[str]) -> list[Entity]:
+    ents: list[Entity] = []
+    for col in text_columns:
+        text = _text(row.get(col))
+        if text:
+            for e in extractor.extract(text, col):
+                e.section = e.section or col
+                ents.append(e)
+    return merge_entities(ents)
+
+
+def extract_csv(
+    in_path: str | Path,
+    text_columns: list[str],
+    id_column: str,
+    out_path: str | Path,
+    extractor: Extractor | None = None,
+    ontology: Ontology | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    """Read `text_columns` of each row of `in_path`, write labels + entities to `out_path`.
+
+    Returns stats: rows, empty_rows (no text in any text column), failed (ids of rows whose
+    extraction raised; written with blank labels), entities, per-label counts, seconds, rows_per_s,
+    out. `progress`, if given, is called with the number of rows done every 1000 rows and at the end.
+    Raises UserError for a missing/unreadable/empty file or missing columns (nothing is written).
+    """
+    in_path, out_path = Path(in_path), Path(out_path)
+    text_columns = list(text_columns)
+    if not text_columns:
+        raise UserError("no text columns given; pass e.g. --text-columns findings,impression")
+    extractor = extractor or LexiconExtractor(ontology)
+    onto = ontology or getattr(extractor, "ontology", None) or load_ontology()
+    _raise_field_limit()
+    reader, fh = _open_reader(in_path, [id_column, *dict.fromkeys(text_columns)])
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tempfile.NamedTemporaryFile(
+            "w", newline="", encoding="utf-8", dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp", delete=False
+        )
+    except OSError as e:
+        fh.close()
+        raise UserError(f"{out_path}: cannot write the output ({e.strerror}); choose a writable --out path") from None
+    stats = {
+        "rows": 0, "empty_rows": 0, "failed": [], "entities": 0,
+        "labels": {k: {"positive": 0, "negative": 0, "uncertain": 0} for k in CHEXPERT14_SNAKE},
+    }
+    t0 = time.perf_counter()
+    try:
+        with fh, tmp:
+            writer = csv.writer(tmp)
+            writer.writerow([id_column, *CHEXPERT14_SNAKE, ENTITIES_COLUMN])
+            for row in _rows(reader, in_path):
+                _one_row(row, writer, extractor, onto, text_columns, id_column, stats)
+                if progress and stats["rows"] % 1000 == 0:
+                    progress(stats["rows"])
+        if stats["rows"] == 0:
+            raise UserError(f"{in_path}: the file has a header but no rows; nothing to extract")
+        os.replace(tmp.name, out_path)
+    except BaseException:
+        Path(tmp.name).unlink(missing_ok=True)
+        raise
+    if progress:
+        progress(stats["rows"])
+    secs = time.perf_counter() - t0
+    stats.update(seconds=round(secs, 3), rows_per_s=round(stats["rows"] / secs, 1) if secs > 0 else 0.0, out=str(out_path))
+    log.info("extracted %d rows from %s into %s (%.0f rows/s)", stats["rows"], in_path, out_path, stats["rows_per_s"])
+    return stats
+
+
+def _rows(reader: csv.DictReader, path: Path):
+    try:
+        yield from reader
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: unreadable CSV near line {reader.line_num} ({e}); is it UTF-8 CSV?") from None
+
+
+def _one_row(row, writer, extractor: Extractor, onto: Ontology, text_columns, id_column: str, stats: dict) -> None:
+    stats["rows"] += 1
+    row_id = row.get(id_column) or ""
+    if not any(_text(row.get(c)) for c in text_columns):
+        stats["empty_rows"] += 1
+    try:
+        ents = _row_entities(extractor, row, text_columns)
+        labels = chexpert_vector(ents, onto)
+    except Exception as e:  # one bad row is data, not a crash: blank labels, reason logged and counted
+        log.warning("row %d (id %r): extraction failed: %s: %s", stats["rows"], row_id, type(e).__name__, e)
+        stats["failed"].append(row_id)
+        ents, labels = [], {k: None for k in CHEXPERT14_SNAKE}
+    stats["entities"] += len(ents)
+    for k, v in labels.items():
+        if v is not None:
+            stats["labels"][k][{1.0: "positive", 0.0: "negative", -1.0: "uncertain"}[v]] += 1
+    entities_json = json.dumps([e.to_dict() for e in ents], separators=(",", ":"))
+    writer.writerow([row_id, *(_FORMAT[labels[k]] for k in CHEXPERT14_SNAKE), entities_json])

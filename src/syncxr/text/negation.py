@@ -1,0 +1,244 @@
+"""ConText/NegEx-style assertion of concept mentions: present, absent (negated) or uncertain.
+
+Within one sentence, triggers are found with one regex (longest alternative first, so "no
+interval change" is a pseudo-trigger, not "no"):
+
+- forward negation ("no", "without", "free of", "negative for", "resolution of", ...) and forward
+  uncertainty ("possible", "may represent", "cannot exclude", "suspicious for", "?", ...) cover
+  every mention after them up to the next terminator;
+- backward negation ("... is not seen", "... has resolved", "... removed") and backward
+  uncertainty ("... cannot be excluded", "... is likely") cover the mention just before them and
+  any mentions joined to it as a list ("effusion or pneumothorax is not seen");
+- "resolved", "unlikely" (negative) and "difficult to exclude" (uncertain) work both ways;
+- terminators end a forward scope: ";", ":", "but", "however", "although", "though", "except",
+  "aside from", "other than", "which", "whereas", "while", "with", "there is/are",
+  "and" before "the/there/a/an/is/are";
+- pseudo-triggers cover nothing: "no change", "no interval change", "without change", "not only"...
+
+When several triggers cover a mention, the nearest one wins. Finally two findings joined only by
+"or" / "and/or" / "versus" ("atelectasis or pneumonia") are both uncertain unless negated.
+Triggers that lie wholly inside a concept's own span ("no acute cardiopulmonary process") are
+ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from syncxr.records import ABSENT, PRESENT, UNCERTAIN
+from syncxr.text.lexicon import literal_words, scan_at_words, tokenize
+
+NEG_F, NEG_B, NEG_BI = "neg_f", "neg_b", "neg_bi"
+UNC_F, UNC_B, UNC_BI = "unc_f", "unc_b", "unc_bi"
+PSEUDO, TERM = "pseudo", "term"
+
+_BE = r"(?:is|are|was|were|has been|have been)"
+_SEEN = r"(?:seen|identified|visualized|visualised|appreciated|present|evident|demonstrated|noted|detected|visible|apparent)"
+
+# (regex, kind). A space matches any whitespace run.
+TRIGGERS: list[tuple[str, str]] = [
+    # pseudo-triggers: look like negation, negate nothing
+    (r"no (?:significant |appreciable |substantial )?(?:interval )?(?:change|changes|increase|decrease|worsening|improvement|progression)", PSEUDO),
+    (r"without (?:significant |appreciable )?(?:interval )?(?:change|changes|increase|worsening)", PSEUDO),
+    (r"not (?:only|necessarily|changed|significantly changed)", PSEUDO),
+    (r"no longer (?:intubated)", PSEUDO),
+    (r"gram[- ]negative", PSEUDO),
+    # forward negation
+    (r"no", NEG_F),
+    (r"not", NEG_F),
+    (r"nor", NEG_F),
+    (r"without", NEG_F),
+    (r"free of", NEG_F),
+    (r"clear of", NEG_F),
+    (r"negative for", NEG_F),
+    (r"absence of", NEG_F),
+    (r"absent", NEG_F),
+    (r"(?:interval )?resolution of", NEG_F),
+    (r"(?:interval )?removal of", NEG_F),
+    (r"no longer", NEG_F),
+    (r"rather than", NEG_F),
+    (r"(?:has|have) been ruled out", NEG_B),
+    # backward negation
+    (rf"{_BE} not {_SEEN}", NEG_B),
+    (rf"{_BE} no longer {_SEEN}", NEG_B),
+    (rf"not {_SEEN}", NEG_B),
+    (rf"no longer {_SEEN}", NEG_B),
+    (rf"{_BE} (?:now )?(?:absent|gone)", NEG_B),
+    (r"(?:has|have) (?:since |now |completely |nearly |almost )?(?:resolved|cleared|disappeared)", NEG_B),
+    (r"(?:has|have) (?:since |now )?been removed", NEG_B),
+    (r"(?:was|were|is|are) removed", NEG_B),
+    (r"removed", NEG_B),
+    (r"resolved", NEG_BI),
+    (r"unlikely to (?:represent|be|reflect)", NEG_F),
+    (r"unlikely", NEG_BI),  # "effusion is unlikely", "unlikely to represent pneumonia": leans negative
+    # forward uncertainty
+    (r"possible", UNC_F),
+    (r"possibly", UNC_F),
+    (r"probable", UNC_F),
+    (r"probably", UNC_F),
+    (r"likely", UNC_F),
+    (r"most likely", UNC_F),
+    (r"may", UNC_F),
+    (r"might", UNC_F),
+    (r"could", UNC_F),
+    (r"questionable", UNC_F),
+    (r"question of", UNC_F),
+    (r"suspicious (?:for|of)", UNC_F),
+    (r"concerning for", UNC_F),
+    (r"concern for", UNC_F),
+    (r"worrisome for", UNC_F),
+    (r"suggestive of", UNC_F),
+    (r"suggesting", UNC_F),
+    (r"suggests?", UNC_F),
+    (r"(?:cannot|can not|can't|could not) (?:entirely |completely |definitely )?(?:exclude|rule out)", UNC_F),
+    (r"possibility of", UNC_F),
+    (r"differential (?:diagnosis )?(?:includes|would include|of)", UNC_F),
+    (r"versus", UNC_F),
+    (r"vs", UNC_F),
+    (r"equivocal", UNC_F),
+    (r"borderline", UNC_F),
+    (r"suspected", UNC_F),
+    (r"presumed", UNC_F),
+    (r"presumably", UNC_F),
+    (r"indeterminate", UNC_F),
+    (r"uncertain", UNC_F),
+    (r"not certain", UNC_F),
+    (r"(?:rule out|r/o|evaluate for|assess for)", UNC_F),
+    (r"\?(?=\s*[a-z])", UNC_F),
+    (r"difficult to (?:exclude|rule out)", UNC_BI),
+    # backward uncertainty
+    (r"(?:cannot|can not|can't|could not|may not) (?:be )?(?:entirely |completely |definitely )?(?:excluded|ruled out)", UNC_B),
+    (rf"{_BE} not (?:entirely |completely )?(?:excluded|ruled out)", UNC_B),
+    (r"not (?:excluded|ruled out)", UNC_B),
+    (rf"{_BE} (?:also |more )?(?:possible|likely|suspected|questioned|a consideration|considered|not excluded)", UNC_B),
+    (r"(?<=[a-z])\?", UNC_B),
+    # terminators
+    (r";", TERM),
+    (r":", TERM),
+    (r"but", TERM),
+    (r"however", TERM),
+    (r"although", TERM),
+    (r"though", TERM),
+    (r"except", TERM),
+    (r"aside from", TERM),
+    (r"apart from", TERM),
+    (r"other than", TERM),
+    (r"which", TERM),
+    (r"whereas", TERM),
+    (r"while", TERM),
+    (r"with", TERM),
+    (r"there (?:is|are|has been|have been|was|were)", TERM),
+    (r"and(?= (?:the|there|a|an|is|are)\b)", TERM),
+]
+
+_FORWARD = {NEG_F: ABSENT, NEG_BI: ABSENT, UNC_F: UNCERTAIN, UNC_BI: UNCERTAIN}
+_BACKWARD = {NEG_B: ABSENT, NEG_BI: ABSENT, UNC_B: UNCERTAIN, UNC_BI: UNCERTAIN}
+
+# Words allowed between two mentions of one list ("effusion, or small left pneumothorax").
+LIST_WORDS = frozenset(
+    "and or nor the a an any of in at on within both either acute focal new definite large small "
+    "moderate mild left right bilateral sided significant other residual overt frank discrete".split()
+)
+ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split())
+
+
+_PUNCT = {";", ":", r"\?(?=\s*[a-z])", r"(?<=[a-z])\?"}
+
+
+def _alternative(i: int, pat: str, kind: str) -> str:
+    body = pat.replace(" ", r"\s+")  # a space matches any whitespace run
+    if pat not in _PUNCT:  # whole words only
+        body = rf"(?<![a-z0-9]){body}(?![a-z0-9])"
+    return f"(?P<{kind}__{i}>{body})"
+
+
+# Longest alternative first: a regex alternation takes the first alternative that matches.
+_TRIGGER_RE = re.compile(
+    "|".join(_alternative(i, p, k) for i, (p, k) in enumerate(sorted(TRIGGERS, key=lambda t: -len(t[0]))))
+)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    start: int
+    end: int
+    kind: str
+
+
+_TRIGGER_WORDS = literal_words([p for p, _ in TRIGGERS])
+_PUNCT_RE = re.compile(r"[;:?]")
+
+
+def find_triggers(text_lower: str, start: int, end: int, toks: list[tuple[str, int, int]] | None = None) -> list[Trigger]:
+    """Triggers and terminators in text_lower[start:end], in text order (`toks`: its tokens)."""
+    if toks is None:
+        toks = tokenize(text_lower, start, end)
+    # Candidate starts: words that begin some trigger, and the punctuation triggers.
+    starts = toks + [(p.group(), p.start(), p.end()) for p in _PUNCT_RE.finditer(text_lower, start, end)]
+    starts.sort(key=lambda t: t[1])
+    out = []
+    for m in scan_at_words(_TRIGGER_RE, _TRIGGER_WORDS | {";", ":", "?"}, text_lower, starts, end):
+        out.append(Trigger(m.start(), m.end(), m.lastgroup.split("__")[0]))  # type: ignore[union-attr]
+    return out
+
+
+@dataclass
+class Span:
+    """A mention as the assertion step sees it."""
+
+    start: int
+    end: int
+    finding: bool  # ABNORMALITY / DISEASE mention (may be negated or hedged)
+
+
+GapWords = Callable[[int, int], list[str]]
+
+
+def assert_mentions(spans: list[Span], triggers: list[Trigger], gap_words: GapWords) -> list[str]:
+    """Assertion (PRESENT / ABSENT / UNCERTAIN) per span of one sentence.
+
+    `gap_words(a, b)` returns the normalised words of the text between two character offsets,
+    excluding words inside concept spans (anatomy between two findings does not break a list).
+    Non-finding spans (anatomy, normal statements) are always PRESENT.
+    """
+    triggers = [t for t in triggers if not any(s.start <= t.start and t.end <= s.end for s in spans)]
+    terms = [t for t in triggers if t.kind == TERM]
+    result = [PRESENT] * len(spans)
+    best = [float("inf")] * len(spans)
+    findings = [i for i, s in enumerate(spans) if s.finding]
+
+    def offer(i: int, distance: float, assertion: str) -> None:
+        if distance < best[i]:
+            best[i], result[i] = distance, assertion
+
+    for t in triggers:
+        if t.kind in _FORWARD:
+            stop = min((x.start for x in terms if x.start >= t.end), default=float("inf"))
+            for i in findings:
+                if t.end <= spans[i].start and spans[i].end <= stop:
+                    offer(i, spans[i].start - t.end, _FORWARD[t.kind])
+        if t.kind in _BACKWARD:
+            before = [i for i in findings if spans[i].end <= t.start]
+            if not before:
+                continue
+            last = before[-1]
+            if any(spans[last].end <= x.start < t.start for x in terms):
+                continue
+            offer(last, t.start - spans[last].end, _BACKWARD[t.kind])
+            for j in reversed(before[:-1]):  # walk back over list members
+                if not set(gap_words(spans[j].end, spans[last].start)) <= LIST_WORDS:
+                    break
+                offer(j, t.start - spans[j].end, _BACKWARD[t.kind])
+                last = j
+    _alternatives(spans, findings, result, gap_words)
+    return result
+
+
+def _alternatives(spans: list[Span], findings: list[int], result: list[str], gap_words: GapWords) -> None:
+    """'atelectasis or pneumonia', 'effusion versus thickening': both hedged unless negated."""
+    for a, b in zip(findings, findings[1:]):
+        words = [w for w in gap_words(spans[a].end, spans[b].start) if w not in ALT_FILLER]
+        if words in (["or"], ["and", "or"], ["versus"], ["vs"]) and ABSENT not in (result[a], result[b]):
+            result[a] = result[b] = UNCERTAIN

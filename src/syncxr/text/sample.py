@@ -1,0 +1,373 @@
+"""Balanced entity sampling (SynCXR step 2).
+
+Each synthetic report gets k entities drawn from the four non-anatomy types (ABNORMALITY,
+NON-ABNORMALITY, DISEASE, NON-DISEASE) and m ANATOMY entities. Draws are uniform over the entity
+pool that is still open, which flattens the long tail of a reference corpus; an entity used
+`tau_max` times leaves the pool. Contradictory pairs never share a report (see `Conflicts`).
+
+Defaults: k = [2, 5] and m = [1, 2] (inclusive ranges, one value drawn per report).
+`tau_max=None` picks the cap at the first `sample(n)` call as
+
+    tau_max = ceil(TAU_SLACK * n * hi / pool_size)      for (k, non-anatomy pool) and (m, anatomy pool)
+
+taking the larger of the two, so that even the entities drawn most often (uniform draws are not
+exactly even once conflicts reject some) keep being available up to the last report.
+
+Attribute rule: every declared attribute (laterality / severity / zone) of a present entity is
+drawn with probability `p_attribute`, uniformly over its values; negated entities carry none.
+A present entity that declares laterality or zone then adopts the side / zone of one sampled
+ANATOMY entity that fixes at least one of those kinds (chosen uniformly when several do), so
+"right lower lobe" + consolidation gives consolidation{laterality: right, zone: lower}.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from syncxr.errors import UserError
+from syncxr.records import ABSENT, PRESENT, Entity
+from syncxr.vocab import LATERALITY, SEVERITY, ZONE, Concept, Ontology
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = (2, 5)
+DEFAULT_M = (1, 2)
+TAU_SLACK = 1.5
+ATTRIBUTE_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE}
+# CheXpert labels a "No Finding" normal statement may coexist with.
+_NO_FINDING_COMPATIBLE = {None, "No Finding", "Support Devices"}
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """'pleural_effusion|DISEASE' -> ('pleural_effusion', 'DISEASE')."""
+    name, sep, typ = key.partition("|")
+    if not sep or not name or not typ:
+        raise UserError(f"bad entity key {key!r}: expected 'concept_name|TYPE'")
+    return name, typ
+
+
+def is_negated(concept: Concept, typ: str) -> bool:
+    """True when an entity of `concept` with RaTE type `typ` is a negated (absent) mention."""
+    return concept.negatable and typ != concept.type
+
+
+class Conflicts:
+    """Which entity keys may not share a report.
+
+    Two keys conflict when
+    - they are the same concept with both polarities ("effusion" and "no effusion");
+    - their concepts are declared `contradicts` and neither key is negated ("cardiomegaly" and
+      "heart size is normal"; "no cardiomegaly" and "heart size is normal" are fine);
+    - one is a positive "No Finding" statement and the other a positive finding with a CheXpert
+      label other than Support Devices (the ontology need not spell those pairs out).
+    """
+
+    def __init__(self, ontology: Ontology) -> None:
+        self.ontology = ontology
+        self._by_name = ontology.by_name
+        self._declared = ontology.contradiction_pairs()
+
+    def _positive(self, key: str) -> tuple[Concept, bool]:
+        name, typ = split_key(key)
+        concept = self._by_name[name]
+        return concept, not is_negated(concept, typ)
+
+    def conflict(self, a: str, b: str) -> bool:
+        if a == b:
+            return False
+        ca, pos_a = self._positive(a)
+        cb, pos_b = self._positive(b)
+        if ca.name == cb.name:
+            return True
+        if not (pos_a and pos_b):
+            return False
+        if frozenset((ca.name, cb.name)) in self._declared:
+            return True
+        return _no_finding_clash(ca, cb) or _no_finding_clash(cb, ca)
+
+    def table(self, keys: Sequence[str]) -> list[frozenset[int]]:
+        """For each key index, the indices of the keys it conflicts with."""
+        return [
+            frozenset(j for j, b in enumerate(keys) if self.conflict(a, b)) for a in keys
+        ]
+
+
+def _no_finding_clash(normal: Concept, other: Concept) -> bool:
+    return (
+        normal.chexpert == "No Finding"
+        and other.type in ("ABNORMALITY", "DISEASE")
+        and other.chexpert not in _NO_FINDING_COMPATIBLE
+    )
+
+
+class PoolExhausted(UserError):
+    """The pool could not fill a report; `reports` holds the `made` reports sampled before."""
+
+    def __init__(self, made: int, requested: int, reports: list[list[Entity]], why: str) -> None:
+        self.made = made
+        self.requested = requested
+        self.reports = reports
+        super().__init__(
+            f"entity pool exhausted after {made} of {requested} reports: {why}. "
+            "Raise tau_max, lower k/m, or sample fewer reports."
+        )
+
+
+def _as_range(value: int | Sequence[int], what: str) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        lo = hi = int(value)
+    else:
+        try:
+            lo, hi = (int(v) for v in value)
+        except (TypeError, ValueError):
+            raise UserError(f"{what} must be an int or an inclusive [lo, hi] pair, got {value!r}") from None
+    if not 0 <= lo <= hi:
+        raise UserError(f"{what} range must satisfy 0 <= lo <= hi, got [{lo}, {hi}]")
+    return lo, hi
+
+
+@dataclass
+class _Pool:
+    """Open entity indices with O(1) uniform choice and removal (swap with the last)."""
+
+    items: list[int]
+    pos: dict[int, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pos = {x: i for i, x in enumerate(self.items)}
+
+    def remove(self, x: int) -> None:
+        i = self.pos.pop(x)
+        last = self.items.pop()
+        if last != x:
+            self.items[i] = last
+            self.pos[last] = i
+
+
+class _Uniform:
+    """Uniform floats in [0, 1) from a numpy Generator, drawn in blocks (scalar calls are slow)."""
+
+    def __init__(self, rng: np.random.Generator, block: int = 8192) -> None:
+        self.rng, self.block = rng, block
+        self.buf: list[float] = []
+        self.i = 0
+
+    def __call__(self) -> float:
+        if self.i >= len(self.buf):
+            self.buf = self.rng.random(self.block).tolist()
+            self.i = 0
+        self.i += 1
+        return self.buf[self.i - 1]
+
+    def index(self, n: int) -> int:
+        return min(int(self() * n), n - 1)
+
+    def between(self, lo: int, hi: int) -> int:
+        return lo + self.index(hi - lo + 1)
+
+
+class BalancedSampler:
+    """Sequential, seeded balanced sampler over an ontology's entity keys (module docstring).
+
+    `counts` (entity key -> count in a reference corpus) restricts the pool to the keys seen
+    there; the counts are kept as `reference_counts` to report the distribution before balancing.
+    """
+
+    MAX_REJECTIONS = 8  # rejected uniform draws before falling back to an explicit eligible list
+
+    def __init__(
+        self,
+        ontology: Ontology,
+        k: int | Sequence[int] = DEFAULT_K,
+        m: int | Sequence[int] = DEFAULT_M,
+        tau_max: int | None = None,
+        counts: Mapping[str, int] | None = None,
+        seed: int = 0,
+        p_attribute: float = 0.7,
+    ) -> None:
+        self.ontology = ontology
+        self.k, self.m = _as_range(k, "k"), _as_range(m, "m")
+        if tau_max is not None and int(tau_max) < 1:
+            raise UserError(f"tau_max must be >= 1 (or None for automatic), got {tau_max}")
+        self.tau_max = None if tau_max is None else int(tau_max)
+        self.p_attribute = float(p_attribute)
+        self.reference_counts = self._check_counts(counts) if counts is not None else None
+        self.keys = sorted(self.reference_counts) if counts is not None else ontology.all_keys()
+        self._by_name = by_name = ontology.by_name  # a property that rebuilds the dict: keep one
+        self._concepts = [by_name[split_key(key)[0]] for key in self.keys]
+        self._types = [split_key(key)[1] for key in self.keys]
+        self._negated = [is_negated(c, t) for c, t in zip(self._concepts, self._types)]
+        self._conflicts = Conflicts(ontology).table(self.keys)
+        anatomy = [i for i, t in enumerate(self._types) if t == "ANATOMY"]
+        findings = [i for i, t in enumerate(self._types) if t != "ANATOMY"]
+        self._check_sizes(len(findings), len(anatomy))
+        self._findings, self._anatomy = _Pool(findings), _Pool(anatomy)
+        self._used = [0] * len(self.keys)
+        self._rand = _Uniform(np.random.default_rng(seed))
+
+    # ---- validation -------------------------------------------------------------------------
+
+    def _check_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
+        known = set(self.ontology.all_keys())
+        out = {}
+        for key, c in counts.items():
+            if key not in known:
+                raise UserError(
+                    f"reference counts: unknown entity key {key!r}; expected a 'name|TYPE' key of the "
+                    "ontology (see Ontology.all_keys()); re-extract the corpus with the same ontology"
+                )
+            if int(c) < 0:
+                raise UserError(f"reference counts: key {key!r} has negative count {c}")
+            if int(c) > 0:
+                out[key] = int(c)
+        return out
+
+    def _check_sizes(self, n_findings: int, n_anatomy: int) -> None:
+        if n_findings < self.k[0]:
+            raise UserError(f"entity pool has {n_findings} non-anatomy keys but k >= {self.k[0]} per report")
+        if n_anatomy < self.m[0]:
+            raise UserError(
+                f"entity pool has {n_anatomy} ANATOMY keys but m >= {self.m[0]} per report; set m=0 "
+                "or add ANATOMY concepts"
+            )
+
+    # ---- public -----------------------------------------------------------------------------
+
+    @property
+    def usage(self) -> dict[str, int]:
+        """Entity key -> times used so far (keys never drawn included with 0)."""
+        return dict(zip(self.keys, self._used))
+
+    def auto_tau(self, n: int) -> int:
+        """The default cap for `n` reports (module docstring)."""
+        need = [
+            TAU_SLACK * n * hi / size
+            for (_, hi), size in ((self.k, len(self._findings.pos)), (self.m, len(self._anatomy.pos)))
+            if size
+        ]
+        return max(1, math.ceil(max(need, default=1)))
+
+    def sample(self, n: int) -> list[list[Entity]]:
+        """The next `n` entity sets; raises PoolExhausted (carrying those made) if the pool runs dry."""
+        if self.tau_max is None:
+            self.tau_max = self.auto_tau(n)
+            log.info("balanced sampler: tau_max=%d for n=%d over %d keys", self.tau_max, n, len(self.keys))
+        out: list[list[Entity]] = []
+        for _ in range(n):
+            k, m = self._rand.between(*self.k), self._rand.between(*self.m)
+            chosen = self._draw(self._findings, k, [])
+            if chosen is not None:
+                chosen = self._draw(self._anatomy, m, chosen)
+            if chosen is None:
+                why = (
+                    f"could not draw {k} non-anatomy + {m} anatomy mutually consistent entities with "
+                    f"{len(self._findings.items)} non-anatomy and {len(self._anatomy.items)} anatomy keys "
+                    f"left under tau_max={self.tau_max}"
+                )
+                raise PoolExhausted(len(out), n, out, why)
+            self._commit(chosen)
+            out.append(self._entities(chosen))
+        return out
+
+    def balance_stats(self) -> dict[str, float]:
+        """Flatness of the usage (and of the reference counts, when given): max/min ratio over
+        the pool's keys and entropy normalised to [0, 1] (1 = perfectly uniform)."""
+        stats = {f"usage_{k}": v for k, v in _flatness(self._used).items()}
+        if self.reference_counts is not None:
+            ref = [self.reference_counts[k] for k in self.keys]
+            stats.update({f"reference_{k}": v for k, v in _flatness(ref).items()})
+        return stats
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _draw(self, pool: _Pool, need: int, chosen: list[int]) -> list[int] | None:
+        """Add `need` distinct, mutually consistent indices from `pool` to `chosen` (uniform over
+        the eligible ones at each step), or None when the pool cannot supply them."""
+        chosen = list(chosen)
+        blocked: set[int] = set(chosen)
+        for i in chosen:
+            blocked |= self._conflicts[i]
+        for _ in range(need):
+            pick = None
+            for _ in range(self.MAX_REJECTIONS):
+                if not pool.items:
+                    return None
+                cand = pool.items[self._rand.index(len(pool.items))]
+                if cand not in blocked:
+                    pick = cand
+                    break
+            if pick is None:
+                eligible = [i for i in pool.items if i not in blocked]
+                if not eligible:
+                    return None
+                pick = eligible[self._rand.index(len(eligible))]
+            chosen.append(pick)
+            blocked.add(pick)
+            blocked |= self._conflicts[pick]
+        return chosen
+
+    def _commit(self, chosen: list[int]) -> None:
+        for i in chosen:
+            self._used[i] += 1
+            if self._used[i] >= self.tau_max:
+                pool = self._anatomy if self._types[i] == "ANATOMY" else self._findings
+                pool.remove(i)
+
+    def _entities(self, chosen: list[int]) -> list[Entity]:
+        out = []
+        for i in chosen:
+            concept = self._concepts[i]
+            if self._negated[i]:
+                out.append(Entity(concept.name, self._types[i], ABSENT))
+            else:
+                out.append(Entity(concept.name, self._types[i], PRESENT, self._attributes(concept)))
+        self._adopt_anatomy(out)
+        return out
+
+    def _attributes(self, concept: Concept) -> dict[str, str]:
+        attrs = {}
+        for kind in concept.attributes:
+            if self._rand() < self.p_attribute:
+                values = ATTRIBUTE_VALUES[kind]
+                attrs[kind] = values[self._rand.index(len(values))]
+        return attrs
+
+    def _adopt_anatomy(self, entities: list[Entity]) -> None:
+        by_name = self._by_name
+        fixed = [
+            by_name[e.name] for e in entities
+            if e.type == "ANATOMY" and (by_name[e.name].anatomy_side or by_name[e.name].anatomy_zone)
+        ]
+        if not fixed:
+            return
+        for e in entities:
+            if e.type == "ANATOMY" or e.assertion == ABSENT:
+                continue
+            declared = by_name[e.name].attributes
+            fits = [
+                a for a in fixed
+                if (a.anatomy_side and "laterality" in declared) or (a.anatomy_zone and "zone" in declared)
+            ]
+            if not fits:
+                continue
+            a = fits[self._rand.index(len(fits))]
+            if a.anatomy_side and "laterality" in declared:
+                e.attributes["laterality"] = a.anatomy_side
+            if a.anatomy_zone and "zone" in declared:
+                e.attributes["zone"] = a.anatomy_zone
+
+
+def _flatness(values: Sequence[int]) -> dict[str, float]:
+    v = np.asarray(values, dtype=float)
+    if v.size == 0 or v.sum() == 0:
+        return {"max_min_ratio": float("nan"), "entropy": float("nan")}
+    p = v / v.sum()
+    nz = p[p > 0]
+    entropy = float(-(nz * np.log(nz)).sum() / math.log(v.size)) if v.size > 1 else 1.0
+    ratio = float(v.max() / v.min()) if v.min() > 0 else float("inf")
+    return {"max_min_ratio": ratio, "entropy": entropy}

@@ -1,0 +1,69 @@
+"""RAD-DINO features: a tiny random Dinov2Model + BitImageProcessor config saved offline and loaded
+back through AutoModel / AutoImageProcessor."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from syncxr.errors import UserError  # noqa: E402
+from syncxr.qc.base import FEATURES, FeatureExtractor  # noqa: E402
+from syncxr.qc.rad_dino import RadDinoFeatures  # noqa: E402  (import registers "rad-dino")
+
+
+@pytest.fixture(scope="module")
+def dino_dir(tmp_path_factory):
+    from transformers import BitImageProcessor, Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    cfg = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=56, patch_size=14)
+    path = tmp_path_factory.mktemp("dino")
+    Dinov2Model(cfg).save_pretrained(path)
+    BitImageProcessor(
+        size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}, do_center_crop=True,
+        image_mean=[0.5, 0.5, 0.5], image_std=[0.25, 0.25, 0.25], do_convert_rgb=True,
+    ).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def feats(dino_dir):
+    return FEATURES.build("rad-dino", model=str(dino_dir), batch_size=2)
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, size=(64 + 8 * i, 60), dtype=np.uint8) for i in range(5)]
+
+
+def test_features_are_normalised_batched_and_match_the_pooler(feats, dino_dir):
+    assert isinstance(feats, RadDinoFeatures) and isinstance(feats, FeatureExtractor)
+    assert feats.backend_id == f"rad-dino:{dino_dir.name}"
+    images = _images()
+    out = feats.features(images)
+    assert out.shape == (5, 32) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    # batching (batch_size=2 -> 3 batches) must not change a feature
+    np.testing.assert_allclose(feats.features(images[3:4])[0], out[3], atol=1e-5)
+    # same as the model's own pooled CLS for the processor's 3-channel input
+    pixels = feats.processor(images=[np.repeat(images[0][..., None], 3, -1)], return_tensors="pt")["pixel_values"]
+    assert tuple(pixels.shape) == (1, 3, 56, 56)
+    with torch.no_grad():
+        pooled = feats.model(pixel_values=pixels).pooler_output[0]
+    np.testing.assert_allclose(out[0], (pooled / pooled.norm()).numpy(), atol=1e-5)
+    assert not np.allclose(out[0], out[1])  # different images, different features
+
+
+def test_empty_and_bad_inputs(feats, tmp_path):
+    assert feats.features([]).shape == (0, 32)
+    with pytest.raises(UserError, match=r"image 1: expected an \(H, W\) uint8"):
+        feats.features([np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32)])
+    with pytest.raises(UserError, match="could not load RAD-DINO"):
+        FEATURES.build("rad-dino", model=str(tmp_path / "missing"))

@@ -1,0 +1,108 @@
+"""Validity of the bundled CXR ontology (src/syncxr/vocab/ontology.yaml)."""
+
+import re
+from collections import Counter
+
+import pytest
+
+from syncxr.records import CHEXPERT14
+from syncxr.text.lexicon import Lexicon
+from syncxr.vocab import LATERALITY, ZONE, load_ontology
+
+RENDER_IDS = {
+    "cardiomegaly", "enlarged_cardiomediastinum", "pleural_effusion", "pneumothorax", "consolidation",
+    "atelectasis", "edema", "nodule", "mass", "opacity", "fracture", "et_tube", "central_line", "pacemaker",
+    "ng_tube", "sternotomy", "chest_tube", "emphysema", "pleural_thickening", "granuloma",
+}
+FINDING = ("ABNORMALITY", "DISEASE")
+NORMAL = ("NON-ABNORMALITY", "NON-DISEASE")
+
+
+@pytest.fixture(scope="module")
+def onto():
+    return load_ontology()
+
+
+def test_size_and_types(onto):
+    assert len(onto.concepts) >= 80
+    types = Counter(c.type for c in onto.concepts)
+    assert types["ABNORMALITY"] >= 30 and types["DISEASE"] >= 8
+    assert types["NON-ABNORMALITY"] >= 8 and types["ANATOMY"] >= 25
+
+
+def test_every_chexpert_label_covered_by_a_finding(onto):
+    covered = {c.chexpert for c in onto.concepts if c.type in FINDING and c.chexpert}
+    assert covered == set(CHEXPERT14) - {"No Finding"}
+
+
+def test_canonical_concept_comes_first_per_label(onto):
+    # ontology order matters to the sim world (first negatable concept of a label is its canonical one)
+    first = {}
+    for c in onto.concepts:
+        if c.type in FINDING and c.chexpert:
+            first.setdefault(c.chexpert, c.name)
+    assert first["Edema"] == "pulmonary_edema"
+    assert first["Lung Lesion"] == "nodule"
+    assert first["Pleural Effusion"] == "pleural_effusion"
+    assert first["Pneumonia"] == "pneumonia"
+
+
+def test_render_ids_are_known(onto):
+    used = {c.render for c in onto.concepts if c.render}
+    assert used <= RENDER_IDS
+    assert used == RENDER_IDS  # every phantom finding is drawable from some concept
+
+
+def test_support_devices(onto):
+    devices = {c.name for c in onto.concepts if c.chexpert == "Support Devices"}
+    assert {"et_tube", "central_line", "picc_line", "pacemaker", "ng_tube", "sternotomy", "chest_tube", "surgical_clips"} <= devices
+    assert all(onto.concept(d).type == "ABNORMALITY" for d in devices)
+
+
+def test_normal_statements(onto):
+    normals = [c for c in onto.concepts if c.type in NORMAL]
+    # NON-ABNORMALITY concepts carry only the global "No Finding" label; the rest negate via contradicts
+    assert {c.chexpert for c in normals} <= {None, "No Finding"}
+    for c in normals:
+        assert c.contradicts, c.name
+        assert all(onto.concept(o).type in FINDING for o in c.contradicts), c.name
+    pairs = onto.contradiction_pairs()
+    assert frozenset(("normal_heart_size", "cardiomegaly")) in pairs
+    assert frozenset(("clear_lungs", "consolidation")) in pairs
+    assert frozenset(("no_acute_process", "pneumothorax")) in pairs
+
+
+def test_synonyms_are_clean_and_unique(onto):
+    owner = {}
+    for c in onto.concepts:
+        for s in c.synonyms:
+            assert s == s.lower().strip() and "  " not in s, (c.name, s)
+            key = tuple(re.findall(r"[a-z0-9]+", s))
+            assert owner.setdefault(key, c.name) == c.name, f"{s!r} in {owner[key]} and {c.name}"
+    # also unique after the extractor's canonical forms (plurals folded onto singulars)
+    assert Lexicon(onto).collisions == []
+
+
+def test_patterns_compile_and_stay_with_their_concept(onto):
+    for c in onto.concepts:
+        for p in c.patterns:
+            re.compile(p)
+
+
+def test_anatomy_fields(onto):
+    for c in onto.concepts:
+        if c.type == "ANATOMY":
+            assert c.anatomy_side in (None, *LATERALITY) and c.anatomy_zone in (None, *ZONE)
+            assert not c.negatable and not c.attributes and c.chexpert is None
+        else:
+            assert c.anatomy_side is None and c.anatomy_zone is None, c.name
+    assert onto.concept("right_lower_lobe").anatomy_side == "right"
+    assert onto.concept("right_lower_lobe").anatomy_zone == "lower"
+    assert onto.concept("lingula").anatomy_side == "left"
+
+
+def test_size_words_only_with_severity(onto):
+    for c in onto.concepts:
+        if c.size_words:
+            assert "severity" in c.attributes, c.name
+    assert onto.concept("pleural_effusion").size_words and onto.concept("pneumothorax").size_words
