@@ -96,7 +96,11 @@ def extract(
     if not cols:
         raise UserError("--text-columns is empty; give e.g. findings,impression")
     stats = extract_csv(in_path, cols, id_column, out)
-    console.print(f"[green]done[/]: {stats} -> {out}")
+    failed = f", {len(stats['failed'])} failed (see log)" if stats["failed"] else ""
+    console.print(
+        f"[green]done[/]: {stats['rows']} reports ({stats['empty_rows']} empty{failed}), "
+        f"{stats['entities']} entities, {stats['rows_per_s']} reports/s -> {out}"
+    )
 
 
 @qc_app.command("build-bank")

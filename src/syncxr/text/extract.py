@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity, typed
@@ -117,9 +118,25 @@ class LexiconExtractor:
             ontology = load_ontology(ontology)
         self.ontology = ontology
         self.lexicon = lexicon_for(ontology)
+        # The pipeline reads the same IMPRESSION twice (verification, then the phantom's text
+        # conditioning); a small memo of recent texts makes the second read free.
+        self._memo: OrderedDict[tuple[str, str], list[Entity]] = OrderedDict()
+
+    MEMO_SIZE = 256
 
     def extract(self, text: str, section: str = "") -> list[Entity]:
         """Typed, attributed entities of `text` (spans relative to `text`)."""
+        key = (text, section)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._extract(text, section)
+            self._memo[key] = hit
+            if len(self._memo) > self.MEMO_SIZE:
+                self._memo.popitem(last=False)
+        # Entities are mutable: hand out copies so a caller cannot change the memo.
+        return [replace(e, attributes=dict(e.attributes)) for e in hit]
+
+    def _extract(self, text: str, section: str) -> list[Entity]:
         if not text or not text.strip():
             return []
         low = safe_lower(text)
