@@ -63,14 +63,23 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
             from syncxr.config import parse_override
             from syncxr.evaluate.suite import run_task
 
-            options = {}
+            options: dict = {}
+            ds_options: dict = {}
             for item in overrides or []:
                 keys, value = parse_override(item)
-                options[".".join(keys)] = value
+                if keys[0] == "dataset_options" and len(keys) == 2:
+                    ds_options[keys[1]] = value
+                else:
+                    options[".".join(keys)] = value
             if csv is not None:
-                options["csv"] = str(csv)
-            run_task(task, str(checkpoint), dataset, str(data_dir), str(out),
-                     predictions=str(predictions) if predictions else None, **options)
+                ds_options["csv"] = str(csv)
+            if ds_options:
+                options["dataset_options"] = ds_options
+            from syncxr.evaluate.results import print_table
+
+            result = run_task(task, str(checkpoint), dataset, str(data_dir), str(out),
+                              predictions=str(predictions) if predictions else None, **options)
+            print_table(result)
             console.print(f"[green]done[/]: {task} -> {out}")
 
         _run.__doc__ = f"Run the {task} task on one dataset."

@@ -1,0 +1,221 @@
+"""Fine-tuned classification at 1% / 10% / 100% of the training labels.
+
+- linear_probe: frozen encoder; global image features are computed once for every image the
+  splits use, then one logistic regression per finding (multinomial for multi-class datasets).
+- full: encoder + linear head trained together with AdamW for a few epochs; the epoch with the
+  best validation score is kept.
+Splits are fixed, seeded and saved (splits.py); the metric is macro AUC over findings
+(multi-label) or accuracy (multi-class, e.g. covidx).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pydantic import Field
+from torch.utils.data import DataLoader
+
+from syncxr.errors import UserError
+from syncxr.evaluate.embed import PreprocessedImages, encode_images, iter_batches, pick_device
+from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics
+from syncxr.evaluate.splits import load_or_make_splits, train_indices
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids, is_multiclass, select_findings
+
+log = logging.getLogger(__name__)
+
+
+class FinetuneOptions(RunOptions):
+    method: Literal["linear_probe", "full"] = "linear_probe"
+    fractions: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0], min_length=1)
+    mode: Literal["auto", "multilabel", "multiclass"] = "auto"
+    test_frac: float = Field(0.2, gt=0, lt=1)
+    val_frac: float = Field(0.1, ge=0, lt=1)
+    splits: Optional[str] = None  # split file to use/create (default: splits.json in the output folder)
+    c: float = Field(1.0, gt=0)  # inverse L2 strength of the linear probe
+    epochs: int = Field(5, ge=1)
+    lr: float = Field(1e-4, gt=0)  # encoder learning rate (full fine-tuning)
+    head_lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+def _targets(dataset: Any, cols: list[int], multiclass: bool) -> np.ndarray:
+    """(N, K) float labels with NaN unknown; multi-class rows that are not one-hot become all-NaN."""
+    y = np.asarray(dataset.labels, dtype=np.float32)[:, cols].copy()
+    if multiclass:
+        bad = np.isnan(y).any(axis=1) | (np.nansum(y, axis=1) != 1)
+        y[bad] = np.nan
+    return y
+
+
+def _score(y: np.ndarray, scores: np.ndarray, names: list[str], multiclass: bool, opts: FinetuneOptions) -> dict[str, Any]:
+    if multiclass:
+        ok = ~np.isnan(y).any(axis=1)
+        return multiclass_metrics(y[ok].argmax(1), scores[ok], names, n_boot=opts.n_boot, seed=opts.seed)
+    return multilabel_metrics(y, scores, names, n_boot=opts.n_boot, seed=opts.seed)
+
+
+# --- linear probe ----------------------------------------------------------------------------
+
+
+def _fit_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, names: list[str], multiclass: bool,
+               opts: FinetuneOptions) -> tuple[np.ndarray, list[str]]:
+    """Scores (N_test, K) from logistic regression(s) on standardised features; notes on degenerate labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(x)
+    xs, xt = scaler.transform(x), scaler.transform(x_test)
+    notes: list[str] = []
+    k = y.shape[1]
+    if multiclass:
+        ok = ~np.isnan(y).any(axis=1)
+        cls = y[ok].argmax(1)
+        if len(np.unique(cls)) < 2:
+            notes.append(f"all {ok.sum()} training images are one class; predicting the prior")
+            return np.tile(np.bincount(cls, minlength=k) / max(ok.sum(), 1), (len(xt), 1)), notes
+        clf = LogisticRegression(C=opts.c, max_iter=2000, random_state=opts.seed).fit(xs[ok], cls)
+        scores = np.zeros((len(xt), k))
+        scores[:, clf.classes_] = clf.predict_proba(xt)
+        return scores, notes
+    scores = np.zeros((len(xt), k))
+    for j in range(k):
+        known = ~np.isnan(y[:, j])
+        yj = y[known, j]
+        if yj.size == 0 or yj.min() == yj.max():
+            # One class only (common at 1% labels): the prior is the honest predictor (AUC 0.5).
+            notes.append(f"{names[j]}: the training subset has one class only; predicting its prior")
+            scores[:, j] = float(yj.mean()) if yj.size else 0.0
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings on tiny subsets
+            clf = LogisticRegression(C=opts.c, max_iter=2000, random_state=opts.seed).fit(xs[known], yj)
+        scores[:, j] = clf.predict_proba(xt)[:, 1]
+    return scores, notes
+
+
+# --- full fine-tuning ------------------------------------------------------------------------
+
+
+class _Classifier(nn.Module):
+    def __init__(self, model: nn.Module, dim: int, n_out: int) -> None:
+        super().__init__()
+        self.model = model
+        self.head = nn.Linear(dim, n_out)
+        nn.init.zeros_(self.head.weight)  # deterministic start without touching the global RNG
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) -> (B, K) logits
+        return self.head(self.model.encode_image(x).global_emb)
+
+
+def _loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
+    if multiclass:
+        return F.cross_entropy(logits, y.argmax(1))
+    known = ~torch.isnan(y)  # NaN labels contribute nothing
+    per = F.binary_cross_entropy_with_logits(logits, torch.nan_to_num(y), reduction="none")
+    return (per * known).sum() / known.sum().clamp(min=1)
+
+
+@torch.inference_mode()
+def _predict(clf: _Classifier, pretrained: Any, dataset: Any, rows: list[int], multiclass: bool, opts: FinetuneOptions,
+             dev: torch.device) -> tuple[np.ndarray, list[int]]:
+    """Scores (N_ok, K) and the rows they belong to (images that failed to load are left out)."""
+    clf.eval()
+    out, done = [], []
+    for x, idx, _ in iter_batches(pretrained, dataset, rows, opts.batch_size, opts.num_workers):
+        out.append(clf(x.to(dev)).float())
+        done.extend(idx)
+    logits = torch.cat(out) if out else torch.zeros(0, clf.head.out_features)
+    return (logits.softmax(-1) if multiclass else logits.sigmoid()).cpu().numpy(), done
+
+
+def _fit_full(pretrained: Any, dataset: Any, y: np.ndarray, train: list[int], val: list[int], multiclass: bool,
+              opts: FinetuneOptions) -> _Classifier:
+    dev = pick_device(opts.device)
+    train = [i for i in train if not np.isnan(y[i]).all()]
+    if not train:
+        raise UserError(f"no labelled image in the training split of {dataset.name!r}")
+    model = copy.deepcopy(pretrained.model).to(dev)
+    with torch.inference_mode():
+        probe = torch.as_tensor(pretrained.preprocess(dataset.image(train[0])), dtype=torch.float32)[None].to(dev)
+        dim = model.encode_image(probe).global_emb.shape[-1]
+    clf = _Classifier(model, dim, y.shape[1]).to(dev)
+    opt = torch.optim.AdamW([{"params": clf.model.parameters(), "lr": opts.lr},
+                             {"params": clf.head.parameters(), "lr": opts.head_lr}], weight_decay=opts.weight_decay)
+    gen = torch.Generator().manual_seed(opts.seed)
+    loader = DataLoader(PreprocessedImages(dataset, pretrained.preprocess, train), batch_size=opts.batch_size,
+                        shuffle=True, generator=gen, num_workers=opts.num_workers)
+    yt = torch.from_numpy(y)
+    best, best_state = -np.inf, None
+    for epoch in range(opts.epochs):
+        clf.train()
+        for x, idx, err, _ in loader:
+            keep = torch.tensor([e == "" for e in err])
+            if not keep.any():
+                continue
+            loss = _loss(clf(x[keep].to(dev)), yt[idx[keep]].to(dev), multiclass)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if val:
+            s, done = _predict(clf, pretrained, dataset, val, multiclass, opts, dev)
+            r = _score(y[done], s, [str(j) for j in range(y.shape[1])], multiclass, opts.model_copy(update={"n_boot": 0}))
+            score = r["accuracy"] if multiclass else (r["mean_auc"] if r["mean_auc"] is not None else -np.inf)
+            log.info("epoch %d: val %s %.4f", epoch, "accuracy" if multiclass else "mean AUC", score)
+            if score > best:
+                best, best_state = score, copy.deepcopy(clf.state_dict())
+    if best_state is not None:
+        clf.load_state_dict(best_state)
+    return clf
+
+
+# --- task ------------------------------------------------------------------------------------
+
+
+def run_finetune(pretrained: Any, dataset: Any, opts: FinetuneOptions, out_dir: str | Path) -> TaskOutput:
+    cols = select_findings(dataset, opts.findings)
+    names = [dataset.findings[c] for c in cols]
+    multiclass = is_multiclass(dataset, opts.mode)
+    y = _targets(dataset, cols, multiclass)
+    split_path = Path(opts.splits) if opts.splits else Path(out_dir) / "splits.json"
+    splits = load_or_make_splits(split_path, dataset, opts.seed, opts.fractions, opts.test_frac, opts.val_frac)
+    test = splits["test"]
+    result: dict[str, Any] = {"method": opts.method, "mode": "multiclass" if multiclass else "multilabel",
+                              "splits_file": str(split_path), "n_test": len(test), "fractions": {}}
+    preds = []
+    feats = None
+    if opts.method == "linear_probe":
+        rows = sorted(set(splits["train_pool"]) | set(test))
+        feats = encode_images(pretrained, dataset, rows, opts.batch_size, opts.num_workers, opts.device)
+        pos = {int(r): j for j, r in enumerate(feats.index)}
+        test = [i for i in test if i in pos]
+        result["failed_images"] = {str(k): v for k, v in feats.failed.items()}
+    for f in opts.fractions:
+        train = train_indices(splits, f)
+        if feats is not None:
+            train = [i for i in train if i in pos]
+            scores, notes = _fit_probe(feats.emb[[pos[i] for i in train]], y[train], feats.emb[[pos[i] for i in test]], names,
+                                       multiclass, opts)
+        else:
+            clf = _fit_full(pretrained, dataset, y, train, splits["val"], multiclass, opts)
+            scores, test_ok = _predict(clf, pretrained, dataset, test, multiclass, opts, pick_device(opts.device))
+            notes, test = [], test_ok
+        block = _score(y[test], scores, names, multiclass, opts)
+        block.update({"n_train": len(train), "notes": notes})
+        result["fractions"][f"{f:g}"] = block
+        key = "accuracy" if multiclass else "mean_auc"
+        result[f"{key}@{f:g}"] = block[key]
+        frame = pd.DataFrame(scores, columns=names)
+        frame.insert(0, "fraction", f)
+        frame.insert(0, "image", image_ids(dataset, np.asarray(test)))
+        preds.append(frame)
+    return TaskOutput(result=result, predictions=pd.concat(preds, ignore_index=True))

@@ -1,0 +1,92 @@
+"""results.json, predictions CSV and the console table. Every file is written atomically."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+# Columns of the per-finding table, in display order (only those present are shown).
+_COLUMNS = ("auc", "f1", "acc", "recall", "pointing_game", "cnr", "iou@0.5", "dice@0.5", "dice", "n_pos", "n")
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    """NaN -> null and +/-inf -> "inf"/"-inf" so results.json stays strict JSON; numpy -> python."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+    return obj
+
+
+def write_results(out_dir: str | Path, result: dict[str, Any], predictions: Optional[pd.DataFrame] = None,
+                  predictions_path: str | Path | None = None) -> Path:
+    """Write results.json (and predictions CSV when given) into out_dir; returns the JSON path."""
+    out = Path(out_dir)
+    path = out / "results.json"
+    atomic_write_text(path, json.dumps(to_jsonable(result), indent=2, allow_nan=False) + "\n")
+    if predictions is not None:
+        atomic_write_text(predictions_path or out / "predictions.csv", predictions.to_csv(index=False))
+    return path
+
+
+def _fmt(v: Any, ci: Any = None) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        s = f"{v:.3f}"
+        return f"{s} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else s
+    return str(v)
+
+
+def print_table(result: dict[str, Any], console: Optional[Console] = None) -> None:
+    """Per-finding metrics (with CIs where known), the means and any skipped findings."""
+    console = console or Console()
+    for frac, block in result.get("fractions", {}).items():  # fine-tuning / segmentation: one table per fraction
+        print_table({**block, "task": f"{result.get('task', '?')} @ {frac} of training labels",
+                     "dataset": result.get("dataset"), "checkpoint_id": result.get("checkpoint_id")}, console)
+    per = result.get("per_finding", {})
+    if not per and "fractions" in result:
+        return
+    cols = [c for c in _COLUMNS if any(c in m for m in per.values())]
+    title = f"{result.get('task', '?')} on {result.get('dataset', '?')} ({result.get('checkpoint_id', '?')})"
+    table = Table(title=title)
+    table.add_column("finding")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for name, m in per.items():
+        table.add_row(name, *[_fmt(m.get(c), m.get(f"{c}_ci")) for c in cols])
+    console.print(table)
+    for key in sorted(result):
+        if key.startswith("mean_") and not key.endswith("_ci") or key in ("accuracy", "macro_f1"):
+            console.print(f"{key}: {_fmt(result[key], result.get(f'{key}_ci'))}")
+    for name, reason in result.get("skipped", {}).items():
+        console.print(f"[yellow]skipped {name}: {reason}[/yellow]")

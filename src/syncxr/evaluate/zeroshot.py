@@ -1,0 +1,141 @@
+"""Zero-shot classification: image embeddings vs. positive/negative prompt ensembles.
+
+Multi-label datasets: per finding, score = softmax([cos(img, pos), cos(img, neg)] / T)[pos].
+Multi-class datasets (one label per image, e.g. chexpert5x200, covidx): softmax over the class
+prompt embeddings; accuracy and macro-F1 of the argmax.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from syncxr.errors import UserError
+from syncxr.evaluate.embed import encode_images, encode_prompt_sets
+from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics
+from syncxr.evaluate.prompts import load_prompt_table, prompts_for
+
+log = logging.getLogger(__name__)
+
+# Datasets whose labels are one class per image.
+MULTICLASS_DATASETS = frozenset({"chexpert5x200", "covidx"})
+
+
+class RunOptions(BaseModel):
+    """Options every task shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_size: int = Field(64, ge=1)
+    num_workers: int = Field(0, ge=0)
+    device: str = "auto"
+    seed: int = 0
+    n_boot: int = Field(1000, ge=0)
+    image_size: Optional[int] = None  # only checked against the checkpoint's Preprocess
+    findings: Optional[list[str]] = None  # evaluate a subset of the dataset's findings
+
+
+class ZeroShotOptions(RunOptions):
+    temperature: float = Field(0.07, gt=0)
+    mode: Literal["auto", "multilabel", "multiclass"] = "auto"
+    prompts: Optional[str] = None  # extra prompt YAML overlaid on the bundled table
+
+
+@dataclass
+class TaskOutput:
+    result: dict[str, Any]
+    predictions: Optional[pd.DataFrame] = None
+
+
+def select_findings(dataset: Any, wanted: Optional[list[str]]) -> list[int]:
+    """Column indices of the requested findings (all when None); unknown names are an error."""
+    names = list(dataset.findings)
+    if wanted is None:
+        return list(range(len(names)))
+    missing = [w for w in wanted if w not in names]
+    if missing:
+        raise UserError(f"findings {missing} are not in dataset {dataset.name!r}; it has: {names}")
+    return [names.index(w) for w in wanted]
+
+
+def pairwise_scores(img: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.Tensor:
+    """img (N, D), pos/neg (K, D), all L2-normalised -> P(positive) (N, K)."""
+    logits = torch.stack([img @ pos.T, img @ neg.T], dim=-1) / temperature  # (N, K, 2)
+    return logits.softmax(dim=-1)[..., 0]
+
+
+def class_probs(img: torch.Tensor, classes: torch.Tensor, temperature: float) -> torch.Tensor:
+    """img (N, D), classes (C, D) -> softmax class probabilities (N, C)."""
+    return (img @ classes.T / temperature).softmax(dim=-1)
+
+
+def is_multiclass(dataset: Any, mode: str) -> bool:
+    if mode != "auto":
+        return mode == "multiclass"
+    task = getattr(dataset, "task", None)
+    if task is not None:
+        return task == "multiclass"
+    return dataset.name in MULTICLASS_DATASETS
+
+
+def image_ids(dataset: Any, rows: np.ndarray) -> list[str]:
+    """A stable id per dataset row for prediction files: meta's image/path column, else the row."""
+    meta = getattr(dataset, "meta", None)
+    for col in ("image", "path", "image_id", "id"):
+        if meta is not None and col in meta.columns:
+            return [str(v) for v in meta[col].to_numpy()[rows]]
+    return [str(int(r)) for r in rows]
+
+
+def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOutput:
+    cols = select_findings(dataset, opts.findings)
+    names = [dataset.findings[c] for c in cols]
+    table = prompts_for(names, load_prompt_table(dataset.name, opts.prompts))
+    images = encode_images(pretrained, dataset, None, opts.batch_size, opts.num_workers, opts.device)
+    if images.emb.shape[0] == 0:
+        raise UserError(f"no image of dataset {dataset.name!r} could be loaded; first error: {next(iter(images.failed.values()), '?')}")
+    img = torch.from_numpy(images.emb)
+    labels = np.asarray(dataset.labels, dtype=np.float32)[images.index][:, cols]  # (N_ok, K)
+    multiclass = is_multiclass(dataset, opts.mode)
+
+    pos = encode_prompt_sets(pretrained, [table[n].positive for n in names], opts.device)  # (K, D)
+    if multiclass:
+        scores = class_probs(img, pos, opts.temperature).numpy()
+        result = _multiclass_result(labels, scores, names, opts)
+    else:
+        neg = encode_prompt_sets(pretrained, [table[n].negative for n in names], opts.device)
+        scores = pairwise_scores(img, pos, neg, opts.temperature).numpy()
+        result = multilabel_metrics(labels, scores, names, n_boot=opts.n_boot, seed=opts.seed)
+    result.update(
+        {
+            "mode": "multiclass" if multiclass else "multilabel",
+            "n_images": int(images.emb.shape[0]),
+            "failed_images": {str(k): v for k, v in images.failed.items()},
+            "prompt_source": {n: table[n].source for n in names},
+        }
+    )
+    preds = pd.DataFrame({"image": image_ids(dataset, images.index)})
+    for k, n in enumerate(names):
+        preds[n] = scores[:, k]
+    return TaskOutput(result=result, predictions=preds)
+
+
+def _multiclass_result(labels: np.ndarray, scores: np.ndarray, names: list[str], opts: ZeroShotOptions) -> dict[str, Any]:
+    """Rows with exactly one positive class are scored; others are counted as excluded."""
+    known = ~np.isnan(labels).any(axis=1)
+    one_hot = known & (np.nansum(labels, axis=1) == 1)
+    if not one_hot.any():
+        raise UserError(
+            f"multi-class zero-shot needs exactly one positive label per image, but no image has that; "
+            f"pass mode=multilabel if the dataset is multi-label"
+        )
+    y = labels[one_hot].argmax(axis=1)
+    out = multiclass_metrics(y, scores[one_hot], names, n_boot=opts.n_boot, seed=opts.seed)
+    out["n_excluded_not_one_hot"] = int((~one_hot).sum())
+    return out

@@ -1,0 +1,202 @@
+"""Image encoders: ResNet-18/50 (torchvision), ViT (timm) and a tiny CNN for CPU runs.
+
+Every encoder takes (B, 1, H, W) float images and returns an EncoderOutput whose `global_emb` is
+(B, D) and whose `local` holds the last feature map as patches (B, h*w, D), both projected to D.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from syncxr.errors import UserError
+from syncxr.models.base import EncoderOutput
+from syncxr.registry import Registry
+
+log = logging.getLogger(__name__)
+
+IMAGE_ENCODERS: Registry[nn.Module] = Registry("image encoder")
+
+
+class ImageEncoder(nn.Module):
+    """Backbone producing a feature map (B, C, h, w) or tokens, plus two linear projections."""
+
+    feature_dim: int
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Return (pooled (B, C), local (B, L, C), grid (h, w))."""
+        raise NotImplementedError
+
+    def init_heads(self, embed_dim: int) -> None:
+        self.global_proj = nn.Linear(self.feature_dim, embed_dim)
+        self.local_proj = nn.Linear(self.feature_dim, embed_dim)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        pooled, local, grid = self.features(x)  # (B, C), (B, L, C)
+        return EncoderOutput(
+            global_emb=self.global_proj(pooled), local=self.local_proj(local), mask=None, grid=grid
+        )
+
+
+class ConvMapEncoder(ImageEncoder):
+    """Any conv trunk returning a (B, C, h, w) map: local = the h*w patches; global = mean pool,
+    or with `pool_grid=g` the g x g average-pooled map flattened, which keeps coarse position
+    (left vs right) that a shallow net cannot encode in its channels alone."""
+
+    def __init__(self, trunk: nn.Module, feature_dim: int, embed_dim: int, pool_grid: int = 1) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.pool_grid = pool_grid
+        self.local_dim = feature_dim
+        self.feature_dim = feature_dim * pool_grid * pool_grid
+        self.global_proj = nn.Linear(self.feature_dim, embed_dim)
+        self.local_proj = nn.Linear(feature_dim, embed_dim)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        fmap = self.trunk(x)  # (B, C, h, w)
+        b, c, h, w = fmap.shape
+        local = fmap.flatten(2).transpose(1, 2)  # (B, h*w, C)
+        if self.pool_grid == 1:
+            return fmap.mean(dim=(2, 3)), local, (h, w)
+        pooled = nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)  # (B, C*g*g)
+        return pooled, local, (h, w)
+
+
+class ViTEncoder(ImageEncoder):
+    """timm VisionTransformer: global = class token, local = patch tokens."""
+
+    def __init__(self, vit: nn.Module, embed_dim: int) -> None:
+        super().__init__()
+        self.vit = vit
+        self.feature_dim = vit.embed_dim
+        self.init_heads(embed_dim)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        tokens = self.vit.forward_features(x)  # (B, P + h*w, C), P prefix (class) tokens
+        n_prefix = self.vit.num_prefix_tokens
+        grid = tuple(self.vit.patch_embed.grid_size)
+        return tokens[:, 0], tokens[:, n_prefix:], (int(grid[0]), int(grid[1]))
+
+
+def _resnet_trunk(arch: str) -> tuple[nn.Module, int]:
+    import torchvision
+
+    net = getattr(torchvision.models, arch)(weights=None)
+    # 1-channel stem: same shape as the RGB conv with in_channels=1.
+    net.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    trunk = nn.Sequential(
+        net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+    )
+    return trunk, net.fc.in_features
+
+
+def _tiny_cnn_trunk(width: int = 32) -> tuple[nn.Module, int]:
+    # GroupNorm, not BatchNorm: a per-batch statistic would make a DDP run differ from one
+    # process over the same global batch, and tiny batches make BN noisy anyway.
+    chans = [1, width // 2, width, width * 2, width * 4]
+    layers: list[nn.Module] = []
+    for cin, cout in zip(chans[:-1], chans[1:]):
+        layers += [
+            nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+            nn.GroupNorm(min(8, cout), cout),
+            nn.GELU(),
+        ]
+    return nn.Sequential(*layers), chans[-1]  # 16x downsampling: 64 px -> 4x4 grid
+
+
+def load_image_weights(module: nn.Module, path: str | Path) -> None:
+    """Load backbone weights from a local .safetensors/.pt/.pth file without unpickling objects.
+
+    RGB stems are folded to one channel by summing the conv weights over the input channels
+    (a grey image is R=G=B, so the sum keeps the pretrained response). Missing/unexpected keys
+    (e.g. a classifier head) are logged, not fatal.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"image encoder weights {p} not found; give an existing local file")
+    if p.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(p))
+    else:
+        try:  # weights_only=True refuses arbitrary pickled objects
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means an unusable file
+            raise UserError(f"cannot read weights {p}: {exc}; expected a tensor state dict") from exc
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = module.state_dict()
+    fitted: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        key = _match_key(key, own)
+        if key is None:
+            continue
+        if tensor.ndim == 4 and own[key].ndim == 4 and tensor.shape[1] == 3 and own[key].shape[1] == 1:
+            tensor = tensor.sum(dim=1, keepdim=True)
+        if tensor.shape == own[key].shape:
+            fitted[key] = tensor
+    missing = sorted(set(own) - set(fitted))
+    if not fitted:
+        raise UserError(f"no tensor in {p} matches the image encoder; check the architecture")
+    module.load_state_dict(fitted, strict=False)
+    log.info("loaded %d tensors from %s (%d left at init: %s)", len(fitted), p, len(missing), missing[:5])
+
+
+def _match_key(key: str, own: dict[str, torch.Tensor]) -> str | None:
+    """Map a torchvision/timm key to ours (trunk is an nn.Sequential over the named stages)."""
+    if key in own:
+        return key
+    names = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"]
+    head, _, rest = key.partition(".")
+    if head in names and f"trunk.{names.index(head)}.{rest}" in own:
+        return f"trunk.{names.index(head)}.{rest}"
+    for prefix in ("vit.", "trunk."):
+        if prefix + key in own:
+            return prefix + key
+    return None
+
+
+def _register_resnet(arch: str) -> Callable[..., nn.Module]:
+    def build(embed_dim: int, image_size: int) -> nn.Module:
+        trunk, dim = _resnet_trunk(arch)
+        return ConvMapEncoder(trunk, dim, embed_dim)
+
+    return IMAGE_ENCODERS.register(arch)(build)
+
+
+_register_resnet("resnet18")
+_register_resnet("resnet50")
+
+
+@IMAGE_ENCODERS.register("tiny_cnn")
+def _tiny_cnn(embed_dim: int, image_size: int) -> nn.Module:
+    trunk, dim = _tiny_cnn_trunk()
+    return ConvMapEncoder(trunk, dim, embed_dim, pool_grid=2)
+
+
+def _vit(embed_dim: int, image_size: int, patch: int, width: int, depth: int, heads: int) -> nn.Module:
+    from timm.models.vision_transformer import VisionTransformer
+
+    vit = VisionTransformer(
+        img_size=image_size, patch_size=patch, in_chans=1, num_classes=0,
+        embed_dim=width, depth=depth, num_heads=heads,
+    )
+    return ViTEncoder(vit, embed_dim)
+
+
+@IMAGE_ENCODERS.register("vit_small")
+def _vit_small(embed_dim: int, image_size: int) -> nn.Module:
+    return _vit(embed_dim, image_size, patch=16, width=384, depth=12, heads=6)
+
+
+@IMAGE_ENCODERS.register("vit_base")
+def _vit_base(embed_dim: int, image_size: int) -> nn.Module:
+    return _vit(embed_dim, image_size, patch=16, width=768, depth=12, heads=12)
+
+
+@IMAGE_ENCODERS.register("vit_tiny")
+def _vit_tiny(embed_dim: int, image_size: int) -> nn.Module:
+    return _vit(embed_dim, image_size, patch=8, width=64, depth=2, heads=2)

@@ -1,0 +1,115 @@
+"""Checkpoints: safetensors for tensors (model, objective, optimizer) + state.json for the rest.
+
+Folder: <out>/checkpoints/step-XXXXXXXX/ (layout in syncxr.models.pretrained), written to a temp
+folder and renamed; <out>/latest.json names the newest. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from syncxr.errors import UserError
+from syncxr.models.pretrained import FORMAT, LATEST_FILE, MODEL_FILE, STATE_FILE, TEXT_DIR, read_state, resolve_checkpoint
+
+OPTIM_FILE = "optimizer.safetensors"
+OBJECTIVE_FILE = "objective.safetensors"
+
+
+def rng_state() -> dict[str, Any]:
+    """Global torch RNG states (dropout draws from them) as JSON lists."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split the optimizer state into tensors ('<param id>.<key>') and JSON metadata."""
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, st in sd["state"].items():
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"{pid}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(pid), {})[key] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, val in tensors.items():
+        pid, _, key = name.partition(".")
+        state.setdefault(int(pid), {})[key] = val
+    for pid, extra in meta["scalars"].items():
+        state.setdefault(int(pid), {}).update(extra)
+    groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(
+    out: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer,
+    state: dict[str, Any], keep: int,
+) -> Path:
+    """Write checkpoints/step-N atomically, point latest.json at it, prune old ones."""
+    root = out / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{state['step']:08d}"
+    final, tmp = root / name, root / f".tmp-{name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_model(model, str(tmp / MODEL_FILE))
+    if any(True for _ in objective.state_dict()):
+        save_model(objective, str(tmp / OBJECTIVE_FILE))
+    tensors, meta = optimizer_to_flat(optimizer)
+    save_file(tensors, str(tmp / OPTIM_FILE))
+    model.text.save(tmp / TEXT_DIR)
+    (tmp / STATE_FILE).write_text(json.dumps({"format": FORMAT, **state, "optimizer": meta}, indent=1))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    latest_tmp = out / (LATEST_FILE + ".tmp")
+    latest_tmp.write_text(json.dumps({"checkpoint": f"checkpoints/{name}", "step": state["step"]}))
+    os.replace(latest_tmp, out / LATEST_FILE)
+    for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_resume(out: Path, resume: str) -> Path | None:
+    """'latest' -> the run's newest checkpoint (None when there is none yet); else a path."""
+    if resume == "latest":
+        return resolve_checkpoint(out) if (out / LATEST_FILE).is_file() else None
+    return resolve_checkpoint(resume)
+
+
+def load_training_state(
+    ckpt: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """Load weights and optimizer state in place; returns state.json (step, epoch, rng, ...)."""
+    state = read_state(ckpt)
+    try:
+        load_model(model, str(ckpt / MODEL_FILE), strict=True)
+        if (ckpt / OBJECTIVE_FILE).is_file():
+            load_model(objective, str(ckpt / OBJECTIVE_FILE), strict=True)
+        optimizer_from_flat(optimizer, load_file(str(ckpt / OPTIM_FILE)), state["optimizer"])
+    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
+        raise UserError(
+            f"cannot resume from {ckpt}: {exc}. The model/objective config must match the run "
+            "that wrote the checkpoint."
+        ) from exc
+    return state
