@@ -19,16 +19,18 @@ class Progress:
 
             self._bar = RichProgress(
                 TextColumn("train"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.speed} step/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 TextColumn("loss {task.fields[loss]}"),
             )
             self._bar.__enter__()
-            self._task = self._bar.add_task("train", total=self.total, completed=self.done, loss="-")
+            self._task = self._bar.add_task("train", total=self.total, completed=self.done, loss="-", rate="")
         return self
 
     def advance(self, loss: float) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, loss=f"{loss:.4f}")
+            speed = self._bar.tasks[0].speed
+            rate = f"{speed:.2f} step/s" if speed else ""
+            self._bar.update(self._task, advance=1, loss=f"{loss:.4f}", rate=rate)
 
     def __exit__(self, exc_type: Optional[type], exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         if self._bar is not None:
