@@ -160,6 +160,29 @@ def card(dataset: Path = typer.Argument(..., help="Dataset folder")) -> None:
     console.print(f"[green]done[/]: {', '.join(str(p) for p in paths)}")
 
 
+@app.command()
+@user_errors
+def export(
+    dataset: Path = typer.Argument(..., help="syncxr dataset folder"),
+    out: Path = typer.Option(..., "--out", help="Output folder"),
+    fmt: str = typer.Option("webdataset", "--format", help="webdataset | mimic"),
+    samples_per_tar: int = typer.Option(1000, "--samples-per-tar"),
+    text: str = typer.Option("report", "--text", help="webdataset text: report | findings | impression"),
+) -> None:
+    """Export a dataset as WebDataset tars or a MIMIC-CXR-JPG-like folder."""
+    from syncxr.data.export import export_mimic, export_webdataset
+
+    if fmt == "webdataset":
+        if text not in ("report", "findings", "impression"):
+            raise UserError(f"--text must be report, findings or impression; got {text!r}")
+        paths = export_webdataset(dataset, out, samples_per_tar, text)  # type: ignore[arg-type]
+        console.print(f"[green]done[/]: {len(paths)} tar files -> {out}")
+    elif fmt == "mimic":
+        console.print(f"[green]done[/]: {export_mimic(dataset, out)}")
+    else:
+        raise UserError(f"--format must be webdataset or mimic; got {fmt!r}")
+
+
 @sim_app.command("reports")
 @user_errors
 def sim_reports(
