@@ -144,3 +144,46 @@ def test_bad_input_is_a_user_error() -> None:
     with pytest.raises(UserError, match="size"):
         render_phantom([], seed=1, size=64)
     assert F("pleural_effusion", severity="large").validated().severity == "severe"
+
+
+def _normal_layers(seed: int, size: int = 256):
+    """The patient's anatomy layers before findings (internal view, for shape checks)."""
+    from syncxr.image.phantom.anatomy import add_heart_and_mediastinum, base_layers, sample_patient
+    from syncxr.image.phantom.template import template
+
+    p = sample_patient(np.random.default_rng(seed), size)
+    layers = base_layers(template(size), p)
+    add_heart_and_mediastinum(layers, p)
+    return p, layers
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_lungs_are_domed_and_the_right_hemidiaphragm_is_higher(seed: int) -> None:
+    p, layers = _normal_layers(seed)
+    for side in (1, 2):
+        lung = layers.label == side
+        rows = np.flatnonzero(lung.any(axis=1))
+        top, widths = rows[0], lung.sum(axis=1)
+        # a rounded apex: near the top the lung is far narrower than at mid-height
+        assert widths[top + 8] < 0.6 * widths[(top + rows[-1]) // 2]
+    # the dome apex (highest diaphragm row) under each lung's middle third
+    def dome_row(side: int) -> int:
+        cols = np.flatnonzero((layers.label == side).any(axis=0))
+        mid = cols[len(cols) // 3 : 2 * len(cols) // 3]
+        return min(np.flatnonzero(layers.label[:, c] == side).max() for c in mid)
+    assert dome_row(1) < dome_row(2)  # image left = patient right = higher (liver)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_heart_sits_on_the_diaphragm_mostly_left_of_midline(seed: int) -> None:
+    p, layers = _normal_layers(seed)
+    heart, size = layers.heart, layers.heart.shape[0]
+    cols = np.flatnonzero(heart.any(axis=0))
+    spine_col = p.spine_x * size
+    assert (cols > spine_col).mean() > 0.6  # about two thirds of it on the patient's left
+    lowest = np.flatnonzero(heart.any(axis=1)).max()
+    assert lowest >= min(p.dome.values()) * size - 2  # no lung gap between heart and diaphragm
+    # continuous with the mediastinum above: no empty row between them
+    both = heart | layers.mediastinum
+    rows = np.flatnonzero(both.any(axis=1))
+    assert np.all(np.diff(rows) == 1)

@@ -27,10 +27,10 @@ class Exposure:
 def sample_exposure(rng: np.random.Generator, portable: bool = False) -> Exposure:
     """Exposure settings of one film; portable (AP) films are noisier."""
     return Exposure(
-        noise=rng.uniform(0.012, 0.022) * (1.5 if portable else 1.0),
-        window=rng.uniform(3.5, 4.3),
-        shoulder=rng.uniform(0.8, 1.6),
-        gamma=rng.uniform(0.95, 1.15),
+        noise=rng.uniform(0.015, 0.026) * (1.35 if portable else 1.0),
+        window=rng.uniform(3.2, 4.6),
+        shoulder=rng.uniform(1.4, 2.1),
+        gamma=rng.uniform(0.9, 1.3),
     )
 
 

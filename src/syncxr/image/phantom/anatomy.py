@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from syncxr.image.phantom.draw import add_ellipsoid, axes, smoothstep
+from syncxr.image.phantom.draw import axes, ellipse_field, smoothstep
 from syncxr.image.phantom.template import CARINA, HILA, LUNG_TOP, Template, lung_span
 
 CENTER = np.array([0.5, 0.45])
@@ -35,6 +35,7 @@ class Patient:
     mediastinum_scale: float
     soft_weight: float
     bone_weight: float
+    arm_weight: float  # 0 = arms raised out of the field (typical PA), up to 1 = arms at the sides (AP)
     air_weight: float
     vessel_weight: float
     vessel_variant: int
@@ -81,25 +82,27 @@ class Patient:
 
 def sample_patient(rng: np.random.Generator, size: int, emphysema: bool = False) -> Patient:
     """Draw habitus, inspiration and exposure-independent anatomy for one patient."""
-    dome_r = rng.uniform(0.6, 0.67)
+    dome_r = rng.uniform(0.65, 0.72)
     dome_l = dome_r + rng.uniform(0.015, 0.045)  # right hemidiaphragm higher (liver)
     depth = rng.uniform(0.09, 0.13)
     if emphysema:  # hyperinflation: low, flat domes
-        dome_r, dome_l, depth = rng.uniform(0.71, 0.75), 0.0, rng.uniform(0.025, 0.04)
+        dome_r, dome_l, depth = rng.uniform(0.78, 0.82), 0.0, rng.uniform(0.03, 0.045)
         dome_l = dome_r + rng.uniform(0.0, 0.015)
+    zoom = rng.uniform(0.94, 1.06)  # patient size / collimation: the whole chest larger or smaller
     return Patient(
         size=size,
-        sx=rng.uniform(0.93, 1.07) * (1.03 if emphysema else 1.0),
-        sy=rng.uniform(0.95, 1.05),
+        sx=zoom * rng.uniform(0.92, 1.06) * (1.03 if emphysema else 1.0),
+        sy=zoom * rng.uniform(0.95, 1.05),
         tilt=float(rng.normal(0.0, 0.018)),
         shift=np.array([rng.normal(0.0, 0.01), rng.uniform(-0.03, 0.025)]),
         dome={1: dome_r, 2: dome_l},
         dome_depth=depth,
-        heart_scale=rng.uniform(0.9, 1.04),
+        heart_scale=rng.uniform(0.96, 1.12),
         mediastinum_scale=rng.uniform(0.9, 1.1),
         soft_weight=rng.uniform(0.85, 1.15),
         bone_weight=rng.uniform(0.8, 1.2),
-        air_weight=rng.uniform(1.15, 1.4) * (1.12 if emphysema else 1.0),
+        arm_weight=float(rng.uniform(0.5, 1.1) if rng.random() < 0.55 else 0.0),
+        air_weight=rng.uniform(1.12, 1.38) * (1.12 if emphysema else 1.0),
         vessel_weight=rng.uniform(0.8, 1.2) * (0.55 if emphysema else 1.0),
         vessel_variant=int(rng.integers(0, 3)),
         breasts=bool(rng.random() < 0.3),
@@ -156,7 +159,7 @@ def dome_curve(p: Patient, size: int) -> tuple[np.ndarray, np.ndarray]:
         curve = curve + 2.0 * np.clip(u - 1.0, 0, None)  # beyond the wall: straight down the flank
         on_side = (xs < p.spine_x) if side == 1 else (xs >= p.spine_x)
         y = np.where(on_side & (u > -0.3) & (u < 1.4), curve, y).astype(np.float32)
-        w = np.where(on_side, smoothstep((1.35 - u) / 0.3), w).astype(np.float32)
+        w = np.where(on_side, smoothstep((1.15 - u) / 0.2), w).astype(np.float32)
     return y, w
 
 
@@ -165,6 +168,8 @@ def base_layers(t: Template, p: Patient) -> Layers:
     size = t.size
     idx = warp_index(p, size)
     static = p.soft_weight * t.soft + p.bone_weight * t.bone
+    if p.arm_weight:
+        static += p.arm_weight * t.arms
     lung = p.vessel_weight * t.vessels[p.vessel_variant] - p.air_weight * t.air
     body = np.take(static, idx)
     lung = np.take(lung, idx)
@@ -178,71 +183,92 @@ def base_layers(t: Template, p: Patient) -> Layers:
     return Layers(body=body, lung=lung, label=label, above=above, idx=idx, under_lung=under[None, :])
 
 
-def add_heart_and_mediastinum(layers: Layers, p: Patient) -> None:
-    """One cardiomediastinal silhouette, from the neck down onto the diaphragm.
+def silhouette_borders(p: Patient, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(right, left, heart top, heart floor): per-row border offsets (H,) from the spine.
 
-    Drawn row by row: each row has a right (image-left) and left (image-right) border offset from
-    the spine. Above the heart: the superior mediastinum (with the aortic knob on the left);
-    below the carina the heart widens, its right border the right-atrial bulge and its left
-    border sloping down to the apex, about 2/3 of it left of the midline. The lower heart is
-    cut by the domes, so it sits on (and blends into) the subdiaphragmatic soft tissue.
+    Right = toward image left (patient right), left = toward image right. Above the heart: the
+    superior mediastinum (SVC on the right, aortic knob on the left). Below the carina the heart
+    widens: its right border is the right-atrial bulge, its left border (left ventricle) slopes
+    down to the apex, so about 2/3 of it lies left of the midline.
+    """
+    hs, ms, sx = p.heart_scale, p.mediastinum_scale, p.sx
+    floor = max(p.dome[1], p.dome[2]) + 0.6 * p.dome_depth  # the domes cut the heart's base
+    height = (floor - p.carina[1] - 0.03) * (1.0 + 0.25 * (hs - 1.0))  # big hearts reach higher
+    top = floor - height
+    t = np.clip((ys - top) / height, 0.0, 1.2)
+    in_heart = (ys >= top).astype(np.float32)
+    bulge = np.sin(0.5 * np.pi * np.clip(t / 0.45, 0, 1)) ** 0.7
+    ra = 0.105 * hs * sx * bulge * (1 - 0.12 * np.clip((t - 0.5) / 0.5, 0, 1) ** 2)
+    right = np.maximum(0.05 * ms * sx, ra * in_heart)
+    grow = np.clip((t - 0.08) / 0.75, 0, 1)
+    lv = 0.07 * ms * sx + (0.225 * hs - 0.07 * ms) * sx * (1.0 - (1.0 - grow) ** 1.6)
+    lv *= np.sqrt(np.clip(1.0 - ((t - 0.83) / 0.45).clip(0, None) ** 2, 0, 1))  # apex rounds off
+    knob = 0.035 * ms * sx * np.exp(-(((ys - (p.carina[1] - 0.04)) / 0.028) ** 2))
+    left = np.maximum(0.058 * ms * sx + knob, lv * in_heart)
+    return right, left, float(top), float(floor)
+
+
+def add_heart_and_mediastinum(layers: Layers, p: Patient) -> None:
+    """One cardiomediastinal silhouette from the neck down onto the diaphragm, plus the organs below.
+
+    Each row is an ellipse-profile slab between its borders. The heart is cut by the domes, so it
+    sits on (and blends into) the subdiaphragmatic soft tissue; it also displaces lung air.
     """
     size = layers.body.shape[0]
     xs, ys = axes(size)
-    hs, ms, sx = p.heart_scale, p.mediastinum_scale, p.sx
     spine = p.spine_x
-    floor = max(p.dome[1], p.dome[2]) + 0.6 * p.dome_depth  # the domes cut the heart's base
-    top = p.carina[1] + 0.03
-    height = (floor - top) * (1.0 + 0.25 * (hs - 1.0))
-    top = floor - height
-    knob_y = p.carina[1] - 0.04
-    y = ys
-    t = np.clip((y - top) / height, 0.0, 1.2)
-    in_heart = (y >= top).astype(np.float32)
-    # right border: SVC above, then the right atrium bulging out and tucking in at the base
-    ra = 0.105 * hs * sx * np.sin(0.5 * np.pi * np.clip(t / 0.45, 0, 1)) ** 0.7 * (1 - 0.12 * np.clip((t - 0.5) / 0.5, 0, 1) ** 2)
-    svc = 0.05 * ms * sx
-    right = np.maximum(svc, ra * in_heart)
-    # left border: knob, pulmonary trunk, then the left ventricle sloping down to the apex
-    lv = 0.07 * ms * sx + (0.225 * hs - 0.07 * ms) * sx * np.sin(0.5 * np.pi * np.clip((t - 0.08) / 0.62, 0, 1)) ** 1.2
-    lv *= np.sqrt(np.clip(1.0 - ((t - 0.72) / 0.5).clip(0, None) ** 2, 0, 1))
-    sup = 0.058 * ms * sx + 0.035 * ms * sx * np.exp(-(((y - knob_y) / 0.028) ** 2))
-    left = np.maximum(sup, lv * in_heart)
-    neck = smoothstep((y - p.lung_top + 0.1) / 0.12)  # merges into the neck soft tissue
+    right, left, top, floor = silhouette_borders(p, ys)
     r0 = int(max(0, np.floor(size * (p.lung_top - 0.08))))
     r1 = int(min(size, np.ceil(size * (floor + 0.08))))
     c0 = int(max(0, np.floor(size * (spine - right.max() - 0.02))))
     c1 = int(min(size, np.ceil(size * (spine + left.max() + 0.02))))
     bb = (slice(r0, r1), slice(c0, c1))
+    y = ys[bb[0]][:, None]
     rr, ll = right[bb[0]][:, None], left[bb[0]][:, None]
     dx = xs[bb[1]][None, :] - spine
     centre, half = 0.5 * (ll - rr), 0.5 * (ll + rr)
-    q = np.clip(1.0 - ((dx - centre) / half) ** 2, 0.0, 1.0)
-    prof = q**0.35 * smoothstep((1.0 - np.abs(dx - centre) / half) * half * size / 1.5)
-    heart_w = smoothstep((y[bb[0]][:, None] - top + 0.04) / 0.16)
-    amp = (0.45 + 0.25 * heart_w) * neck[bb[0]][:, None]
-    dens = (amp * prof * layers.above[bb]).astype(np.float32)
-    layers.body[bb] += dens
+    q = np.clip(1.0 - ((dx - centre) / half) ** 2, 0.0, 1.0)  # (rows, cols) 1 on the axis, 0 at borders
+    prof = q**0.5 * smoothstep((1.0 - np.abs(dx - centre) / half) * half * size / 1.5)
+    heart_w = smoothstep((y - top + 0.04) / 0.16)  # mediastinum -> heart, no step between them
+    neck = smoothstep((y - p.lung_top + 0.1) / 0.12)  # merges into the neck soft tissue
+    layers.body[bb] += ((0.25 + 0.12 * heart_w) * neck * prof * layers.above[bb]).astype(np.float32)
     layers.lung[bb] *= 1.0 - 0.75 * prof * heart_w  # the heart displaces the lung in front of it
     inside = (q > 0) & (layers.above[bb] > 0.5)
-    heart = np.zeros(layers.body.shape, bool)
-    heart[bb] = inside & (ys[bb[0]][:, None] > top + 0.02)
-    med = np.zeros(layers.body.shape, bool)
-    med[bb] = inside & (ys[bb[0]][:, None] <= top + 0.02) & (ys[bb[0]][:, None] > p.lung_top - 0.02)
-    layers.heart, layers.mediastinum = heart, med
+    layers.heart = np.zeros(layers.body.shape, bool)
+    layers.heart[bb] = inside & (y > top + 0.02)
+    layers.mediastinum = np.zeros(layers.body.shape, bool)
+    layers.mediastinum[bb] = inside & (y <= top + 0.02) & (y > p.lung_top - 0.02)
     # subdiaphragmatic organs (liver, spleen, stomach wall) fill in under the domes
-    layers.body += np.float32(0.4) * (1.0 - layers.above) * layers.under_lung
+    layers.body += np.float32(0.3) * (1.0 - layers.above) * layers.under_lung
+
+
+def add_abdomen_texture(layers: Layers, t: Template, rng: np.random.Generator) -> None:
+    """Bowel gas: faint irregular lucencies low in the abdomen, from an offset window of the cloud field."""
+    size = layers.body.shape[0]
+    r0 = int(size * 0.72)
+    oy, ox = (int(v) for v in rng.integers(0, size, size=2))
+    cloud = t.cloud[oy : oy + size - r0, ox : ox + size]
+    gas = np.clip(cloud - 0.55, 0.0, None) * np.float32(rng.uniform(0.5, 1.2))
+    layers.body[r0:] -= gas * (1.0 - layers.above[r0:]) * layers.under_lung
 
 
 def add_soft_extras(layers: Layers, p: Patient, rng: np.random.Generator) -> None:
     """Gastric bubble under the left dome; breast shadows over the lower zones in some patients."""
-    xs, _ = axes(layers.body.shape[0])
+    _, ys = axes(layers.body.shape[0])
     med, lat = p.lung_bounds_at(2, p.dome[2])
     gx = med + 0.45 * (lat - med) + rng.uniform(-0.03, 0.03)
     gy = p.dome[2] + rng.uniform(0.035, 0.06)
-    add_ellipsoid(layers.body, gx, gy, rng.uniform(0.035, 0.06), rng.uniform(0.02, 0.03), -0.55, power=0.8)
+    rx, ry = rng.uniform(0.035, 0.06), rng.uniform(0.022, 0.032)
+    bb, r2 = ellipse_field(gx, gy, rx, ry, layers.body.shape[0])
+    level = ys[bb[0]][:, None] < gy + rng.uniform(0.0, 0.5) * ry  # air-fluid level: flat floor
+    layers.body[bb] -= np.where(level, 0.45 * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)), 0.0).astype(np.float32)
     if p.breasts:
+        amp = rng.uniform(0.3, 0.5)
         for side in (1, 2):
             m, la = p.lung_bounds_at(side, p.dome[side])
             bx = m + 0.6 * (la - m)
-            add_ellipsoid(layers.body, bx, p.dome[side] + 0.02, 0.17, 0.12, rng.uniform(0.35, 0.55), power=0.35)
+            cy, ry = p.dome[side] + 0.05, 0.13
+            bb, r2 = ellipse_field(bx, cy, 0.18, ry, layers.body.shape[0])
+            # density builds toward the sharp inferior skin fold and fades out upward
+            fade = smoothstep((ys[bb[0]][:, None] - cy + 0.9 * ry) / (1.4 * ry))
+            layers.body[bb] += (amp * np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)) * fade).astype(np.float32)

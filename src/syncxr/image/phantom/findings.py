@@ -28,7 +28,7 @@ from syncxr.image.phantom.draw import (
     smoothstep,
 )
 from syncxr.image.phantom.spec import FindingSpec, severity01
-from syncxr.image.phantom.template import POST_RIB_DY, POST_RIB_Y0, Template
+from syncxr.image.phantom.template import RIB_REACH, Template, posterior_rib
 
 ZONE_SPAN = {"upper": (0.05, 0.33), "middle": (0.33, 0.62), "lower": (0.62, 0.92)}
 
@@ -52,9 +52,14 @@ def _lung_box(p: Patient, side: int) -> tuple[slice, slice]:
 
 
 def _fill(layers: Layers, bb: tuple[slice, slice], density: np.ndarray, amp: float) -> None:
-    """Replace lung air by tissue/fluid with fractional `density` in [0, 1] inside a bbox."""
+    """Replace lung air by tissue/fluid with fractional `density` in [0, 1] inside a bbox.
+
+    The added tissue scales with the air it replaces, so the filled region fades out smoothly
+    where the lung is thin (apex, rim, behind the heart) instead of ending at a hard label edge.
+    """
+    air = np.clip(layers.lung[bb] * np.float32(-1.0 / 0.8), 0.0, 1.0)
     layers.lung[bb] *= 1.0 - density
-    layers.body[bb] += amp * density
+    layers.body[bb] += amp * density * air
 
 
 def effusion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
@@ -71,7 +76,7 @@ def effusion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
         depth = ys[bb[0]][:, None] - level
         fluid = smoothstep(depth / 0.07) ** 1.5 * (layers.label[bb] == side)
         fluid *= 0.85 + 0.15 * smoothstep(depth / 0.2)  # thicker layer toward the base
-        _fill(layers, bb, fluid, 0.7)
+        _fill(layers, bb, fluid, 0.4)
         mask[bb] |= fluid > 0.3
     return mask
 
@@ -85,11 +90,13 @@ def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
         lung = layers.label[bb] == side
         hx, hy = p.hilum(side)
         # apical/lateral pneumothorax: anchor low and medial so the gap opens at the apex
-        ay = hy + (0.2 if spec.zone == "upper" else 0.08)
+        apical = spec.zone == "upper"
+        ay = hy + (0.28 if apical else 0.08)
+        scale_x = 1.0 - (1.0 - scale) * (0.5 if apical else 1.0)  # apical: the gap is mostly on top
         rows = np.arange(bb[0].start, bb[0].stop)[:, None]
         cols = np.arange(bb[1].start, bb[1].stop)[None, :]
         src_r = np.clip(((rows + 0.5) / p.size - ay) / scale + ay, 0, 0.999) * p.size
-        src_c = np.clip(((cols + 0.5) / p.size - hx) / scale + hx, 0, 0.999) * p.size
+        src_c = np.clip(((cols + 0.5) / p.size - hx) / scale_x + hx, 0, 0.999) * p.size
         collapsed = layers.label[src_r.astype(np.intp), src_c.astype(np.intp)] == side
         collapsed &= lung
         gap = lung & ~collapsed
@@ -105,11 +112,14 @@ def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
 def _patch(layers: Layers, p: Patient, t: Template, cx: float, cy: float, rx: float, ry: float,
            side: int, rng: np.random.Generator, fluffy: float) -> tuple[tuple[slice, slice], np.ndarray]:
     """A fluffy airspace density (0..1) inside one lung, cut by the lung boundary."""
-    bb, r2 = ellipse_field(cx, cy, rx, ry, p.size, rng.uniform(-0.5, 0.5))
+    # a box 1.4x the ellipse so the ragged margin fades out before the box edge (r2 >= 1.96 there)
+    bb, r2 = ellipse_field(cx, cy, 1.4 * rx, 1.4 * ry, p.size, rng.uniform(-0.5, 0.5))
+    r2 = r2 * np.float32(1.96)
     h, w = r2.shape
     oy, ox = rng.integers(0, p.size, size=2)
     cloud = t.cloud[oy : oy + h, ox : ox + w]
-    dens = smoothstep((1.0 - r2) * 1.2 + (cloud - 0.5) * fluffy)
+    dens = smoothstep(((1.0 - r2) * 1.2 + (cloud - 0.5) * fluffy) / 1.5)  # ill-defined margins
+    dens *= smoothstep((1.9 - r2) / 0.8)
     dens = dens * (layers.label[bb] == side)
     return bb, dens.astype(np.float32)
 
@@ -120,16 +130,21 @@ def consolidation(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.
     sev = severity01(spec)
     for side in spec.sides():
         cx, cy = zone_point(p, side, spec.zone or "lower", rng)
-        rx, ry = (0.07 + 0.05 * sev) * rng.uniform(0.9, 1.2), (0.06 + 0.04 * sev) * rng.uniform(0.9, 1.2)
+        rx, ry = (0.08 + 0.07 * sev) * rng.uniform(0.9, 1.2), (0.07 + 0.05 * sev) * rng.uniform(0.9, 1.2)
         bb, dens = _patch(layers, p, t, cx, cy, rx, ry, side, rng, 2.5)
-        _fill(layers, bb, 0.7 * dens, 0.55)
+        _fill(layers, bb, 0.75 * dens, 0.35)
         hx, hy = p.hilum(side)
-        for _ in range(3):  # air bronchograms run from the hilum side into the opacity
-            d = np.array([cx - hx, cy - hy]) * rng.uniform(0.6, 0.9)
-            start = np.array([cx, cy]) - 0.5 * d + rng.normal(0, 0.015, 2)
-            pts = bezier(np.array([start, start + 0.5 * d + rng.normal(0, 0.01, 2), start + d]), 16)
-            tube = polyline_mask(pts, 0.007, p.size)[bb]
-            layers.body[bb] -= np.where(tube, 0.35 * dens, 0.0).astype(np.float32)
+        away = np.array([cx - hx, cy - hy])
+        away /= max(float(np.hypot(*away)), 1e-6)
+        tubes = np.zeros(dens.shape, np.float32)
+        for _ in range(3):  # air bronchograms: short lucent branching tubes pointing away from the hilum
+            start = np.array([cx, cy]) - 0.4 * rx * away + rng.normal(0, 0.3 * rx, 2)
+            d = (away + rng.normal(0, 0.3, 2)) * rx * rng.uniform(0.6, 0.9)
+            mid = start + 0.5 * d + rng.normal(0, 0.005, 2)
+            for path in ((start, mid, start + d), (mid, mid + 0.3 * d + rng.normal(0, 0.2 * rx, 2))):
+                tubes = np.maximum(tubes, polyline_mask(bezier(np.array(path), 12), 0.005, p.size)[bb])
+        tubes = ndimage.gaussian_filter(tubes, 0.5 * p.size / 256)
+        layers.body[bb] -= 0.3 * tubes * dens
         mask[bb] |= dens > 0.35
     return mask
 
@@ -141,7 +156,7 @@ def opacity(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
         cx, cy = zone_point(p, side, spec.zone or "middle", rng)
         s = 0.06 + 0.04 * severity01(spec)
         bb, dens = _patch(layers, p, t, cx, cy, s * 1.2, s, side, rng, 3.0)
-        _fill(layers, bb, 0.45 * dens, 0.35)
+        _fill(layers, bb, 0.45 * dens, 0.2)
         mask[bb] |= dens > 0.35
     return mask
 
@@ -157,7 +172,7 @@ def atelectasis(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Ge
             pts = np.array([[cx - half, cy - tilt * half], [cx, cy + rng.normal(0, 0.006)], [cx + half, cy + tilt * half]])
             bb, band = polyline_box(bezier(pts, 20), 0.012 + 0.01 * severity01(spec), p.size)
             band &= layers.label[bb] == side
-            _fill(layers, bb, 0.6 * ndimage.gaussian_filter(band.astype(np.float32), 0.6 * p.size / 256), 0.9)
+            _fill(layers, bb, 0.6 * ndimage.gaussian_filter(band.astype(np.float32), 0.6 * p.size / 256), 0.45)
             mask[bb] |= band
     return mask
 
@@ -173,7 +188,7 @@ def edema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generato
         oy, ox = rng.integers(0, p.size, size=2)
         haze = np.exp(-1.6 * r2) * (0.6 + 0.8 * t.cloud[oy : oy + h, ox : ox + w])
         haze = (haze * (0.35 + 0.35 * sev) * (layers.label[bb] == side)).astype(np.float32)
-        _fill(layers, bb, haze, 0.7)
+        _fill(layers, bb, haze, 0.4)
         mask[bb] |= haze > 0.2
         med, lat = p.lung_bounds_at(side, p.dome[side] - 0.05)
         for _ in range(int(4 + 5 * sev)):  # Kerley B: short horizontal lines touching the pleura
@@ -219,9 +234,9 @@ def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
     first = {"upper": 2, "middle": 4, "lower": 6}[spec.zone or "middle"]
     i = int(rng.integers(first, first + 3))
     s = rng.uniform(0.7, 0.85)
-    y0 = POST_RIB_Y0 + i * POST_RIB_DY
     sgn = -1.0 if side == 1 else 1.0
-    cx, cy = p.to_image(np.array([0.5 + sgn * 0.42 * s, y0 - 0.02 * s + 0.115 * s**2]))
+    rib_y, _ = posterior_rib(i, np.array(s))
+    cx, cy = p.to_image(np.array([0.5 + sgn * RIB_REACH * s, float(rib_y)]))
     half = 0.03
     bb = box(cx - half, cx + half, cy - half, cy + half, p.size)
     win = layers.body[bb]
@@ -231,8 +246,8 @@ def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
     lateral = slice(0, col) if side == 1 else slice(col, win.shape[1])
     win[:, lateral] = np.roll(win[:, lateral], step, axis=0)
     dy = np.abs(ys[bb[0]][:, None] - cy) < 0.016
-    gap = (np.abs(xs[bb[1]][None, :] - cx) < 0.6 / p.size + 0.002) & dy
-    win -= np.where(gap, 0.22 * p.bone_weight, 0.0).astype(np.float32)
+    gap = (np.abs(xs[bb[1]][None, :] - cx) < 1.0 / p.size + 0.002) & dy
+    win -= np.where(gap, 0.3 * p.bone_weight, 0.0).astype(np.float32)
     if spec.severity == "mild":
         add_ellipsoid(layers.body, cx, cy, 0.012, 0.012, 0.2)
     return ellipse_mask(cx, cy, 0.022, 0.022, p.size)

@@ -21,6 +21,7 @@ from syncxr.image.base import GeneratedImage
 from syncxr.image.phantom.acquisition import expose, sample_exposure
 from syncxr.image.phantom.anatomy import (
     Patient,
+    add_abdomen_texture,
     add_heart_and_mediastinum,
     add_soft_extras,
     base_layers,
@@ -51,7 +52,8 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     t = template(size)
     rng = np.random.default_rng(seed)
     p = _patient(specs, rng, size)
-    # ICU patients with lines and tubes are mostly portable AP films (noisier)
+    # ICU patients with lines and tubes are mostly portable AP films (noisier). Only the exposure
+    # changes: adding a device must not move the patient's anatomy.
     lines = any(n in specs for n in ("et_tube", "central_line", "ng_tube", "chest_tube"))
     portable = bool(rng.random() < 0.7) and lines
     exposure = sample_exposure(rng, portable)
@@ -59,6 +61,7 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     layers = base_layers(t, p)
     add_heart_and_mediastinum(layers, p)
     add_soft_extras(layers, p, rng)
+    add_abdomen_texture(layers, t, rng)
     masks: dict[str, np.ndarray] = {}
     for name in ORDER:
         if name in specs:

@@ -28,18 +28,20 @@ N_VESSEL_VARIANTS = 3
 CARINA = (0.5, 0.34)
 HILA = {1: (0.41, 0.42), 2: (0.6, 0.395)}  # left hilum sits higher than the right
 LUNG_TOP = 0.115  # apices, just above the medial clavicles
-LUNG_BOTTOM = 0.92  # lungs are drawn down to here; the per-patient diaphragm cuts them
-APEX_X = 0.165  # |x - 0.5| of each apex: the dome is centred over the mid-lung, not the wall
+LUNG_BOTTOM = 0.98  # lungs are drawn down to here; the per-patient diaphragm cuts them
+APEX_X = 0.18  # |x - 0.5| of each apex: the dome is centred over the mid-lung, not the wall
 LATERAL_X = 0.405  # |x - 0.5| of the lateral lung wall at its widest
-DOME_REACH = 0.46  # canonical height over which the lateral wall curves out from the apex
-APEX_R = 0.07  # radius of the rounded apex
+DOME_REACH = 0.34  # canonical height over which the lateral wall curves out from the apex
+APEX_R = 0.095  # radius of the rounded apex
 POST_RIB_Y0, POST_RIB_DY = 0.125, 0.052  # spine level of posterior rib 1 and the rib spacing
+RIB_REACH = 0.43  # |x - 0.5| of the lateral end of the ribs
 
 
 @dataclass(frozen=True)
 class Template:
     size: int
-    soft: np.ndarray  # (H, W) soft-tissue line integral (body, neck, shoulders, arms)
+    soft: np.ndarray  # (H, W) soft-tissue line integral (body, neck, shoulders)
+    arms: np.ndarray  # (H, W) upper arms beside the chest (weighted per patient: absent on most PA films)
     bone: np.ndarray  # (H, W) spine, ribs, clavicles, scapulae, humeral heads
     air: np.ndarray  # (H, W) lung + trachea air thickness (subtracted)
     vessels: tuple[np.ndarray, ...]  # variants of (H, W) lung markings + hila + fine mottle
@@ -57,7 +59,7 @@ def lung_span(y: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
     sign = -1.0 if side == 1 else 1.0  # image direction of "lateral"
     d = np.clip(y - LUNG_TOP, 0.0, None)
     cap = np.sqrt(np.clip(APEX_R**2 - (APEX_R - np.minimum(d, APEX_R)) ** 2, 0.0, None))  # round apex
-    wall = (LATERAL_X - APEX_X) * np.sin(0.5 * np.pi * np.clip(d / DOME_REACH, 0, 1)) ** 0.85
+    wall = (LATERAL_X - APEX_X) * np.sin(0.5 * np.pi * np.clip(d / DOME_REACH, 0, 1)) ** 0.75
     lat_off = APEX_X + np.maximum(cap, wall) + 0.012 * smoothstep((y - 0.5) / 0.3)  # slight basal flare
     floor = 0.045 if side == 1 else 0.05
     drop = (APEX_X - floor) * np.sin(0.5 * np.pi * np.clip(d / 0.2, 0, 1))
@@ -80,8 +82,8 @@ def _lungs(size: int) -> tuple[np.ndarray, np.ndarray]:
         den = np.where(np.abs(med - lat) > 1e-6, med - lat, 1e-6)[:, None]
         u = (xs[None, :] - lat[:, None]) / den
         inside = (u > 0) & (u < 1) & (width > 1.0 / size) & (y < LUNG_BOTTOM)
-        # the lung is a curved shell: thin at the lateral wall, thickest over the middle third
-        prof = smoothstep(u / 0.12) ** 0.5 * (0.8 + 0.2 * smoothstep(u / 0.4)) * smoothstep((1.0 - u) / 0.07)
+        # air thickness: rises over a short lateral rim, flat inside, soft at the mediastinum
+        prof = smoothstep(u / 0.12) ** 0.5 * smoothstep((1.0 - u) / 0.07)
         prof *= 0.82 + 0.18 * smoothstep((y - 0.25) / 0.35)  # apices are thinner than bases
         prof *= smoothstep((y - LUNG_TOP) / 0.05)
         air += np.where(inside, prof, 0.0).astype(np.float32)
@@ -97,7 +99,7 @@ def _lungs(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _body(size: int) -> np.ndarray:
-    """Soft tissue: neck, sloping shoulders and arms, a barrel chest thinning toward the walls."""
+    """Soft tissue: neck, sloping shoulders, a barrel chest thinning toward the walls."""
     xs, ys = axes(size)
     dx = np.abs(xs[None, :] - 0.5)
     y = ys[:, None]
@@ -105,18 +107,26 @@ def _body(size: int) -> np.ndarray:
     shoulder = 0.13 + 0.33 * np.sqrt(smoothstep((y + 0.01) / 0.2))
     half = np.maximum(shoulder, neck)
     # a chest is wider than deep: the path length stays long until close to the skin
-    torso = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0) ** 0.3
+    torso = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0) ** 0.2
     soft = 2.2 * torso
-    # upper arms beside the chest with a thin strip of air (axilla) between
-    arm_y = smoothstep((y - 0.02) / 0.1)
-    arm = np.clip(1.0 - ((dx - 0.54) / 0.05) ** 2, 0.0, 1.0) ** 0.5 * arm_y
     deltoid = np.clip(1.0 - ((dx - 0.44) / 0.1) ** 2 - ((y - 0.12) / 0.1) ** 2, 0.0, 1.0) ** 0.6
-    soft += 1.5 * arm + 0.9 * deltoid
+    soft += 0.9 * deltoid
     soft += 0.3 * smoothstep((y - 0.7) / 0.25) * torso  # abdomen a little thicker than the chest
     return ndimage.gaussian_filter(soft.astype(np.float32), 1.5 * size / 256)
 
 
-def _band(size: int, ys_c: np.ndarray, slope: np.ndarray, half_th: float, amp: float, reach: np.ndarray) -> np.ndarray:
+def _arms(size: int) -> np.ndarray:
+    """Upper arms beside the chest with a strip of air (axilla) between, humeral shafts inside."""
+    xs, ys = axes(size)
+    dx = np.abs(xs[None, :] - 0.5)
+    y = ys[:, None]
+    arm = np.clip(1.0 - ((dx - 0.54) / 0.05) ** 2, 0.0, 1.0) ** 0.5 * smoothstep((y - 0.02) / 0.1)
+    shaft = np.clip(1.0 - ((dx - 0.535) / 0.025) ** 2, 0, 1) ** 0.5 * smoothstep((y - 0.14) / 0.05)
+    return ndimage.gaussian_filter((1.5 * arm + 0.25 * shaft).astype(np.float32), 1.5 * size / 256)
+
+
+def _band(size: int, ys_c: np.ndarray, slope: np.ndarray, half_th: float | np.ndarray, amp: float,
+          reach: np.ndarray) -> np.ndarray:
     """A bone band around the curve y = ys_c(x): cancellous core plus brighter cortical edges."""
     _, ys = axes(size)
     d = np.abs(ys[:, None] - ys_c[None, :]) / (half_th * np.sqrt(1.0 + slope**2))[None, :]
@@ -125,19 +135,30 @@ def _band(size: int, ys_c: np.ndarray, slope: np.ndarray, half_th: float, amp: f
     return (amp * core * cortex * reach[None, :]).astype(np.float32)
 
 
+def posterior_rib(i: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical centre line y and slope dy/dx of posterior rib i at lateral fractions s (0 spine, 1 wall).
+
+    The rib rises a little from its head at the spine, runs nearly level, then curves steeply
+    down toward the lateral chest wall.
+    """
+    y0 = POST_RIB_Y0 + i * POST_RIB_DY * (1 + 0.015 * i)
+    bulge = 0.17 + 0.01 * i
+    s = np.asarray(s, dtype=np.float64)
+    return y0 - 0.06 * s + bulge * s**2.2, (-0.06 + 2.2 * bulge * s**1.2) / RIB_REACH
+
+
 def _ribs(size: int, rng: np.random.Generator) -> np.ndarray:
     xs, _ = axes(size)
     bone = np.zeros((size, size), np.float32)
-    s = np.abs(xs - 0.5) / 0.43  # 0 at the spine, 1 at the lateral chest wall
+    s = np.abs(xs - 0.5) / RIB_REACH  # 0 at the spine, 1 at the lateral chest wall
     reach = smoothstep((1.05 - s) / 0.08) * smoothstep((s - 0.05) / 0.05)
     for i in range(11):
         y0 = POST_RIB_Y0 + i * POST_RIB_DY * (1 + 0.015 * i)
-        # posterior: rises a little from the spine, then curves steeply down at the wall
-        bulge = 0.17 + 0.01 * i
-        yc = y0 - 0.06 * s + bulge * s**2.2  # rises from the rib head, then curves down laterally
-        slope = (-0.06 + 2.2 * bulge * s**1.2) / 0.43
-        amp = 0.3 * rng.uniform(0.85, 1.15) * (1.0 - 0.25 * smoothstep((s - 0.7) / 0.3))
-        bone += _band(size, yc, slope, 0.0105 + 0.0005 * i, amp, reach)
+        yc, slope = posterior_rib(i, s)
+        amp = 0.25 * rng.uniform(0.8, 1.15) * (1.0 - 0.25 * smoothstep((s - 0.7) / 0.3))
+        # posterior ribs are slender by the spine and broaden laterally
+        half_th = (0.0085 + 0.0005 * i) * (0.8 + 0.45 * smoothstep(s / 0.8))
+        bone += _band(size, yc, slope, half_th, amp, reach)
         if i < 7:  # anterior ribs: from the wall down toward the midline, fading before the sternum
             ya = y0 + 0.035 + 0.13 * np.clip(1.0 - s, 0, None) ** 1.2
             slope_a = -0.156 * np.clip(1.0 - s, 0, None) ** 0.2 / 0.43
@@ -161,7 +182,7 @@ def _bones(size: int, rng: np.random.Generator, label: np.ndarray) -> np.ndarray
     endplate = 0.8 + 0.2 * smoothstep(np.minimum(frac, 1 - frac) / 0.12)
     half = 0.03 + 0.012 * np.clip(y, 0, 1)
     body = np.sqrt(np.clip(1.0 - (np.abs(x - 0.5) / half) ** 2, 0, 1))
-    bone += (0.26 - 0.08 * smoothstep((y - 0.6) / 0.3)) * body * endplate
+    bone += (0.15 - 0.04 * smoothstep((y - 0.6) / 0.3)) * body * endplate
     for sgn in (-1, 1):
         ped = np.exp(-(((x - 0.5 - sgn * 0.8 * half) / 0.008) ** 2) - ((frac - 0.35) / 0.1) ** 2)
         bone += 0.14 * ped
@@ -186,8 +207,7 @@ def _shoulder_girdle(size: int) -> np.ndarray:
         plate = (sgn * (x - border) > 0) & (y > 0.09) & (y < 0.43 - 0.5 * np.clip(sgn * (x - 0.5) - 0.37, 0, 1))
         out += 0.1 * ndimage.gaussian_filter(plate.astype(np.float32), 1.2 * size / 256)
         hum = np.clip(1.0 - ((x - 0.5 - sgn * 0.5) / 0.055) ** 2 - ((y - 0.12) / 0.06) ** 2, 0, 1) ** 0.6
-        shaft = np.clip(1.0 - ((x - 0.5 - sgn * 0.53) / 0.028) ** 2, 0, 1) ** 0.5 * smoothstep((y - 0.12) / 0.05)
-        out += 0.22 * np.maximum(hum, shaft)
+        out += 0.22 * hum
     return out
 
 
@@ -211,9 +231,19 @@ def _vessel_tree(size: int, label: np.ndarray, seed: int) -> np.ndarray:
         for a in (-95, -120, -145, -170, 165, 140, 115, 95):
             ang = np.deg2rad(a if side == 1 else 180 - a) + rng.normal(0, 0.15)
             start = np.array(hilum) + rng.normal(0, 0.02, 2)
-            grow(start, ang, rng.uniform(0.07, 0.1), 0.011, 6)
-    acc = ndimage.gaussian_filter(acc, 1.1 * size / 256)
+            upper = np.sin(ang) < 0  # upper-lobe vessels are thinner than the basal ones (gravity)
+            grow(start, ang, rng.uniform(0.07, 0.1), 0.011 if upper else 0.015, 6)
     xs, ys = axes(size)
+    # vessels seen end-on: small round dots, denser and larger near the hila
+    n_dots = 900
+    px, py = rng.uniform(0.05, 0.95, n_dots), rng.uniform(0.1, 0.9, n_dots)
+    near = np.min([np.hypot(px - hx, py - hy) for hx, hy in HILA.values()], axis=0)
+    keep = rng.random(n_dots) < np.exp(-near / 0.15)
+    rows, cols = (py[keep] * size).astype(np.intp), (px[keep] * size).astype(np.intp)
+    dots = np.zeros((size, size), np.float32)
+    dots[rows, cols] = rng.uniform(0.5, 1.0, rows.size).astype(np.float32)
+    acc = np.maximum(acc, ndimage.maximum_filter(dots, size=max(1, round(2 * size / 256))))
+    acc = ndimage.gaussian_filter(acc, 1.2 * size / 256)
     for hx, hy in HILA.values():  # hilar pulmonary arteries and lymphatics
         acc += 0.7 * np.exp(-((xs[None, :] - hx) / 0.03) ** 2 - ((ys[:, None] - hy) / 0.055) ** 2)
     lung = ndimage.gaussian_filter((label > 0).astype(np.float32), 2.0 * size / 256)
@@ -221,7 +251,7 @@ def _vessel_tree(size: int, label: np.ndarray, seed: int) -> np.ndarray:
     tex = sum(ndimage.gaussian_filter(rng.standard_normal((size, size)).astype(np.float32), s * size / 256) * w
               for s, w in ((0.8, 0.9), (2.0, 1.6), (5.0, 2.5)))
     haze = sum(np.exp(-(((xs[None, :] - hx) / 0.16) ** 2) - ((ys[:, None] - hy) / 0.22) ** 2) for hx, hy in HILA.values())
-    return ((acc * 0.3 + haze * 0.18 + tex * 0.07) * lung).astype(np.float32)
+    return ((acc * 0.28 + haze * 0.2 + tex * 0.08) * lung).astype(np.float32)
 
 
 def _fractal(size: int, rng: np.random.Generator) -> np.ndarray:
@@ -240,6 +270,7 @@ def template(size: int) -> Template:
     rng = np.random.default_rng(20240917 + size)
     arrays = dict(
         soft=_body(size),
+        arms=_arms(size),
         bone=_bones(size, rng, label),
         air=air,
         vessels=tuple(_vessel_tree(size, label, 7 + k) for k in range(N_VESSEL_VARIANTS)),
