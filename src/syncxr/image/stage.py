@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator
 from syncxr.image.phantom.render import render_phantom
+from syncxr.image.png import encode_gray_png
 from syncxr.image.phantom.spec import LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
 from syncxr.pipeline.stage import live
 from syncxr.qc.base import ImageFilter
@@ -31,12 +32,8 @@ PNG_LEVEL = 1
 
 
 def encode_png(image: np.ndarray, compress_level: int = PNG_LEVEL) -> bytes:
-    """(H, W) uint8 -> 8-bit grayscale PNG bytes."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8), mode="L").save(
-        buf, format="PNG", compress_level=compress_level
-    )
-    return buf.getvalue()
+    """(H, W) uint8 -> 8-bit grayscale PNG bytes (fast fixed-filter encoder, see image/png.py)."""
+    return encode_gray_png(image, compress_level)
 
 
 def encode_mask(mask: np.ndarray, compress_level: int = PNG_LEVEL) -> bytes:
