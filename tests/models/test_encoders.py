@@ -71,3 +71,82 @@ def test_hf_text_encoder_from_local_folder(tmp_path):
 def test_wordpiece_ids_are_reproducible():
     a, b = train_wordpiece(CORPUS * 3, 300), train_wordpiece(CORPUS * 3, 300)
     assert a.get_vocab() == b.get_vocab() and a.pad_token_id == 0 and a.cls_token_id == 2
+
+
+# -- multi-scale feature maps and [CLS] attention ---------------------------------------------
+
+EXPECTED_MAPS = {  # (channels, side) per map for a 64 px input, coarsest last
+    "resnet18": [(64, 16), (128, 8), (256, 4), (512, 2)],
+    "resnet50": [(256, 16), (512, 8), (1024, 4), (2048, 2)],
+    "tiny_cnn": [(16, 32), (32, 16), (64, 8), (128, 4)],
+    "vit_tiny": [(64, 8), (64, 8)],
+    "vit_small": [(384, 4)] * 4,
+    "vit_base": [(768, 4)] * 4,
+}
+
+
+@pytest.mark.parametrize("arch", IMAGE_ENCODERS.names())
+def test_image_feature_maps_for_every_encoder(arch):
+    torch.manual_seed(0)
+    enc = build_image_encoder(ImageConfig(arch=arch, image_size=64), embed_dim=8).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        maps = enc.image_feature_maps(x)
+        out = enc(x)
+    assert [(m.shape[1], m.shape[-1]) for m in maps] == EXPECTED_MAPS[arch]
+    assert all(m.shape[0] == 2 and m.shape[-2] == m.shape[-1] for m in maps)
+    assert tuple(maps[-1].shape[-2:]) == out.grid  # the coarsest map is the grid of `local`
+    if not arch.startswith("vit_"):  # conv: the last map is exactly the trunk output behind `local`
+        assert torch.allclose(out.local, enc.local_proj(maps[-1].flatten(2).transpose(1, 2)), atol=1e-5)
+
+
+def test_vit_blocks_and_cls_attention():
+    torch.manual_seed(0)
+    enc = build_image_encoder(ImageConfig(arch="vit_tiny", image_size=64), embed_dim=8).eval()
+    assert enc.feature_blocks == (0, 1)
+    assert build_image_encoder(ImageConfig(arch="vit_small", image_size=32), 8).feature_blocks == (2, 5, 8, 11)
+    x = torch.randn(2, 1, 64, 64)
+    seen = {}
+    attn = enc.vit.blocks[-1].attn
+    handle = attn.register_forward_pre_hook(lambda _m, args: seen.__setitem__("x", args[0]))
+    with torch.no_grad():
+        out = enc(x)
+        handle.remove()
+        # reference: the full attention matrix of the last block, [CLS] row, mean over heads
+        h = seen["x"]
+        qkv = attn.qkv(h).reshape(2, h.shape[1], 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+        full = torch.softmax(qkv[0] @ qkv[1].transpose(-2, -1) * attn.scale, dim=-1)  # (B, H, N, N)
+        want = full[:, :, 0, 1:].mean(1)
+    assert out.attn_weights.shape == (2, 64) and torch.allclose(out.attn_weights, want, atol=1e-6)
+    assert (out.attn_weights.sum(1) < 1).all()  # the [CLS] self-attention share is excluded
+
+
+def test_dual_encoder_feature_maps_and_text_cls_attention():
+    model = build_model(ModelConfig(embed_dim=8, image={"arch": "tiny_cnn", "image_size": 32},
+                                    text={"vocab_size": 200, "max_length": 16}), corpus=CORPUS).eval()
+    maps = model.image_feature_maps(torch.randn(1, 1, 32, 32))
+    assert [m.shape[-1] for m in maps] == [16, 8, 4, 2]
+    batch = model.tokenize(["small left pleural effusion", "opacity"])
+    with torch.no_grad():
+        out = model.encode_text(**batch)
+        text = model.text.model
+        text.set_attn_implementation("eager")  # eager attention returns its probabilities
+        ref = text(**batch, output_attentions=True).attentions[-1][:, :, 0].mean(1)
+    assert torch.allclose(out.attn_weights, ref, atol=1e-6)
+    assert torch.allclose(out.attn_weights.sum(1), torch.ones(2)) and (out.attn_weights[batch["attention_mask"] == 0] == 0).all()
+
+
+def test_dual_encoder_falls_back_to_the_local_grid():
+    class GridOnly(torch.nn.Module):  # an image encoder without image_feature_maps
+        def forward(self, x):
+            from syncxr.models.base import EncoderOutput
+
+            local = torch.arange(2 * 6 * 3, dtype=torch.float32).reshape(2, 6, 3)  # (B, h*w, D)
+            return EncoderOutput(global_emb=x.new_zeros(2, 3), local=local, grid=(2, 3))
+
+    text = build_text_encoder("bert-tiny-builtin", 3, 12, corpus=CORPUS, vocab_size=200)
+    from syncxr.models.factory import DualEncoder
+
+    (m,) = DualEncoder(GridOnly(), text).image_feature_maps(torch.zeros(2, 1, 8, 8))
+    # channel 2 of patch (row 1, col 0) of image 1 is local[1, 1 * 3 + 0, 2] = 18 + 9 + 2
+    assert m.shape == (2, 3, 2, 3) and m[1, 2, 1, 0] == 29

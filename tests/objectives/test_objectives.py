@@ -87,3 +87,103 @@ def test_all_gather_is_identity_without_process_group():
 def test_unknown_objective_lists_names():
     with pytest.raises(KeyError, match="convirt"):
         build_objective("clip", D)
+
+
+# -- MGCA ------------------------------------------------------------------------------------
+
+from syncxr.objectives.mgca import MGCA, token_weights, weighted_token_nce  # noqa: E402
+
+
+def test_token_weights_sum_to_one_over_valid_tokens_and_clip_outliers():
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0]], dtype=torch.bool)
+    attn = torch.tensor([[0.01, 0.02, 0.03, 0.04, 0.90, 0.5], [0.3, 0.7, 0.0, 0.0, 0.0, 0.0], [0.0] * 6])
+    w = token_weights(attn, mask)
+    assert torch.allclose(w.sum(1), torch.ones(3)) and (w[~mask] == 0).all()
+    # row 0: the 0.90 outlier is clipped to the 90th percentile of the valid values (0.556)
+    lo, hi = torch.quantile(attn[0, :5], 0.1), torch.quantile(attn[0, :5], 0.9)
+    want = attn[0, :5].clamp(lo, hi)
+    assert torch.allclose(w[0, :5], want / want.sum())
+    assert (w[0, 4] / w[0, 3]).item() == pytest.approx((hi / 0.04).item(), rel=1e-5)
+    assert torch.allclose(w[2, :3], torch.full((3,), 1 / 3))  # all-zero attention -> uniform
+    assert torch.allclose(token_weights(None, mask)[1], torch.tensor([0.5, 0.5, 0, 0, 0, 0]))
+
+
+def test_weighted_token_nce_matches_a_loop():
+    g = torch.Generator().manual_seed(5)
+    sim = torch.randn(2, 4, 4, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    w = token_weights(torch.rand(2, 4, generator=g), mask)
+    want = 0.0
+    for b in range(2):
+        idx = mask[b].nonzero().flatten()
+        s = sim[b][idx][:, idx]
+        for i in range(len(idx)):
+            rows = -torch.log_softmax(s[i], 0)[i]
+            cols = -torch.log_softmax(s[:, i], 0)[i]
+            want += w[b, idx[i]] * 0.5 * (rows + cols) / 2
+    assert torch.allclose(weighted_token_nce(sim, mask, w), torch.as_tensor(want), atol=1e-6)
+
+
+def test_mgca_uses_the_encoders_attention_weights():
+    obj = build_objective("mgca", D).eval()
+    (img, txt), _ = _outputs(2)
+    base = obj(img, txt)[0]
+    peaked = torch.zeros(B, 7)
+    peaked[:, 1] = 1.0  # all attention on one word
+    txt.attn_weights = peaked
+    assert not torch.allclose(obj(img, txt)[0], base)
+    no_weights = build_objective("mgca", D, attention_weights=False)
+    no_weights.load_state_dict(obj.state_dict())
+    assert torch.allclose(no_weights.eval()(img, txt)[0], base)
+
+
+def _mgca_step(obj, opt, seed):
+    (img, txt), leaves = _outputs(seed)
+    loss, _ = obj(img, txt)
+    opt.zero_grad()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in obj.named_parameters()}
+    opt.step()
+    return grads, leaves
+
+
+def test_mgca_prototypes_frozen_during_warmup_then_trained():
+    torch.manual_seed(0)
+    obj = MGCA(embed_dim=D, num_prototypes=10, freeze_prototypes_steps=2)
+    opt = torch.optim.AdamW(obj.parameters(), lr=0.05, weight_decay=0.05)
+    start = F.normalize(obj.prototypes.weight.detach(), dim=1).clone()
+    for step in range(2):
+        grads, _ = _mgca_step(obj, opt, seed=10 + step)
+        assert (grads["prototypes.weight"] == 0).all()
+        assert grads["word_attn.in_proj_weight"].abs().sum() > 0  # the rest trains
+        assert torch.allclose(F.normalize(obj.prototypes.weight.detach(), dim=1), start, atol=1e-6)
+    with torch.no_grad():  # validation passes do not count as warm-up steps
+        obj(*_outputs(0)[0])
+    assert int(obj.steps_seen) == 2
+    grads, leaves = _mgca_step(obj, opt, seed=12)
+    assert int(obj.steps_seen) == 3
+    # after the warm-up every trainable parameter and every input gets a gradient
+    assert all(g.abs().sum() > 0 and torch.isfinite(g).all() for g in grads.values()), \
+        [n for n, g in grads.items() if g.abs().sum() == 0]
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in leaves)
+    assert not torch.allclose(F.normalize(obj.prototypes.weight.detach(), dim=1), start, atol=1e-4)
+
+
+def test_mgca_warmup_counter_is_saved_with_the_objective():
+    obj = MGCA(embed_dim=D, num_prototypes=10, freeze_prototypes_steps=5)
+    for seed in range(3):
+        obj(*_outputs(seed)[0])[0].backward()
+    fresh = MGCA(embed_dim=D, num_prototypes=10, freeze_prototypes_steps=5)
+    fresh.load_state_dict(obj.state_dict())
+    assert int(fresh.steps_seen) == 3
+
+
+def test_mgca_parameter_free_attention_variant():
+    obj = build_objective("mgca", D, learned_attention=False, num_prototypes=10)
+    assert [n for n, _ in obj.named_parameters()] == ["prototypes.weight"]
+    (img, txt), leaves = _outputs(3)
+    loss, logs = obj(img, txt)
+    loss.backward()
+    assert torch.isfinite(loss) and all(t.grad.abs().sum() > 0 for t in leaves)
+    assert logs["loss_ita"] == pytest.approx(2 * bidirectional_info_nce(img.global_emb, txt.global_emb, 0.07)[0].item(),
+                                             rel=1e-5)

@@ -1,8 +1,10 @@
 """Segmentation: a small U-Net decoder on the pretrained image encoder's feature maps.
 
 Feature maps come from `model.image_feature_maps(x)` (a list of (B, C, h, w), any order) when the
-model exposes it, so the decoder gets skip connections; otherwise from the encoder's local
-features reshaped to their grid, and the decoder upsamples progressively from that one map.
+model exposes it (every syncxr DualEncoder does: ResNet layer1..4, tiny-CNN stages, ViT blocks),
+so the decoder gets skip connections; maps of the same size (a ViT's blocks) are concatenated
+along channels. Otherwise the encoder's local features reshaped to their grid are the only map,
+and the decoder upsamples progressively from it.
 Loss is BCE + soft Dice; the score is Dice at 1% / 10% / 100% of the training masks (the same
 saved splits as fine-tuning). Targets are masks when the dataset has them, else filled boxes.
 """
@@ -30,6 +32,7 @@ from syncxr.evaluate.embed import pick_device
 from syncxr.evaluate.metrics import mean_ci
 from syncxr.evaluate.splits import load_or_make_splits, train_indices
 from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids
+from syncxr.models.image import local_to_map
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ class SegmentOptions(RunOptions):
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """Encoder feature maps, finest first: [(B, C_i, h_i, w_i)]."""
+    """Encoder feature maps, one per spatial size, finest first: [(B, C_i, h_i, w_i)]."""
     fn = getattr(model, "image_feature_maps", None)
     if callable(fn):
         maps = list(fn(x))
@@ -58,9 +61,12 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         if out.local is None or out.grid is None:
             raise UserError("segmentation needs image feature maps: the checkpoint's image encoder returns neither "
                             "`image_feature_maps` nor local patch features on a grid")
-        h, w = out.grid
-        maps = [out.local.transpose(1, 2).reshape(x.shape[0], -1, h, w)]  # (B, D, h, w)
-    return sorted(maps, key=lambda m: -m.shape[-1])
+        maps = [local_to_map(out)]  # (B, D, h, w)
+    by_size: dict[tuple[int, int], list[torch.Tensor]] = {}
+    for m in maps:  # same-size maps (several ViT blocks) become one wider map
+        by_size.setdefault(tuple(m.shape[-2:]), []).append(m)
+    merged = [torch.cat(group, dim=1) for group in by_size.values()]
+    return sorted(merged, key=lambda m: -m.shape[-1])
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from syncxr.models.base import EncoderOutput
-from syncxr.models.image import IMAGE_ENCODERS, load_image_weights
+from syncxr.models.image import IMAGE_ENCODERS, load_image_weights, local_to_map
 from syncxr.models.text import TextEncoder, build_text_encoder
 
 
@@ -47,14 +47,42 @@ class DualEncoder(nn.Module):
         super().__init__()
         self.image = image
         self.text = text
+        # A name, not a module reference: an attribute holding the module would register it twice.
+        self._text_attn_name = _last_bert_self_attention(text.model)
 
     def encode_image(self, x: torch.Tensor) -> EncoderOutput:
         """x: (B, 1, H, W) normalised float images."""
         return self.image(x)
 
+    def image_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Multi-scale backbone maps [(B, C_i, h_i, w_i)], coarsest last, for dense heads; an image
+        encoder without `image_feature_maps` gives its projected local patches on their grid."""
+        fn = getattr(self.image, "image_feature_maps", None)
+        if callable(fn):
+            return list(fn(x))
+        return [local_to_map(self.image(x))]  # (B, D, h, w)
+
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> EncoderOutput:
-        """input_ids, attention_mask: (B, L) from `tokenize`."""
-        return self.text(input_ids, attention_mask)
+        """input_ids, attention_mask: (B, L) from `tokenize`. For BERT-style text models the output's
+        `attn_weights` is the last layer's [CLS]-to-token attention averaged over heads."""
+        if self._text_attn_name is None:
+            return self.text(input_ids, attention_mask)
+        module = self.text.model.get_submodule(self._text_attn_name)
+        captured: dict[str, torch.Tensor] = {}
+
+        def grab(_m: nn.Module, args: tuple, kwargs: dict) -> None:
+            captured["h"] = args[0] if args else kwargs["hidden_states"]
+
+        # The sdpa attention kernel never returns probabilities; capture the last layer's input
+        # and recompute only the [CLS] query row.
+        handle = module.register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            out = self.text(input_ids, attention_mask)
+        finally:
+            handle.remove()
+        if "h" in captured:
+            out.attn_weights = _cls_attention(module, captured["h"], attention_mask)
+        return out
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self.text.tokenize(texts)
@@ -63,6 +91,27 @@ class DualEncoder(nn.Module):
         self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[EncoderOutput, EncoderOutput]:
         return self.encode_image(images), self.encode_text(input_ids, attention_mask)
+
+
+def _last_bert_self_attention(model: nn.Module) -> str | None:
+    """Name of the last BERT-style self-attention (query/key linears + head sizes), or None."""
+    found = None
+    for name, m in model.named_modules():
+        if all(hasattr(m, a) for a in ("query", "key", "num_attention_heads", "attention_head_size")):
+            found = name
+    return found
+
+
+@torch.no_grad()
+def _cls_attention(module: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """hidden (B, L, H): input of `module` -> (B, L) softmax([CLS] query . keys / sqrt(d)), head mean."""
+    b, n, _ = hidden.shape
+    heads, hd = module.num_attention_heads, module.attention_head_size
+    q = module.query(hidden[:, :1]).view(b, 1, heads, hd).transpose(1, 2)  # (B, H, 1, hd)
+    k = module.key(hidden).view(b, n, heads, hd).transpose(1, 2)  # (B, H, L, hd)
+    logits = (q @ k.transpose(-2, -1))[:, :, 0] * hd**-0.5  # (B, H, L)
+    logits = logits.float().masked_fill(~attention_mask.bool()[:, None, :], float("-inf"))
+    return torch.softmax(logits, dim=-1).mean(dim=1)  # (B, L)
 
 
 def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = True) -> nn.Module:

@@ -2,11 +2,17 @@
 
 Every encoder takes (B, 1, H, W) float images and returns an EncoderOutput whose `global_emb` is
 (B, D) and whose `local` holds the last feature map as patches (B, h*w, D), both projected to D.
+ViTs also fill `attn_weights` with the last block's [CLS]-to-patch attention (MGCA's patch weights).
+
+`image_feature_maps(x)` gives the backbone's unprojected multi-scale maps for dense heads
+(segmentation skips): ResNet layer1..layer4, the tiny CNN's four stages, or a ViT's patch tokens
+from several blocks reshaped to the patch grid; a list of (B, C_i, h_i, w_i), coarsest last.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -42,14 +48,31 @@ class ImageEncoder(nn.Module):
         )
 
 
+def local_to_map(out: EncoderOutput) -> torch.Tensor:
+    """An encoder output's local patches back on their grid: (B, h*w, D) -> (B, D, h, w)."""
+    if out.local is None or out.grid is None:
+        raise ValueError("the encoder output has no local patch features on a grid")
+    h, w = out.grid
+    return out.local.transpose(1, 2).reshape(out.local.shape[0], -1, h, w)
+
+
 class ConvMapEncoder(ImageEncoder):
     """Any conv trunk returning a (B, C, h, w) map: local = the h*w patches; global = mean pool,
     or with `pool_grid=g` the g x g average-pooled map flattened, which keeps coarse position
-    (left vs right) that a shallow net cannot encode in its channels alone."""
+    (left vs right) that a shallow net cannot encode in its channels alone.
 
-    def __init__(self, trunk: nn.Module, feature_dim: int, embed_dim: int, pool_grid: int = 1) -> None:
+    `stages`: indices of the trunk's children whose outputs `image_feature_maps` returns
+    (default: the last one only)."""
+
+    def __init__(
+        self, trunk: nn.Sequential, feature_dim: int, embed_dim: int, pool_grid: int = 1,
+        stages: tuple[int, ...] | None = None,
+    ) -> None:
         super().__init__()
         self.trunk = trunk
+        self.stages = tuple(sorted(stages)) if stages else (len(trunk) - 1,)
+        if self.stages[-1] != len(trunk) - 1:
+            raise ValueError("the last feature map must be the trunk's output")
         self.pool_grid = pool_grid
         self.local_dim = feature_dim
         self.feature_dim = feature_dim * pool_grid * pool_grid
@@ -65,14 +88,30 @@ class ConvMapEncoder(ImageEncoder):
         pooled = nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)  # (B, C*g*g)
         return pooled, local, (h, w)
 
+    def image_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs of the tapped trunk stages, [(B, C_i, h_i, w_i)], finest first, coarsest last."""
+        maps = []
+        for i, layer in enumerate(self.trunk):
+            x = layer(x)
+            if i in self.stages:
+                maps.append(x)
+        return maps
+
 
 class ViTEncoder(ImageEncoder):
-    """timm VisionTransformer: global = class token, local = patch tokens."""
+    """timm VisionTransformer: global = class token, local = patch tokens, attn_weights = the last
+    block's [CLS]-to-patch attention averaged over heads.
 
-    def __init__(self, vit: nn.Module, embed_dim: int) -> None:
+    `feature_blocks`: blocks whose patch tokens `image_feature_maps` returns (default: four evenly
+    spaced blocks ending with the last, e.g. 2, 5, 8, 11 of 12). All share the patch grid.
+    """
+
+    def __init__(self, vit: nn.Module, embed_dim: int, feature_blocks: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.vit = vit
         self.feature_dim = vit.embed_dim
+        depth = len(vit.blocks)
+        self.feature_blocks = tuple(sorted(feature_blocks or {math.ceil(depth * (k + 1) / 4) - 1 for k in range(4)}))
         self.init_heads(embed_dim)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
@@ -81,8 +120,43 @@ class ViTEncoder(ImageEncoder):
         grid = tuple(self.vit.patch_embed.grid_size)
         return tokens[:, 0], tokens[:, n_prefix:], (int(grid[0]), int(grid[1]))
 
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        # timm's fused attention never materialises the attention matrix, so the last block's
+        # input is captured and only its [CLS] row is recomputed (one query, cheap).
+        captured: dict[str, torch.Tensor] = {}
+        attn = self.vit.blocks[-1].attn
+        handle = attn.register_forward_pre_hook(lambda _m, args: captured.__setitem__("x", args[0]))
+        try:
+            out = super().forward(x)
+        finally:
+            handle.remove()
+        if "x" in captured:
+            out.attn_weights = self._cls_attention(captured["x"])
+        return out
 
-def _resnet_trunk(arch: str) -> tuple[nn.Module, int]:
+    @torch.no_grad()
+    def _cls_attention(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, N, C): the last attention layer's input -> (B, h*w) [CLS]-to-patch attention."""
+        attn = self.vit.blocks[-1].attn
+        b, n, _ = x.shape
+        heads, hd = attn.num_heads, attn.head_dim
+        w, bias = attn.qkv.weight, attn.qkv.bias
+        inner = heads * hd  # qkv rows: [q | k | v], each `inner` wide
+        q = nn.functional.linear(x[:, :1], w[:inner], None if bias is None else bias[:inner])
+        k = nn.functional.linear(x, w[inner : 2 * inner], None if bias is None else bias[inner : 2 * inner])
+        q = attn.q_norm(q.view(b, 1, heads, hd).transpose(1, 2))  # (B, H, 1, hd)
+        k = attn.k_norm(k.view(b, n, heads, hd).transpose(1, 2))  # (B, H, N, hd)
+        probs = torch.softmax((q * attn.scale) @ k.transpose(-2, -1), dim=-1)  # (B, H, 1, N)
+        return probs[:, :, 0, self.vit.num_prefix_tokens :].mean(dim=1)  # (B, h*w)
+
+    def image_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Patch tokens of `feature_blocks` on the patch grid: [(B, C, h, w)], last block last."""
+        return list(self.vit.forward_intermediates(
+            x, indices=list(self.feature_blocks), output_fmt="NCHW", intermediates_only=True,
+        ))
+
+
+def _resnet_trunk(arch: str) -> tuple[nn.Sequential, int]:
     import torchvision
 
     net = getattr(torchvision.models, arch)(weights=None)
@@ -94,7 +168,7 @@ def _resnet_trunk(arch: str) -> tuple[nn.Module, int]:
     return trunk, net.fc.in_features
 
 
-def _tiny_cnn_trunk(width: int = 32) -> tuple[nn.Module, int]:
+def _tiny_cnn_trunk(width: int = 32) -> tuple[nn.Sequential, int]:
     # GroupNorm, not BatchNorm: a per-batch statistic would make a DDP run differ from one
     # process over the same global batch, and tiny batches make BN noisy anyway.
     chans = [1, width // 2, width, width * 2, width * 4]
@@ -162,7 +236,7 @@ def _match_key(key: str, own: dict[str, torch.Tensor]) -> str | None:
 def _register_resnet(arch: str) -> Callable[..., nn.Module]:
     def build(embed_dim: int, image_size: int) -> nn.Module:
         trunk, dim = _resnet_trunk(arch)
-        return ConvMapEncoder(trunk, dim, embed_dim)
+        return ConvMapEncoder(trunk, dim, embed_dim, stages=(4, 5, 6, 7))  # layer1..layer4
 
     return IMAGE_ENCODERS.register(arch)(build)
 
@@ -174,7 +248,7 @@ _register_resnet("resnet50")
 @IMAGE_ENCODERS.register("tiny_cnn")
 def _tiny_cnn(embed_dim: int, image_size: int) -> nn.Module:
     trunk, dim = _tiny_cnn_trunk()
-    return ConvMapEncoder(trunk, dim, embed_dim, pool_grid=2)
+    return ConvMapEncoder(trunk, dim, embed_dim, pool_grid=2, stages=(2, 5, 8, 11))  # each GELU
 
 
 def _vit(embed_dim: int, image_size: int, patch: int, width: int, depth: int, heads: int) -> nn.Module:

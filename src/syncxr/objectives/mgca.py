@@ -1,16 +1,26 @@
-"""MGCA (Wang et al. 2022): multi-granularity cross-modal alignment.
+"""MGCA (Wang et al., NeurIPS 2022): multi-granularity cross-modal alignment.
 
-- instance level (ITA): bidirectional InfoNCE of global embeddings (temperature 0.1);
-- token level (CTA): each word attends over the image patches of its own pair; the word must
-  pick out its own attended vector among all words of that report (and symmetrically each patch
-  among the patches via attention over words), InfoNCE with temperature 0.1. The paper weights
-  words by [CLS] attention; here valid tokens are weighted uniformly;
-- prototype level (CPA): learnable prototypes; Sinkhorn-Knopp soft cluster codes of one modality
-  are the targets for the prototype softmax of the other (swapped prediction, temperature 0.2).
+- instance level (ITA): InfoNCE of global embeddings, image->text plus text->image (summed, as
+  the released code does), temperature 0.07;
+- token level (CTA): each word attends over the patches of its own image (cross-attention with
+  learned query/key/value/output projections, one head, as in the paper's equations) and must
+  match its own attended vector among all words of the report, in both directions, temperature
+  0.1. Word losses are weighted by the text encoder's last-layer [CLS] attention averaged over
+  heads (`EncoderOutput.attn_weights`), clipped to its 10th-90th percentile and renormalised over
+  the valid words; symmetrically each patch attends over the words, weighted by the image
+  encoder's [CLS] attention (ViT) or uniformly (CNNs, as in the released code). L_cta is the sum
+  of the word and patch terms;
+- prototype level (CPA): 500 learnable unit prototypes; Sinkhorn-Knopp codes (epsilon 0.05,
+  3 iterations) of one modality are the targets for the prototype softmax (temperature 0.2) of
+  the other. The prototypes are frozen for the first `freeze_prototypes_steps` training forward
+  passes (the paper freezes them for the first epoch).
+L = 1.0 * L_ita + 0.7 * L_cta + 0.5 * L_cpa (the released code's lambda_1..3).
 Under DDP the instance term sees the global batch; token and prototype terms the local batch.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -33,25 +43,52 @@ def sinkhorn(scores: torch.Tensor, epsilon: float = 0.05, iters: int = 3) -> tor
     return (q * b).t()
 
 
-def token_alignment(
-    queries: torch.Tensor, q_mask: torch.Tensor, keys: torch.Tensor, k_mask: torch.Tensor, temperature: float
+@torch.no_grad()
+def token_weights(
+    attn: Optional[torch.Tensor], mask: torch.Tensor, clip: tuple[float, float] = (0.1, 0.9)
 ) -> torch.Tensor:
-    """Within-pair cross-attention alignment loss.
+    """Per-token loss weights (B, L): zero outside `mask`, each row sums to 1.
 
-    queries (B, Q, D), keys (B, K, D), masks bool. Each query attends over its pair's keys; the
-    attended vector of query q must be closest to q among all valid queries of that pair.
+    attn (B, L) [CLS]-to-token attention (or None -> uniform over the valid tokens). Valid values
+    are clipped to their per-row `clip` quantiles so a few dominant tokens cannot take all the
+    weight (MGCA does the same); a row whose clipped weights sum to 0 falls back to uniform.
     """
-    qn, kn = F.normalize(queries, dim=-1), F.normalize(keys, dim=-1)
-    att = torch.einsum("bqd,bkd->bqk", qn, kn) / temperature
-    att = torch.softmax(att.masked_fill(~k_mask[:, None, :], float("-inf")), dim=-1)
-    ctx = F.normalize(torch.einsum("bqk,bkd->bqd", att, kn), dim=-1)  # (B, Q, D)
-    logits = torch.einsum("bqd,bpd->bqp", ctx, qn) / temperature  # attended q vs every query p
-    logits = logits.masked_fill(~q_mask[:, None, :], float("-inf"))
-    logits = logits.masked_fill(~q_mask[:, :, None], 0.0)  # padding rows: finite, weighted 0 below
-    target = torch.arange(logits.shape[1], device=logits.device).expand(logits.shape[0], -1)
-    nll = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")  # (B*Q,)
-    valid = q_mask.flatten().to(nll.dtype)
-    return (nll * valid).sum() / valid.sum().clamp_min(1.0)
+    valid = mask.float()
+    if attn is None:
+        w = valid
+    else:
+        a = attn.detach().float().masked_fill(~mask, float("nan"))
+        lo = torch.nanquantile(a, clip[0], dim=1, keepdim=True)  # (B, 1); NaN for an all-invalid row
+        hi = torch.nanquantile(a, clip[1], dim=1, keepdim=True)
+        w = torch.minimum(torch.maximum(a, lo), hi).nan_to_num(0.0).clamp_min(0.0) * valid
+        w = torch.where(w.sum(1, keepdim=True) > 0, w, valid)
+    return w / w.sum(1, keepdim=True).clamp_min(1e-12)
+
+
+def weighted_token_nce(sim: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sim (B, L, L): sim[b, i, j] = token i . attended output j (already / temperature).
+
+    Token i's positive is its own attended output j == i, in both directions (rows: token vs all
+    outputs; columns: output vs all tokens); invalid tokens are masked out of both and carry no
+    weight. Returns the mean over the batch of the weight-averaged per-token NLL, averaged over
+    the two directions.
+    """
+    b, n, _ = sim.shape
+    target = torch.arange(n, device=sim.device).expand(b, n).flatten()
+    losses = []
+    for s in (sim, sim.transpose(1, 2)):
+        s = s.masked_fill(~mask[:, None, :], float("-inf"))
+        s = s.masked_fill(~mask[:, :, None], 0.0)  # invalid rows: finite, weighted 0 below
+        nll = F.cross_entropy(s.flatten(0, 1), target, reduction="none").view(b, n)
+        losses.append((nll * weights).sum(1).mean())
+    return 0.5 * (losses[0] + losses[1])
+
+
+def _zero_grad_path(w: torch.Tensor) -> torch.Tensor:
+    """Value of w, gradient 0 (not None): frozen, yet still in the graph, so DDP (which expects a
+    gradient for every parameter) keeps working. AdamW's step is then 0 and its decoupled weight
+    decay only rescales the rows, which the renormalisation at the next forward undoes."""
+    return w.detach() + 0.0 * w
 
 
 @OBJECTIVES.register("mgca")
@@ -59,44 +96,96 @@ class MGCA(Objective):
     log_keys = ("loss_ita", "loss_cta", "loss_cpa", "acc_i2t")
 
     def __init__(
-        self, embed_dim: int = 128, temperature: float = 0.1, local_temperature: float = 0.1,
+        self, embed_dim: int = 128, temperature: float = 0.07, local_temperature: float = 0.1,
         num_prototypes: int = 500, proto_temperature: float = 0.2, epsilon: float = 0.05,
-        sinkhorn_iters: int = 3, lambda_ita: float = 1.0, lambda_cta: float = 1.0, lambda_cpa: float = 1.0,
+        sinkhorn_iters: int = 3, lambda_ita: float = 1.0, lambda_cta: float = 0.7, lambda_cpa: float = 0.5,
+        learned_attention: bool = True, num_heads: int = 1, attention_weights: bool = True,
+        freeze_prototypes_steps: int = 0,
     ) -> None:
+        """learned_attention=False gives the released code's default parameter-free attention
+        (softmax of cosine / local_temperature); attention_weights=False weights tokens uniformly.
+        freeze_prototypes_steps counts training forward passes (micro-batches) with gradients."""
         super().__init__()
+        if min(temperature, local_temperature, proto_temperature, epsilon) <= 0 or freeze_prototypes_steps < 0:
+            raise ValueError("mgca needs positive temperatures and epsilon, and freeze_prototypes_steps >= 0")
         self.temperature, self.local_temperature = temperature, local_temperature
         self.proto_temperature, self.epsilon, self.sinkhorn_iters = proto_temperature, epsilon, sinkhorn_iters
         self.lambdas = (lambda_ita, lambda_cta, lambda_cpa)
+        self.attention_weights = attention_weights
+        self.freeze_prototypes_steps = freeze_prototypes_steps
         self.prototypes = nn.Linear(embed_dim, num_prototypes, bias=False)
+        self.word_attn: Optional[nn.MultiheadAttention] = None
+        self.patch_attn: Optional[nn.MultiheadAttention] = None
+        if learned_attention:
+            self.word_attn = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)  # words -> patches
+            self.patch_attn = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)  # patches -> words
+        # Saved with the objective, so a resumed run knows whether the warm-up is over.
+        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
 
     def forward(self, img: EncoderOutput, txt: EncoderOutput) -> tuple[torch.Tensor, dict[str, float]]:
         if img.local is None or txt.local is None:
             raise ValueError("mgca needs local features from both encoders")
+        frozen = self._prototypes_frozen()
         loss_ita, logs = bidirectional_info_nce(
             self.gather(img.global_emb), self.gather(txt.global_emb), self.temperature, 0.5
         )
+        loss_ita = 2.0 * loss_ita  # L(i->t) + L(t->i), as in the released code
         loss_cta = self._cta(img, txt)
-        loss_cpa = self._cpa(img.global_emb, txt.global_emb)
+        loss_cpa = self._cpa(img.global_emb, txt.global_emb, frozen)
         a, b, c = self.lambdas
         loss = a * loss_ita + b * loss_cta + c * loss_cpa
         return loss, {"loss_ita": loss_ita.item(), "loss_cta": loss_cta.item(),
                       "loss_cpa": loss_cpa.item(), "acc_i2t": logs["acc_i2t"]}
 
+    def _prototypes_frozen(self) -> bool:
+        """True during the warm-up; counts only training passes that build a graph (not validation)."""
+        if not (self.training and torch.is_grad_enabled()):
+            return False
+        frozen = int(self.steps_seen) < self.freeze_prototypes_steps
+        self.steps_seen += 1
+        return frozen
+
+    # -- token level --------------------------------------------------------------------------
     def _cta(self, img: EncoderOutput, txt: EncoderOutput) -> torch.Tensor:
         b, r = img.local.shape[:2]
         patch_mask = img.mask if img.mask is not None else torch.ones(b, r, dtype=torch.bool, device=img.local.device)
         word_mask = txt.mask if txt.mask is not None else torch.ones(txt.local.shape[:2], dtype=torch.bool,
                                                                      device=txt.local.device)
+        # A text with no word tokens (empty after specials) falls back to all its tokens.
         word_mask = torch.where(word_mask.any(1, keepdim=True), word_mask, torch.ones_like(word_mask))
-        t2i = token_alignment(txt.local, word_mask, img.local, patch_mask, self.local_temperature)
-        i2t = token_alignment(img.local, patch_mask, txt.local, word_mask, self.local_temperature)
-        return 0.5 * (t2i + i2t)
+        words, patches = F.normalize(txt.local, dim=-1), F.normalize(img.local, dim=-1)  # (B, L, D), (B, R, D)
+        word_w = token_weights(txt.attn_weights if self.attention_weights else None, word_mask)
+        patch_w = token_weights(img.attn_weights if self.attention_weights else None, patch_mask)
+        loss_word = self._align(words, word_mask, word_w, patches, patch_mask, self.word_attn)
+        loss_patch = self._align(patches, patch_mask, patch_w, words, word_mask, self.patch_attn)
+        return loss_word + loss_patch
 
-    def _cpa(self, zi: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
+    def _align(
+        self, queries: torch.Tensor, q_mask: torch.Tensor, q_weights: torch.Tensor,
+        keys: torch.Tensor, k_mask: torch.Tensor, layer: Optional[nn.MultiheadAttention],
+    ) -> torch.Tensor:
+        """queries (B, Q, D) attend over their own pair's keys (B, K, D); each query must pick its
+        own attended vector among all the pair's queries (weighted_token_nce)."""
+        if layer is not None:
+            pad = None if bool(k_mask.all()) else ~k_mask  # True = ignore
+            ctx, _ = layer(queries, keys, keys, key_padding_mask=pad, need_weights=False)
+        else:
+            att = torch.einsum("bqd,bkd->bqk", queries, keys) / self.local_temperature
+            att = torch.softmax(att.masked_fill(~k_mask[:, None, :], float("-inf")), dim=-1)
+            ctx = torch.einsum("bqk,bkd->bqd", att, keys)
+        ctx = F.normalize(ctx, dim=-1)  # (B, Q, D)
+        sim = torch.einsum("bqd,bpd->bqp", queries, ctx) / self.local_temperature  # query q vs output p
+        return weighted_token_nce(sim, q_mask, q_weights)
+
+    # -- prototype level ----------------------------------------------------------------------
+    def _cpa(self, zi: torch.Tensor, zt: torch.Tensor, frozen: bool) -> torch.Tensor:
         with torch.no_grad():  # keep prototypes on the unit sphere (SwAV)
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
-        si = self.prototypes(F.normalize(zi, dim=-1))  # (B, K)
-        st = self.prototypes(F.normalize(zt, dim=-1))
+        protos = self.prototypes.weight  # (K, D)
+        if frozen:
+            protos = _zero_grad_path(protos)
+        si = F.normalize(zi, dim=-1) @ protos.t()  # (B, K)
+        st = F.normalize(zt, dim=-1) @ protos.t()
         qi = sinkhorn(si.detach().float(), self.epsilon, self.sinkhorn_iters)
         qt = sinkhorn(st.detach().float(), self.epsilon, self.sinkhorn_iters)
         li = -(qt * F.log_softmax(si / self.proto_temperature, dim=1)).sum(1).mean()
