@@ -82,6 +82,74 @@ def test_assertion_cases(x, text, expected):
     assert got == expected
 
 
+# Negation / hedge scope over lists (negation.forward_scope): continues over list members joined
+# by "or"/"nor" or by bare commas/"and"; ends at an item with its own affirmative modifier, at a
+# verb, at a clause mention, at juxtaposed items and at terminators.
+SCOPE_CASES = [
+    # scope continues
+    ("No pleural effusion, pneumothorax, or focal consolidation.",
+     {"pleural_effusion": ABSENT, "pneumothorax": ABSENT, "consolidation": ABSENT}),
+    ("No pneumothorax or large pleural effusion.", {"pneumothorax": ABSENT, "pleural_effusion": ABSENT}),
+    ("No effusion nor pneumothorax.", {"pleural_effusion": ABSENT, "pneumothorax": ABSENT}),
+    ("No effusion or new consolidation.", {"pleural_effusion": ABSENT, "consolidation": ABSENT}),
+    ("No consolidation in the right lower lobe or effusion.", {"consolidation": ABSENT, "pleural_effusion": ABSENT}),
+    ("No pleural effusion, pneumothorax, or consolidation is seen.",
+     {"pleural_effusion": ABSENT, "pneumothorax": ABSENT, "consolidation": ABSENT}),
+    ("No acute fracture, pneumothorax, or effusion.",
+     {"fracture": ABSENT, "pneumothorax": ABSENT, "pleural_effusion": ABSENT}),
+    ("No right pneumothorax, left effusion, or consolidation.",
+     {"pneumothorax": ABSENT, "pleural_effusion": ABSENT, "consolidation": ABSENT}),
+    ("Without effusion and pneumothorax.", {"pleural_effusion": ABSENT, "pneumothorax": ABSENT}),
+    ("NO EFFUSION, PNEUMOTHORAX, OR\nCONSOLIDATION",
+     {"pleural_effusion": ABSENT, "pneumothorax": ABSENT, "consolidation": ABSENT}),
+    ("Possible atelectasis or pneumonia.", {"atelectasis": UNCERTAIN, "pneumonia": UNCERTAIN}),
+    # scope ends
+    ("No pneumothorax, mild cardiomegaly.", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+    ("No focal consolidation. Small left effusion.", {"consolidation": ABSENT, "pleural_effusion": PRESENT}),
+    ("No evidence of pneumonia, but there is a small right effusion.", {"pneumonia": ABSENT, "pleural_effusion": PRESENT}),
+    ("Without pneumothorax; moderate edema.", {"pneumothorax": ABSENT, "pulmonary_edema": PRESENT}),
+    ("There is no pneumothorax and the heart is enlarged.", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+    ("No pneumothorax and heart is enlarged.", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+    ("No effusion, new right lower lobe consolidation.", {"pleural_effusion": ABSENT, "consolidation": PRESENT}),
+    ("No pneumothorax, persistent left basilar atelectasis.", {"pneumothorax": ABSENT, "atelectasis": PRESENT}),
+    ("No pneumothorax, increased interstitial markings.", {"pneumothorax": ABSENT, "interstitial_markings": PRESENT}),
+    ("No pneumothorax, improving right upper lobe pneumonia.", {"pneumothorax": ABSENT, "pneumonia": PRESENT}),
+    ("No effusion, pneumothorax is present.", {"pleural_effusion": ABSENT, "pneumothorax": PRESENT}),
+    ("No effusion, and pneumothorax is seen.", {"pleural_effusion": ABSENT, "pneumothorax": PRESENT}),
+    ("No pneumothorax, left effusion.", {"pneumothorax": ABSENT, "pleural_effusion": PRESENT}),
+    ("No pneumothorax with moderate cardiomegaly.", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+    ("No pneumothorax, which was seen previously, and small effusion.", {"pneumothorax": ABSENT, "pleural_effusion": PRESENT}),
+    ("Possible pneumonia, small left effusion.", {"pneumonia": UNCERTAIN, "pleural_effusion": PRESENT}),
+    ("NO PNEUMOTHORAX\nCARDIOMEGALY", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+    ("NO PLEURAL EFFUSION OR PNEUMOTHORAX\nMILD CARDIOMEGALY",
+     {"pleural_effusion": ABSENT, "pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+    ("No pneumothorax\nCardiomegaly", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+]
+
+
+@pytest.mark.parametrize("text,expected", SCOPE_CASES, ids=[c[0][:45] for c in SCOPE_CASES])
+def test_negation_scope_over_lists(x, text, expected):
+    got = {name: a for name, (a, _) in read(x, text).items()}
+    assert got == expected
+
+
+def test_all_caps_lines_split_where_not_wrapped(x):
+    def sents(t):
+        return [t[s:e] for s, e in split_sentences(t, x.lexicon)]
+
+    assert sents("NO PNEUMOTHORAX\nMILD CARDIOMEGALY\nLUNGS ARE CLEAR") == ["NO PNEUMOTHORAX", "MILD CARDIOMEGALY", "LUNGS ARE CLEAR"]
+    # a line ending in a list word or comma continues; so does a phrase cut by the wrap
+    assert sents("NO EFFUSION, PNEUMOTHORAX, OR\nCONSOLIDATION") == ["NO EFFUSION, PNEUMOTHORAX, OR\nCONSOLIDATION"]
+    assert sents("NO   PLEURAL\n EFFUSION") == ["NO   PLEURAL\n EFFUSION"]
+    # fixed-width wrapped paragraphs keep their long lines together
+    wrapped = ("THE LUNGS ARE CLEAR WITHOUT FOCAL CONSOLIDATION. THERE IS NO PLEURAL\n"
+               "EFFUSION OR PNEUMOTHORAX. THE HEART SIZE IS NORMAL AND THE MEDIASTINUM\nIS UNREMARKABLE.")
+    assert sents(wrapped)[1:] == ["THERE IS NO PLEURAL\nEFFUSION OR PNEUMOTHORAX.",
+                                  "THE HEART SIZE IS NORMAL AND THE MEDIASTINUM\nIS UNREMARKABLE."]
+    got = read(x, "IMPRESSION:\nNO PNEUMOTHORAX\nSMALL LEFT PLEURAL EFFUSION\nCARDIOMEGALY")
+    assert {k: a for k, (a, _) in got.items()} == {"pneumothorax": ABSENT, "pleural_effusion": PRESENT, "cardiomegaly": PRESENT}
+
+
 ATTRIBUTE_CASES = [
     ("Heart size is mildly enlarged.", "cardiomegaly", {"severity": "mild"}),
     ("Small left-sided pleural effusion.", "pleural_effusion", {"laterality": "left", "severity": "mild"}),

@@ -22,7 +22,12 @@ extractor). For every concept C of the ontology and every phrase S in C.synonyms
 5. "Possible S.", "S cannot be excluded.", "Findings may represent S." read back uncertain.
 6. Avoid, inside one sentence, words that change the reading: hedges ("may", "likely",
    "suggests"), negations ("no", "not", "without"), and two findings joined only by "or"
-   (read as alternatives: both uncertain unless negated).
+   (read as alternatives: both uncertain unless negated). A negated list stays negated only
+   over members joined by "or"/"nor" or by bare commas/"and": after a comma, a member that
+   starts with a severity/size or change word ("No edema, large lung volumes") or is followed
+   by a verb ("..., pneumothorax is seen") is read as present (negation.forward_scope).
+7. In all-caps text without periods, a newline ends a sentence unless the line looks wrapped
+   (long, or ending in a comma / list word, or cutting a concept phrase).
 
 Per call, entities are unique by key (name|TYPE): the first mention gives span, text and
 attributes; later mentions of the same key only fill attributes the first lacked (left and right
@@ -49,8 +54,8 @@ FINDING_TYPES = ("ABNORMALITY", "DISEASE")
 
 # Sentence breaks: ". " / "! " always; "? " before a capital; blank lines; a newline that starts a
 # list item; a period glued to a capital. In mixed-case text also a line or a double space
-# followed by a capital (reports with missing periods); not in all-caps text, where that would
-# cut every wrapped line.
+# followed by a capital (reports with missing periods); in all-caps text a newline only where the
+# line was not wrapped (`_caps_line_breaks`).
 _BREAKS = r"(?<=[.!])\s+|(?<=\?)\s+(?=[A-Z0-9])|\n\s*\n\s*|\n\s*(?=(?:\d+[.)]|[-*\u2022])\s)|(?<=[a-z]\.)(?=[A-Z])"
 _SENT_BREAK_CAPS = re.compile(_BREAKS)
 _SENT_BREAK = re.compile(_BREAKS + r"|\n\s*(?=[A-Z])|\s{2,}(?=[A-Z])")
@@ -64,13 +69,22 @@ PREPOSITIONS = frozenset(
 )
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """(start, end) character spans of the sentences of `text`, whitespace-trimmed, non-empty."""
+def split_sentences(text: str, lexicon: Lexicon | None = None) -> list[tuple[int, int]]:
+    """(start, end) character spans of the sentences of `text`, whitespace-trimmed, non-empty.
+    With `lexicon`, an all-caps line is never cut inside a concept phrase ("PLEURAL\nEFFUSION")."""
+    if _LOWER.search(text):
+        cuts = [(m.start(), m.end()) for m in _SENT_BREAK.finditer(text)]
+    else:
+        lines = _caps_line_breaks(text)
+        if lexicon is not None:
+            lines = [c for c in lines if not _inside_phrase(text, c, lexicon)]
+        cuts = sorted([(m.start(), m.end()) for m in _SENT_BREAK_CAPS.finditer(text)] + lines)
     out, pos = [], 0
-    breaks = _SENT_BREAK if _LOWER.search(text) else _SENT_BREAK_CAPS
-    for m in breaks.finditer(text):
-        out.append((pos, m.start()))
-        pos = m.end()
+    for s, e in cuts:
+        if s < pos:  # overlaps a cut already taken
+            continue
+        out.append((pos, s))
+        pos = e
     out.append((pos, len(text)))
     spans = []
     for s, e in out:
@@ -81,6 +95,42 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         if e > s:
             spans.append((s, e))
     return spans
+
+
+# A line ending like this continues on the next line ("NO EFFUSION, PNEUMOTHORAX, OR\nCONSOLIDATION").
+_CONTINUES = re.compile(r"(?:[,/&-]|\b(?:AND|OR|NOR|OF|THE|A|AN|WITH|WITHOUT|NO|NOT|IN|AT|TO|FOR|FROM|BY|ON|IS|ARE|WAS|WERE))$")
+_SHORT_LINE = 40  # characters: a line shorter than this was not wrapped by a fixed-width editor
+
+
+def _caps_line_breaks(text: str) -> list[tuple[int, int]]:
+    """Sentence breaks at single newlines of an all-caps text (no periods to go by).
+
+    A newline is a break unless it wraps a line: the line before it is long (>= 40 characters and
+    >= 75% of the longest line, as fixed-width wrapping leaves it) or ends with a word or comma
+    that needs a continuation."""
+    lines = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
+    widths = [len(text[s:e].strip()) for s, e in lines]
+    if len(lines) < 2:
+        return []
+    longest = max(widths)
+    cuts = []
+    for (s, e), width, (nxt, _) in zip(lines, widths, lines[1:]):
+        line = text[s:e].rstrip()
+        if not line.strip() or _CONTINUES.search(line):
+            continue
+        if width >= _SHORT_LINE and width >= 0.75 * longest:
+            continue
+        cuts.append((s + len(line), nxt))
+    return cuts
+
+
+def _inside_phrase(text: str, cut: tuple[int, int], lexicon: Lexicon) -> bool:
+    """True when a concept phrase runs across the line break `cut` (a few words either side)."""
+    low = safe_lower(text)
+    a = max(low.rfind(" ", 0, max(cut[0] - 40, 0)), 0)
+    b = low.find(" ", cut[1] + 40)
+    b = len(low) if b < 0 else b
+    return any(m.start < cut[0] and m.end > cut[1] for m in lexicon.find(low, a, b))
 
 
 _LEXICONS: dict[int, tuple[Ontology, Lexicon]] = {}
@@ -141,7 +191,7 @@ class LexiconExtractor:
             return []
         low = safe_lower(text)
         mentions: list[_Mention] = []
-        for si, (s, e) in enumerate(split_sentences(text)):
+        for si, (s, e) in enumerate(split_sentences(text, self.lexicon)):
             mentions.extend(self._sentence(low, s, e, si))
         return _merge_mentions(mentions, text, section)
 
@@ -154,13 +204,25 @@ class LexiconExtractor:
         sent = _Sentence(low, toks, matches, lex)
         concepts = [lex.concepts[m.concept] for m in matches]
         triggers = find_triggers(low, start, end, toks)
-        spans = [Span(m.start, m.end, c.type in FINDING_TYPES and c.negatable) for m, c in zip(matches, concepts)]
-        assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True))
+        spans = [
+            Span(m.start, m.end, c.type in FINDING_TYPES and c.negatable, _is_clause(low, m, c))
+            for m, c in zip(matches, concepts)
+        ]
+        assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True), low)
         attrs = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
         return [
             _Mention(m, c, a if c.type in FINDING_TYPES else PRESENT, at, index)
             for m, c, a, at in zip(matches, concepts, assertions, attrs)
         ]
+
+
+_VERB = re.compile(r"\b(?:is|are|was|were|remains|appears|has|have)\b")
+
+
+def _is_clause(low: str, m: Match, c: Concept) -> bool:
+    """A mention that is a statement of its own: a normal statement, or a pattern phrasing with a
+    verb ("heart is enlarged"). It ends a negated list ("no pneumothorax and heart is enlarged")."""
+    return c.type.startswith("NON-") or (m.pattern and _VERB.search(low, m.start, m.end) is not None)
 
 
 class _Sentence:

@@ -5,7 +5,16 @@ interval change" is a pseudo-trigger, not "no"):
 
 - forward negation ("no", "without", "free of", "negative for", "resolution of", ...) and forward
   uncertainty ("possible", "may represent", "cannot exclude", "suspicious for", "?", ...) cover
-  every mention after them up to the next terminator;
+  the first mention after them and then a *list*: each next mention stays in scope while it is
+  joined to the previous one as a list member, never past a terminator (see `forward_scope`):
+  * "or" / "nor" joins continue ("no pneumothorax or large effusion": both negated);
+  * comma / "and" joins continue over bare items ("no effusion, pneumothorax, or consolidation")
+    but end at an item with its own affirmative modifier (severity or size words, "new",
+    "increased", "persistent", "improving", ...: "no pneumothorax, mild cardiomegaly"), at an item
+    followed by a verb ("no effusion, pneumothorax is present"), and at a side word after a
+    bare comma unless an "or"/"nor" later closes the list ("no effusion, left consolidation");
+  * a mention that is itself a clause ("heart is enlarged", a normal statement) or follows with
+    no separator at all (all-caps lines run together) ends the list;
 - backward negation ("... is not seen", "... has resolved", "... removed") and backward
   uncertainty ("... cannot be excluded", "... is likely") cover the mention just before them and
   any mentions joined to it as a list ("effusion or pneumothorax is not seen");
@@ -141,6 +150,23 @@ LIST_WORDS = frozenset(
     "and or nor the a an any of in at on within both either acute focal new definite large small "
     "moderate mild left right bilateral sided significant other residual overt frank discrete".split()
 )
+# Words that make a list member affirmative after a comma / "and" join ("no pneumothorax, mild
+# cardiomegaly"): severity and size words plus change-over-time words.
+AFFIRMATIVE = frozenset(
+    "trace minimal minimally small mild mildly tiny slight slightly subtle minor moderate moderately large "
+    "severe severely marked markedly extensive massive huge sizable sizeable new newly increased increasing "
+    "persistent persisting persists improving improved worsening worsened worse enlarging decreased "
+    "decreasing developing stable unchanged again redemonstrated residual known evolving progressive "
+    "progressing resolving interval continued".split()
+)
+SIDE_WORDS = frozenset("left right bilateral bilaterally bibasilar bibasal biapical both leftsided rightsided".split())
+# Verbs after a list member make it a statement of its own ("no effusion, pneumothorax is seen").
+VERB_WORDS = frozenset(
+    "is are was were be been has have seen noted present identified demonstrated visualized appreciated "
+    "evident remains remain appears appear persist shows show demonstrates".split()
+)
+_OR_JOIN = frozenset(("or", "nor"))
+_AND_JOIN = frozenset(("and", "plus"))
 ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split())
 
 
@@ -191,17 +217,22 @@ class Span:
     start: int
     end: int
     finding: bool  # ABNORMALITY / DISEASE mention (may be negated or hedged)
+    clause: bool = False  # a statement of its own ("heart is enlarged", "lungs are clear"): ends a list
 
 
 GapWords = Callable[[int, int], list[str]]
 
 
-def assert_mentions(spans: list[Span], triggers: list[Trigger], gap_words: GapWords) -> list[str]:
+def assert_mentions(
+    spans: list[Span], triggers: list[Trigger], gap_words: GapWords, text_lower: str = ""
+) -> list[str]:
     """Assertion (PRESENT / ABSENT / UNCERTAIN) per span of one sentence.
 
     `gap_words(a, b)` returns the normalised words of the text between two character offsets,
-    excluding words inside concept spans (anatomy between two findings does not break a list).
-    Non-finding spans (anatomy, normal statements) are always PRESENT.
+    excluding words inside concept spans (anatomy between two findings does not break a list);
+    `text_lower` (the lower-cased text the offsets index) shows the commas that join list members
+    (without it, only word joins count). Non-finding spans (anatomy, normal statements) are always
+    PRESENT.
     """
     triggers = [t for t in triggers if not any(s.start <= t.start and t.end <= s.end for s in spans)]
     terms = [t for t in triggers if t.kind == TERM]
@@ -216,9 +247,8 @@ def assert_mentions(spans: list[Span], triggers: list[Trigger], gap_words: GapWo
     for t in triggers:
         if t.kind in _FORWARD:
             stop = min((x.start for x in terms if x.start >= t.end), default=float("inf"))
-            for i in findings:
-                if t.end <= spans[i].start and spans[i].end <= stop:
-                    offer(i, spans[i].start - t.end, _FORWARD[t.kind])
+            for i in forward_scope(spans, t.end, stop, gap_words, text_lower):
+                offer(i, spans[i].start - t.end, _FORWARD[t.kind])
         if t.kind in _BACKWARD:
             before = [i for i in findings if spans[i].end <= t.start]
             if not before:
@@ -234,6 +264,65 @@ def assert_mentions(spans: list[Span], triggers: list[Trigger], gap_words: GapWo
                 last = j
     _alternatives(spans, findings, result, gap_words)
     return result
+
+
+def forward_scope(spans: list[Span], start: int, stop: float, gap_words: GapWords, text_lower: str) -> list[int]:
+    """Indices of the finding spans a forward trigger ending at `start` covers (module docstring):
+    the first finding before `stop`, then the list members joined to it."""
+    inside = [i for i, s in enumerate(spans) if start <= s.start and s.end <= stop]
+    out: list[int] = []
+    for pos, i in enumerate(inside):
+        s = spans[i]
+        if not s.finding and not s.clause:
+            continue  # anatomy between list members ("no consolidation in the RLL or effusion")
+        if out and (s.clause or not _joins(spans[out[-1]], s, inside[pos + 1 :], spans, gap_words, text_lower)):
+            break
+        if not s.finding:  # a normal statement ("lungs are clear") is a clause: nothing to cover
+            break
+        out.append(i)
+    return out
+
+
+def _joins(
+    prev: Span, cur: Span, later: list[int], spans: list[Span], gap_words: GapWords, text_lower: str
+) -> bool:
+    """True when `cur` continues the list `prev` belongs to (see `forward_scope`)."""
+    words = gap_words(prev.end, cur.start)
+    comma = "," in text_lower[prev.end : cur.start] or "/" in text_lower[prev.end : cur.start]
+    if VERB_WORDS.intersection(words):
+        return False
+    if _OR_JOIN.intersection(words):
+        return True  # negation distributes over "or": "no pneumothorax or large effusion"
+    if _followed_by_verb(cur, later, spans, gap_words):
+        return False
+    if not (comma or _AND_JOIN.intersection(words)):
+        return False  # juxtaposed mentions: two statements run together
+    own = text_lower[cur.start : cur.end].split()[:1]  # "increased interstitial markings" is one phrase
+    if AFFIRMATIVE.intersection(words) or AFFIRMATIVE.intersection(own):
+        return False
+    if SIDE_WORDS.intersection(words) and not _AND_JOIN.intersection(words):
+        # "no effusion, left consolidation" reads affirmative; "no effusion, left pneumothorax, or
+        # consolidation" is one negated list
+        return _closes_with_or(cur, later, spans, gap_words)
+    return True
+
+
+def _followed_by_verb(cur: Span, later: list[int], spans: list[Span], gap_words: GapWords) -> bool:
+    """'..., pneumothorax is seen': a verb right after the member (before the next mention)."""
+    end = spans[later[0]].start if later else cur.end + 40
+    words = gap_words(cur.end, end)[:2]
+    return bool(words) and (words[0] in VERB_WORDS or (words[0] in ("also", "now") and VERB_WORDS.intersection(words)))
+
+
+def _closes_with_or(cur: Span, later: list[int], spans: list[Span], gap_words: GapWords) -> bool:
+    prev = cur
+    for j in later:
+        if not spans[j].finding:
+            continue
+        if _OR_JOIN.intersection(gap_words(prev.end, spans[j].start)):
+            return True
+        prev = spans[j]
+    return False
 
 
 def _alternatives(spans: list[Span], findings: list[int], result: list[str], gap_words: GapWords) -> None:

@@ -5,17 +5,26 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
 
 - FINDINGS go system by system (lines and tubes, heart and mediastinum, lungs, pleura, bones,
   upper abdomen); within a system the sentence order varies; negations share one sentence
-  ("No pleural effusion or pneumothorax."); uncertain entities are hedged; an ANATOMY entity is
-  woven into a finding of its system whose side/zone agree ("Consolidation in the right lower
-  lobe.") or gets a neutral sentence about the structure.
+  ("No pleural effusion or pneumothorax."); uncertain entities are hedged.
+- Each concept group has its own wording: devices are "in place", diagnoses are "consistent
+  with", post-surgical changes are "status post"; lung findings are placed ("right basilar
+  atelectasis", "nodule in the left upper zone"), severity words fit the concept ("small
+  effusion", "mild cardiomegaly", "minimal atelectasis", "markedly widened mediastinum"),
+  bilateral count nouns are plural and singular count nouns take "a"/"an".
+- An ANATOMY entity is woven into a finding that lies there ("consolidation in the right lower
+  lobe", "PICC line with tip in the superior vena cava", "degenerative change of the thoracic
+  spine"; rules in phrases.yaml `locations`), or else gets a technique remark that states no
+  finding and no normal statement ("The left costophrenic angle is partially excluded from the
+  field of view.").
 - With `filler=True`, a system with nothing sampled gets a normal statement and/or a grouped
   negation of concepts of that system, never one that duplicates or contradicts a sampled entity.
 - IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not.
 
-Mentions follow the extractor contract: "[severity] [laterality] <synonym>", "<synonym> in the
-<anatomy synonym>", "No <synonym>.", "There is no <a>, <b>, or <c>.". From the attempt given by
-`safe_after` on, only the preferred synonyms and the first phrasing of each kind are used, so a
-late rewrite falls back to the most conservative wording.
+Mentions follow the extractor contract (extract.py): "[severity] [laterality] [zone] <synonym>",
+"<synonym> on the left / in the right lower zone", "<synonym> in the <anatomy synonym>",
+"No <synonym>.", "There is no <a>, <b>, or <c>.". From the attempt given by `safe_after` on, only
+the preferred synonyms and the first phrasing of each kind are used, so a late rewrite falls back
+to the most conservative wording.
 """
 
 from __future__ import annotations
@@ -32,14 +41,22 @@ import yaml
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, UNCERTAIN, Entity
 from syncxr.text.base import WRITERS
+from syncxr.text.lexicon import ATTRIBUTE_WORDS
+from syncxr.text.negation import AFFIRMATIVE
+from syncxr.text.phrasing import (
+    Mention, Nouns, alternation, cap, join_list, render, shares_stem, squash, templates_for, word_pattern,
+)
 from syncxr.text.sample import Conflicts, is_negated
 from syncxr.vocab import Concept, Ontology, load_ontology
 
+__all__ = ["GrammarWriter", "join_list", "load_phrases"]
+
 PHRASES_PATH = Path(__file__).with_name("grammar") / "phrases.yaml"
-_KINDS = ("present", "uncertain", "normal", "negated", "anatomy")
+_KINDS = ("present", "uncertain", "normal", "negated")
 _CLAUSE = re.compile(r"\b(?:is|are|was|were)\b")
-_OF = re.compile(r"\b(?:of|with)\b")
-_PARTICIPLE = re.compile(r"\w+ed\b")  # "enlarged heart": no "severe" / "left" in front of it
+_OF = re.compile(r"\b(?:of|with|in|under)\b")
+_PARTICIPLE = re.compile(r"\w+ed\b")  # "enlarged heart": takes "mildly", not "mild" / "left"
+_DEFAULT_RULE: dict[str, Any] = {"join": ["{m} in {a}"]}
 
 
 @lru_cache(maxsize=4)
@@ -50,8 +67,8 @@ def load_phrases(path: str | Path = PHRASES_PATH) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except FileNotFoundError:
         raise UserError(f"writer phrases file not found: {p}") from None
-    need = ("systems", "system_words", "fallback_system", "weave_systems", "filler_systems",
-            "severity", "laterality", "zone", "findings", "impression")
+    need = ("systems", "system_words", "fallback_system", "filler_systems", "severity", "laterality",
+            "zone_adjective", "zone_phrase", "anatomy_sentences", "findings", "impression")
     missing = [k for k in need if k not in (data or {})]
     if missing:
         raise UserError(f"{p}: missing keys {missing}; compare with the bundled {PHRASES_PATH.name}")
@@ -59,31 +76,9 @@ def load_phrases(path: str | Path = PHRASES_PATH) -> dict[str, Any]:
         absent = [k for k in _KINDS if not data[section].get(k)]
         if absent:
             raise UserError(f"{p}: section {section!r} lacks phrasings for {absent}")
+    if not any(not g.get("anatomy") for g in data["anatomy_sentences"]):
+        raise UserError(f"{p}: anatomy_sentences needs a catch-all entry (anatomy: [])")
     return data
-
-
-def _word_pattern(words: list[str]) -> re.Pattern[str]:
-    alts = [re.escape(w[:-1]) + r"\w*" if w.endswith("*") else re.escape(w) + "s?" for w in words]
-    return re.compile(r"\b(?:" + "|".join(alts) + r")\b")
-
-
-def join_list(items: list[str]) -> str:
-    """['a'] -> 'a'; ['a', 'b'] -> 'a or b'; ['a', 'b', 'c'] -> 'a, b, or c'."""
-    if len(items) <= 2:
-        return " or ".join(items)
-    return ", ".join(items[:-1]) + ", or " + items[-1]
-
-
-def _cap(s: str) -> str:
-    return s[:1].upper() + s[1:]
-
-
-def _be(phrase: str, plurals: set[str]) -> str:
-    """'is' or 'are' for a noun phrase, judged on its head ("markings in the LUL" -> are)."""
-    words = phrase.lower().split(" in ")[0].split()
-    last = words[-1]
-    plural = last in plurals or words[0] == "both" or (last.endswith("s") and not last.endswith(("ss", "is", "us")))
-    return "are" if plural else "is"
 
 
 @dataclass
@@ -92,9 +87,11 @@ class _Item:
 
     entity: Entity
     concept: Concept
-    kind: str  # one of _KINDS
+    kind: str  # one of _KINDS, or "anatomy"
     system: str
-    woven: Concept | None = None
+    group: dict[str, Any]
+    woven: Concept | None = None  # anatomy written as this finding's place
+    rule: dict[str, Any] | None = None  # the `locations` rule that wove it
     woven_into: list["_Item"] = field(default_factory=list)  # for anatomy: findings carrying it
 
 
@@ -102,7 +99,7 @@ class _Item:
 class GrammarWriter:
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v1"
+    backend_id = "grammar-v2"
 
     def __init__(
         self,
@@ -115,24 +112,35 @@ class GrammarWriter:
         self.filler = filler
         self.safe_after = safe_after
         self.p = load_phrases(phrases or PHRASES_PATH)
+        self.nouns = Nouns(self.p)
         self._index()
 
     def _index(self) -> None:
-        """Per-concept system, conflict sets and the word patterns the phrasing rules need."""
+        """Per-concept group and system, conflict sets, location rules and word patterns."""
         self._by_name = self.ontology.by_name
-        patterns = [(s, _word_pattern(w)) for s, w in self.p["system_words"].items()]
-        placed = {c.name: _system_of(c, patterns) for c in self.ontology.concepts}
+        self.group: dict[str, dict[str, Any]] = {}
+        for name, g in (self.p.get("groups") or {}).items():
+            for c in g.get("concepts", []):
+                self.group[c] = {**g, "name": name}
+        patterns = [(s, word_pattern(w)) for s, w in self.p["system_words"].items()]
+        placed = {c.name: self.group.get(c.name, {}).get("system") or _system_of(c, patterns) for c in self.ontology.concepts}
         self.system = {name: system or self.p["fallback_system"] for name, system in placed.items()}
         self._placed = {name for name, system in placed.items() if system}  # not by the fallback
         self._by_system: dict[str, list[Concept]] = {}
         for c in self.ontology.concepts:
             self._by_system.setdefault(self.system[c.name], []).append(c)
         self._conflicts = _conflict_sets(self.ontology)
-        self._plurals = set(self.p.get("plurals", []))
+        self._rules = self.p.get("locations") or []
+        # anatomy the data knows: woven by `locations` rules only, else a technique sentence
+        self._ruled = {n for r in self._rules for n in r["anatomy"]}
+        self._ruled |= {n for g in self.p["anatomy_sentences"] for n in g.get("anatomy", [])}
+        self._avoid = set(self.p.get("avoid_synonyms", []))
+        self._acronym = alternation(self.p.get("acronyms", []))
+        self._case_words = {k.lower(): v for k, v in (self.p.get("case_words") or {}).items()}
+        self._cased = alternation(list(self._case_words))
         self._no_article = set(self.p.get("no_article", []))
-        self._acronym = _alternation(self.p.get("acronyms", []))
         anatomy = [s for c in self.ontology.concepts if c.type == "ANATOMY" for s in c.synonyms]
-        self._anatomy_re = _alternation(anatomy)
+        self._anatomy_re = alternation(anatomy)
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -163,98 +171,195 @@ class GrammarWriter:
             kind = "normal"
         else:
             kind = "present"
-        return _Item(e, c, kind, self.system[c.name])
+        return _Item(e, c, kind, self.system[c.name], self.group.get(c.name, {}))
+
+    def _rule(self, host: Concept, anatomy: Concept) -> dict[str, Any] | None:
+        """The location rule that lets `anatomy` place `host`; for anatomy the data does not
+        know (custom ontologies) a plain "in the <anatomy>" within one lung/pleura system."""
+        for r in self._rules:
+            if host.name in r["hosts"] and anatomy.name in r["anatomy"]:
+                return r
+        if anatomy.name in self._ruled:  # the rules say where this anatomy goes
+            return None
+        same = self.system[host.name] == self.system[anatomy.name] in self.p.get("weave_systems", [])
+        return _DEFAULT_RULE if same and anatomy.name in self._placed else None
 
     def _weave(self, items: list[_Item], rng: random.Random) -> None:
-        """Attach each anatomy to a compatible finding of its system, when there is one."""
-        findings = [i for i in items if i.kind in ("present", "uncertain") and i.system in self.p["weave_systems"]]
+        """Attach each anatomy to a finding it can place, when there is one."""
+        findings = [i for i in items if i.kind in ("present", "uncertain")]
         for a in (i for i in items if i.kind == "anatomy"):
-            if a.concept.name not in self._placed:
-                continue
-            fits = [f for f in findings if f.woven is None and f.system == a.system and _fits(f, a.concept)]
+            fits = []
+            for f in findings:
+                rule = self._rule(f.concept, a.concept) if f.woven is None else None
+                if rule is not None and _fits(f, a.concept, rule):
+                    fits.append((f, rule))
             if fits:
-                f = rng.choice(fits)
-                f.woven = a.concept
+                f, rule = rng.choice(fits)
+                f.woven, f.rule = a.concept, rule
                 a.woven_into.append(f)
 
-    # ---- mentions ---------------------------------------------------------------------------
+    # ---- words ------------------------------------------------------------------------------
 
-    def _synonym(
-        self, c: Concept, rng: random.Random, safe: bool, clause_ok: bool, bare: bool = False, prefix: str = ""
-    ) -> str:
-        """A synonym of `c`: the preferred one with probability preferred_synonym_p (always when
-        `safe`). Clauses ("heart size is normal") only where `clause_ok`; with `bare`, only a
-        synonym that takes adjectives ("large effusion", not "large blunting of the ..."); never
-        one that `prefix` turns into an anatomy phrase ("right" + "lung mass" reads "right lung")."""
-        syns = [
-            s for s in c.synonyms
-            if (clause_ok or not _CLAUSE.search(s)) and not (bare and (_OF.search(s) or _PARTICIPLE.match(s)))
-            and not (prefix and self._makes_anatomy(prefix, s))
-        ]
-        syns = syns or list(c.synonyms)
-        if safe or len(syns) == 1 or rng.random() < self.p.get("preferred_synonym_p", 0.5):
-            return self._case(syns[0])
-        return self._case(rng.choice(syns[1:]))
-
-    def _makes_anatomy(self, prefix: str, syn: str) -> bool:
-        if self._anatomy_re is None:
-            return False
-        # An anatomy phrase that starts inside the prefix spans prefix + synonym.
-        return any(m.start() <= len(prefix) for m in self._anatomy_re.finditer(f"{prefix} {syn}"))
+    def _synonym(self, c: Concept, rng: random.Random, safe: bool, allowed: list[str] | None = None, ok=None) -> str:
+        """A synonym of `c` (from `allowed` when given) passing `ok`: the preferred one with
+        probability preferred_synonym_p (always when `safe`); never an avoided one if avoidable."""
+        pool = [s for s in allowed or () if s.lower() in c.synonyms] or list(c.synonyms)
+        cands = [s for s in pool if s not in self._avoid and (ok is None or ok(s))]
+        cands = cands or [s for s in pool if ok is None or ok(s)] or [s for s in c.synonyms if s not in self._avoid] or list(c.synonyms)
+        if safe or len(cands) == 1 or rng.random() < self.p.get("preferred_synonym_p", 0.5):
+            return self._case(cands[0])
+        return self._case(rng.choice(cands[1:]))
 
     def _case(self, phrase: str) -> str:
-        return self._acronym.sub(lambda m: m.group(0).upper(), phrase) if self._acronym else phrase
+        if self._acronym is not None:
+            phrase = self._acronym.sub(lambda m: m.group(0).upper(), phrase)
+        if self._cased is not None:
+            phrase = self._cased.sub(lambda m: self._case_words[m.group(0).lower()], phrase)
+        return phrase
 
-    def _np(self, phrase: str) -> str:
-        """'right lower lobe' -> 'the right lower lobe'; 'both hila' stays as is."""
-        return phrase if phrase.split()[0].lower() in self._no_article else "the " + phrase
+    def _makes_anatomy(self, prefix: str, syn: str) -> bool:
+        if self._anatomy_re is None or not prefix:
+            return False
+        # An anatomy phrase that starts inside the prefix spans prefix + synonym.
+        return any(m.start() <= len(prefix) for m in self._anatomy_re.finditer(f"{prefix} {syn}".lower()))
+
+    def _np(self, phrase: str, side: str = "") -> str:
+        """'right lower lobe' -> 'the right lower lobe'; 'both hila' stays; with `side`, the side
+        goes inside ('the left posterior ribs')."""
+        if phrase.split()[0].lower() in self._no_article:
+            return phrase
+        return squash(f"the {side} {phrase}")
 
     def _pick(self, options: list[str], rng: random.Random, safe: bool) -> str:
         return options[0] if safe else rng.choice(options)
 
-    def mention(self, item: _Item, rng: random.Random, safe: bool = False) -> str:
-        """The noun phrase for one entity: attributes, synonym, woven anatomy or zone phrase."""
-        c, attrs = item.concept, item.entity.attributes
-        if item.kind == "normal":
-            return self._synonym(c, rng, safe, clause_ok=True)
-        if item.kind in ("negated", "anatomy"):
-            return self._synonym(c, rng, safe, clause_ok=False)
-        words = []
-        if "severity" in attrs and "severity" in c.attributes:
-            table = self.p["severity"]["size" if c.size_words else "default"]
-            words.append(self._pick(table[attrs["severity"]], rng, safe))
-        side_given = item.woven is not None and item.woven.anatomy_side is not None
-        if "laterality" in attrs and "laterality" in c.attributes and not side_given:
-            words.append(self._pick(self.p["laterality"][attrs["laterality"]], rng, safe))
-        has_zone = "zone" in attrs and "zone" in c.attributes
-        bare = bool(words) or item.woven is not None or has_zone
-        words.append(self._synonym(c, rng, safe, clause_ok=False, bare=bare, prefix=" ".join(words)))
-        if item.woven is not None:
-            words.append("in " + self._np(self._synonym(item.woven, rng, safe, clause_ok=False)))
-        elif has_zone:
-            words.append(self._pick(self.p["zone"][attrs["zone"]], rng, safe))
-        return " ".join(words)
+    def _anatomy_synonym(self, c: Concept, table: dict[str, list[str]] | None, rng: random.Random, safe: bool) -> str:
+        return self._synonym(c, rng, safe, (table or {}).get(c.name), ok=lambda s: not _CLAUSE.search(s))
+
+    def mention(self, item: _Item, rng: random.Random, safe: bool = False) -> Mention:
+        """The noun phrase for one entity: severity, place, synonym and woven anatomy."""
+        c, attrs, g = item.concept, item.entity.attributes, item.group
+        if item.kind in ("normal", "negated"):
+            # a negated list member must not start with a word that ends a negation's scope
+            # ("no edema, large lung volumes, ..." reads the volumes as present)
+            neg_ok = lambda s: not _CLAUSE.search(s) and s.split()[0] not in AFFIRMATIVE  # noqa: E731
+            syn = self._synonym(c, rng, safe, ok=None if item.kind == "normal" else neg_ok)
+            return self.nouns.mention(syn, syn)
+        sev, side, zone = (attrs.get(k) if k in c.attributes else None for k in ("severity", "laterality", "zone"))
+        woven, rule = item.woven, item.rule or {}
+        inside = side if rule.get("side_inside") and side != "bilateral" else None  # "of the left ribs"
+        if woven is not None:  # what the anatomy states needs no words
+            side = None if inside or side == woven.anatomy_side else side
+            zone = None if zone == woven.anatomy_zone else zone
+        plural = "bilateral" in (side, woven.anatomy_side if woven else None)
+        pre, post = self._place(g, side, zone, rng, safe)
+        anatomy = self._anatomy_synonym(woven, rule.get("anatomy_synonyms"), rng, safe) if woven else ""
+        allowed = (rule.get("host_synonyms") or {}).get(c.name)
+        if allowed is None and side and not g.get("location") and not g.get("side_after"):
+            allowed = (self.p.get("side_synonyms") or {}).get(c.name)
+        prefix = " ".join(pre)
+
+        def ok(s: str) -> bool:
+            words = s.split()
+            if (pre or sev or post or woven) and (_OF.search(s) or words[0] in ATTRIBUTE_WORDS):
+                return False  # "large blunting of the ...", "left apical apical cap"
+            adverb = words[0] in self.p.get("adverb_heads", [])
+            if (pre or post) and (_PARTICIPLE.match(s) or adverb):
+                return False  # "left enlarged hila"
+            if sev and ((_PARTICIPLE.match(s) and not adverb) or s in self.p.get("no_severity", [])):
+                return False  # "markedly loculated effusion", "large pleural fluid"
+            if prefix and any(f" {prefix} {s}".endswith(f" {t}") for t in c.synonyms if len(t) > len(s)):
+                return False  # "apical" + "pleural thickening" is another synonym: its zone is lost
+            return not _CLAUSE.search(s) and not self._makes_anatomy(prefix, s) and not shares_stem(s, anatomy)
+
+        syn = self._synonym(c, rng, safe, allowed, ok)
+        noun, plural = self.nouns.pluralize(syn) if plural else (syn, self.nouns.number(syn))
+        words = [self._severity(c, syn, sev, rng, safe)] if sev else []
+        text = squash(" ".join([*words, *pre, noun, *post]))
+        if woven is not None:
+            join = self._pick(rule["join"], rng, safe)
+            np_ = self._np(anatomy, self._side_word(inside, rng, safe))
+            text = join.format(m=text, a=np_, a0=anatomy, cm=rng.randint(3, 6))
+        return Mention(text, syn, plural, self.nouns.article(text, plural, noun))
+
+    def _severity(self, c: Concept, syn: str, sev: str, rng: random.Random, safe: bool) -> str:
+        """Severity word fitting the concept: size for effusions, extent for opacities, an adverb
+        before a participle ("mildly enlarged"), degree otherwise."""
+        t = self.p["severity"]
+        if syn.split()[0].lower() in self.p.get("adverb_heads", []):
+            table = t["adverb"]
+        elif c.size_words or c.name in self.p.get("severity_size", []):
+            table = t["size"]
+        elif c.name in self.p.get("severity_extent", []):
+            table = t["extent"]
+        else:
+            table = t["degree"]
+        return self._pick(table[sev], rng, safe)
+
+    def _side_word(self, side: str | None, rng: random.Random, safe: bool) -> str:
+        return self._pick(self.p["laterality"][side], rng, safe) if side else ""
+
+    def _place(self, g: dict[str, Any], side: str | None, zone: str | None, rng: random.Random, safe: bool) -> tuple[list[str], list[str]]:
+        """(words before, words after) the noun that state side and zone."""
+        if not side and not zone:
+            return [], []
+        p = self.p
+        if g.get("location"):
+            if zone:
+                bi = side == "bilateral"
+                adjectives = {**p["zone_adjective"], **g.get("zone_adjective", {})}
+                pre = {**p["zone_adjective_bilateral"], **g.get("zone_adjective_bilateral", {})}[zone] if bi else [
+                    t.format(side=side or "") for t in adjectives[zone]
+                ]
+                post = p["zone_phrase_bilateral"][zone] if bi else [t.format(side=side or "") for t in p["zone_phrase"][zone]]
+            elif side == "bilateral":
+                pre, post = ["bilateral"], ["bilaterally"]
+            else:
+                pre = [t.format(side=side) for t in g.get("side_pre", ["{side}-sided"])]
+                post = [f"on the {side}"]
+            if safe or rng.random() < 0.5:
+                return [squash(self._pick(pre, rng, safe))], []
+            return [], [squash(rng.choice(post))]
+        pre, post = [], []
+        if side and g.get("side_after") and side != "bilateral":
+            post.append(self._pick(g["side_after"], rng, safe).format(side=side))
+        elif side:
+            pre.append(self._side_word(side, rng, safe))
+        if zone:
+            post.append(self._pick(p["zone_phrase"][zone], rng, safe).format(side=""))
+        return pre, [squash(w) for w in post]
 
     # ---- sentences --------------------------------------------------------------------------
 
+    def _templates(self, item: _Item, section: str, m: Mention) -> list[str]:
+        own = item.group.get(section) or {}
+        kind = "located" if item.kind == "present" and item.woven is not None and own.get("located") else item.kind
+        options = templates_for(own.get(kind) or [], m.synonym)
+        return options or templates_for(self.p[section][item.kind], m.synonym)
+
+    def _anatomy_sentence(self, item: _Item, section: str, rng: random.Random, safe: bool) -> str:
+        entries = self.p["anatomy_sentences"]
+        g = next((e for e in entries if item.concept.name in e.get("anatomy", [])), None)
+        g = g or next(e for e in entries if not e.get("anatomy"))
+        a = self._anatomy_synonym(item.concept, g.get("anatomy_synonyms"), rng, safe)
+        np_ = self._np(a)
+        tpl = self._pick(g[section], rng, safe)
+        return tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
+
     def _sentences(self, items: list[_Item], section: str, rng: random.Random, safe: bool) -> list[str]:
         """Sentences for the items of one block: one per finding, negations grouped (<= 3 each)."""
-        tpl = self.p[section]
         out = []
         for it in items:
             if it.kind in ("present", "uncertain", "normal"):
                 m = self.mention(it, rng, safe)
-                options = tpl.get("by_system", {}).get(it.system, {}).get(it.kind) or tpl[it.kind]
-                out.append(self._pick(options, rng, safe).format(m=m, M=_cap(m), be=_be(m, self._plurals)))
+                out.append(render(self._pick(self._templates(it, section, m), rng, safe), m))
             elif it.kind == "anatomy" and not it.woven_into:
-                a = self._synonym(it.concept, rng, safe, clause_ok=False)
-                np_ = self._np(a)
-                out.append(self._pick(tpl["anatomy"], rng, safe).format(a=np_, A=_cap(np_), be=_be(a, self._plurals)))
+                out.append(self._anatomy_sentence(it, section, rng, safe))
         negated = [it for it in items if it.kind == "negated"]
         for start in range(0, len(negated), 3):
             mentions = [self.mention(it, rng, safe) for it in negated[start:start + 3]]
-            be = _be(mentions[0], self._plurals)  # "There are no sternotomy wires or ..."
-            out.append(self._pick(tpl["negated"], rng, safe).format(list=join_list(mentions), be=be))
+            tpl = self._pick(self.p[section]["negated"], rng, safe)
+            out.append(tpl.format(list=join_list([m.text for m in mentions]), be=mentions[0].be))
         return out
 
     def _findings(self, items: list[_Item], entities: list[Entity], rng: random.Random, safe: bool) -> str:
@@ -310,14 +415,6 @@ class GrammarWriter:
             blocks[system] = [self._item(e) for e in kept]
 
 
-def _alternation(phrases: list[str]) -> re.Pattern[str] | None:
-    """A whole-word regex matching any of `phrases`, longest first (so "right lung" beats "lung")."""
-    if not phrases:
-        return None
-    ordered = sorted(set(phrases), key=len, reverse=True)
-    return re.compile(r"\b(?:" + "|".join(map(re.escape, ordered)) + r")\b")
-
-
 def _system_of(concept: Concept, patterns: list[tuple[str, re.Pattern[str]]]) -> str | None:
     """The first system whose words occur in the concept's synonyms, or None."""
     text = " ; ".join(concept.synonyms)
@@ -330,15 +427,19 @@ def _conflict_sets(ontology: Ontology) -> dict[str, frozenset[str]]:
     return {k: frozenset(keys[j] for j in js) for k, js in zip(keys, Conflicts(ontology).table(keys))}
 
 
-def _fits(finding: _Item, anatomy: Concept) -> bool:
-    """True when writing `finding` "in the <anatomy>" keeps its attributes as sampled: the side
-    and zone the anatomy fixes equal the finding's (for the kinds the concept declares), and a
-    zone of the finding is not left unwritten by an anatomy that fixes none."""
+def _fits(finding: _Item, anatomy: Concept, rule: dict[str, Any]) -> bool:
+    """True when writing `finding` at `anatomy` keeps its attributes as sampled: the side and zone
+    the anatomy fixes equal the finding's (for the kinds the concept declares); a zone of the
+    finding is not left unwritten by an anatomy that fixes none; with `strict`, the same for side."""
     attrs, declared = finding.entity.attributes, finding.concept.attributes
-    if anatomy.anatomy_side and "laterality" in declared and attrs.get("laterality") != anatomy.anatomy_side:
-        return False
-    if anatomy.anatomy_zone and "zone" in declared and attrs.get("zone") != anatomy.anatomy_zone:
-        return False
-    if "zone" in attrs and "zone" in declared and not anatomy.anatomy_zone:
+    side, zone = attrs.get("laterality"), attrs.get("zone")
+    if "laterality" in declared:
+        if anatomy.anatomy_side and side != anatomy.anatomy_side:
+            return False
+        if rule.get("strict") and side and not anatomy.anatomy_side:
+            return False
+        if rule.get("side_inside") and side == "bilateral":
+            return False
+    if "zone" in declared and (zone != anatomy.anatomy_zone if anatomy.anatomy_zone else zone):
         return False
     return True
