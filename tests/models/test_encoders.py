@@ -150,3 +150,25 @@ def test_dual_encoder_falls_back_to_the_local_grid():
     (m,) = DualEncoder(GridOnly(), text).image_feature_maps(torch.zeros(2, 1, 8, 8))
     # channel 2 of patch (row 1, col 0) of image 1 is local[1, 1 * 3 + 0, 2] = 18 + 9 + 2
     assert m.shape == (2, 3, 2, 3) and m[1, 2, 1, 0] == 29
+
+
+def test_builtin_text_encoder_distinguishes_texts_at_init():
+    """Mean pooling (auto for built-in BERTs): different reports differ before any training, so
+    contrastive learning does not stall on identical [CLS] states (measured cos 1.000 with cls)."""
+    import torch
+
+    from syncxr.models.text import build_text_encoder
+
+    texts = ["Large left pleural effusion.", "No pneumothorax. Heart size is normal.",
+             "Right upper lobe consolidation.", "Pacemaker leads in the right ventricle."] * 4
+    cos = {}
+    for pooling in ("mean", "cls"):
+        torch.manual_seed(0)
+        enc = build_text_encoder("bert-tiny-builtin", 32, 24, corpus=texts, vocab_size=200, pooling=pooling).eval()
+        with torch.no_grad():
+            g = torch.nn.functional.normalize(enc(**enc.tokenize(texts[:4])).global_emb, dim=-1)
+        off = (g @ g.T)[~torch.eye(4, dtype=torch.bool)]
+        cos[pooling] = off.mean().item()
+    assert build_text_encoder("bert-tiny-builtin", 32, 24, corpus=texts, vocab_size=200).pooling == "mean"
+    assert cos["mean"] < cos["cls"]
+    assert cos["mean"] < 0.99

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Literal, Optional
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +32,7 @@ class TextConfig(_Strict):
     max_length: int = Field(64, ge=4, le=512)
     vocab_size: int = Field(4000, ge=100)  # built-in WordPiece only
     dropout: float = Field(0.1, ge=0, lt=1)
+    pooling: Literal["auto", "cls", "mean"] = "auto"  # global text embedding; auto: mean for built-in, cls for hf:
 
 
 class ModelConfig(_Strict):
@@ -138,6 +139,7 @@ def build_model(
     text = build_text_encoder(
         cfg.text.name, cfg.embed_dim, cfg.text.max_length, corpus=corpus,
         vocab_size=cfg.text.vocab_size, dropout=cfg.text.dropout, saved=saved_text,
+        pooling=cfg.text.pooling,
     )
     return DualEncoder(image, text)
 

@@ -29,11 +29,28 @@ BUILTIN_BERTS = {
 }
 
 
-class TextEncoder(nn.Module):
-    """Transformer + projections. global = [CLS] state, local = word tokens (specials masked)."""
+def resolve_pooling(name: str, pooling: str) -> str:
+    """'auto' -> 'mean' for the built-in (from scratch) BERTs, 'cls' for pretrained hf: models.
 
-    def __init__(self, model: nn.Module, tokenizer, embed_dim: int, max_length: int) -> None:
+    Why: a BERT trained from scratch starts with an almost identical [CLS] state for every text
+    (measured: mean cosine 1.000 between 32 different reports at init), so contrastive learning
+    on [CLS] stalls; the mean of the word states differs between texts from the first step.
+    Pretrained models (BioClinicalBERT, CXR-BERT) are used with their [CLS] state as usual.
+    """
+    if pooling != "auto":
+        return pooling
+    return "mean" if name in BUILTIN_BERTS else "cls"
+
+
+class TextEncoder(nn.Module):
+    """Transformer + projections. global = [CLS] state or the mean of the word states (`pooling`),
+    local = word tokens (specials masked)."""
+
+    def __init__(self, model: nn.Module, tokenizer, embed_dim: int, max_length: int, pooling: str = "cls") -> None:
         super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.pooling = pooling
         self.model = model
         self.tokenizer = tokenizer  # a transformers fast tokenizer, not a module
         self.max_length = max_length
@@ -56,9 +73,12 @@ class TextEncoder(nn.Module):
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         # hidden: (B, L, H); word mask excludes [CLS]/[SEP]/[PAD] so local losses see words only.
         words = attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)
-        return EncoderOutput(
-            global_emb=self.global_proj(hidden[:, 0]), local=self.local_proj(hidden), mask=words
-        )
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]  # (B, H)
+        else:
+            w = words.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
+            pooled = (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, H)
+        return EncoderOutput(global_emb=self.global_proj(pooled), local=self.local_proj(hidden), mask=words)
 
     def save(self, folder: Path) -> None:
         """Write the transformer config and tokenizer files (weights go in the model safetensors)."""
@@ -111,6 +131,7 @@ def build_text_encoder(
     vocab_size: int = 4000,
     dropout: float = 0.1,
     saved: Path | None = None,
+    pooling: str = "auto",
 ) -> TextEncoder:
     """Build the text encoder `name`: a BUILTIN_BERTS key or "hf:<name-or-local-path>".
 
@@ -120,10 +141,11 @@ def build_text_encoder(
     """
     from transformers import AutoConfig, AutoTokenizer, BertConfig
 
+    pooling = resolve_pooling(name, pooling)
     if saved is not None:
         config = AutoConfig.from_pretrained(str(saved))
         tokenizer = AutoTokenizer.from_pretrained(str(saved))
-        return TextEncoder(_auto_model_from_config(config), tokenizer, embed_dim, max_length)
+        return TextEncoder(_auto_model_from_config(config), tokenizer, embed_dim, max_length, pooling)
     if name in BUILTIN_BERTS:
         if corpus is None:
             raise ValueError("the built-in BERT needs a corpus to train its tokenizer")
@@ -135,14 +157,14 @@ def build_text_encoder(
             max_position_embeddings=max(512, max_length), hidden_dropout_prob=dropout,
             attention_probs_dropout_prob=dropout, pad_token_id=tokenizer.pad_token_id,
         )
-        return TextEncoder(_auto_model_from_config(config), tokenizer, embed_dim, max_length)
+        return TextEncoder(_auto_model_from_config(config), tokenizer, embed_dim, max_length, pooling)
     if name.startswith("hf:"):
-        return _from_hub_or_path(name[3:], embed_dim, max_length)
+        return _from_hub_or_path(name[3:], embed_dim, max_length, pooling)
     valid = ", ".join([*BUILTIN_BERTS, "hf:<name-or-path>"])
     raise UserError(f"unknown text encoder {name!r}; valid: {valid}")
 
 
-def _from_hub_or_path(ref: str, embed_dim: int, max_length: int) -> TextEncoder:
+def _from_hub_or_path(ref: str, embed_dim: int, max_length: int, pooling: str = "cls") -> TextEncoder:
     from transformers import AutoModel, AutoTokenizer
 
     try:
@@ -156,4 +178,4 @@ def _from_hub_or_path(ref: str, embed_dim: int, max_length: int) -> TextEncoder:
             f"cannot load text model {ref!r}: {exc}. Give a local folder with config.json, "
             "weights and tokenizer files, or a hub name with network access / a filled HF cache."
         ) from exc
-    return TextEncoder(model, tokenizer, embed_dim, max_length)
+    return TextEncoder(model, tokenizer, embed_dim, max_length, pooling)
