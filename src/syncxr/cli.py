@@ -19,7 +19,7 @@ qc_app = typer.Typer(no_args_is_help=True, help="Image QC: problem banks and fil
 app.add_typer(qc_app, name="qc")
 sim_app = typer.Typer(no_args_is_help=True, help="The simulated clinical world: corpora and benchmarks.")
 app.add_typer(sim_app, name="sim")
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # never break paths in messages
 console = Console()
 
 SetOpt = typer.Option(None, "--set", help="Override a config key: --set image.size=512 (repeatable)")
