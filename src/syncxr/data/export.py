@@ -9,14 +9,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import tarfile
 from pathlib import Path
 from typing import Iterator, Literal
 
-from syncxr.data.shards import iter_rows, write_text_atomic
+from syncxr.data.shards import iter_rows, write_csv_atomic, write_text_atomic
 from syncxr.errors import UserError
 from syncxr.pipeline.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
@@ -97,9 +96,9 @@ def export_mimic(dataset: str | Path, out: str | Path) -> Path:
         chex.append([subject, study] + ["" if row[k] is None else f"{row[k]:.1f}" for k in CHEXPERT14_SNAKE])
     if not meta:
         raise UserError(f"{dataset}: the dataset has no accepted samples to export")
-    _csv(out / "mimic-cxr-2.0.0-metadata.csv", ["dicom_id", "subject_id", "study_id", "ViewPosition"], meta)
-    _csv(out / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id", "split"], split)
-    _csv(out / "mimic-cxr-2.0.0-chexpert.csv", ["subject_id", "study_id", *CHEXPERT14], chex)
+    write_csv_atomic(out / "mimic-cxr-2.0.0-metadata.csv", ["dicom_id", "subject_id", "study_id", "ViewPosition"], meta)
+    write_csv_atomic(out / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id", "split"], split)
+    write_csv_atomic(out / "mimic-cxr-2.0.0-chexpert.csv", ["subject_id", "study_id", *CHEXPERT14], chex)
     return out
 
 
@@ -110,10 +109,3 @@ def _jpeg(png: bytes) -> bytes:
     Image.open(io.BytesIO(png)).convert("L").save(buf, format="JPEG", quality=95)
     return buf.getvalue()
 
-
-def _csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    write_text_atomic(buf.getvalue(), path)

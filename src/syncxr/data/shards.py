@@ -106,6 +106,17 @@ def write_text_atomic(text: str | bytes, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_csv_atomic(path: Path, header: list[str], rows: list[list]) -> None:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_text_atomic(buf.getvalue(), path)
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -24,7 +24,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from syncxr.data.shards import write_text_atomic
+from syncxr.data.shards import write_csv_atomic, write_text_atomic
 from syncxr.records import CHEXPERT14, PRESENT, UNCERTAIN, derive_seed
 from syncxr.sim.world import SimWorld, Study, mimic_report, roughen
 from syncxr.vocab import Ontology, load_ontology
@@ -128,19 +128,12 @@ def write_mimic(out: str | Path, n_studies: int, seed: int = 0, size: int = 256,
         labels = _labels_of(study, ontology)
         chex.append([subj, sid] + [labels.get(lab, "") for lab in CHEXPERT14])
         quality.append([dicom, q])
-    _csv(out / "mimic-cxr-2.0.0-metadata.csv",
+    write_csv_atomic(out / "mimic-cxr-2.0.0-metadata.csv",
          ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows",
           "Columns", "StudyDate", "StudyTime", "ProcedureCodeSequence_CodeMeaning", "ViewCodeSequence_CodeMeaning",
           "PatientOrientationCodeSequence_CodeMeaning"], meta)
-    _csv(out / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id", "split"], split)
-    _csv(out / "mimic-cxr-2.0.0-chexpert.csv", ["subject_id", "study_id", *CHEXPERT14], chex)
-    _csv(out / "sim-quality.csv", ["dicom_id", "quality"], quality)
+    write_csv_atomic(out / "mimic-cxr-2.0.0-split.csv", ["dicom_id", "study_id", "subject_id", "split"], split)
+    write_csv_atomic(out / "mimic-cxr-2.0.0-chexpert.csv", ["subject_id", "study_id", *CHEXPERT14], chex)
+    write_csv_atomic(out / "sim-quality.csv", ["dicom_id", "quality"], quality)
     return out
 
-
-def _csv(path: Path, header: list[str], rows: list[list]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
-    write_text_atomic(buf.getvalue(), path)
