@@ -69,3 +69,12 @@ def test_qc_build_bank(tmp_path):
 
     bank = ProblemBank.load(out)
     assert len(bank.labels) == 2 * 8 and bank.features.shape[0] == 16
+
+
+def test_messages_keep_square_brackets(tmp_path):
+    """Rich markup must not swallow text like '[train]' or '[lo, hi]' in error messages."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("entities:\n  k: [5, 2]\n")
+    res = run("generate", "--config", str(cfg), "--out", str(tmp_path / "o"))
+    assert res.exit_code == 2
+    assert "[lo, hi]" in res.output

@@ -11,6 +11,7 @@ from typing import Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from syncxr.errors import UserError
 
@@ -33,7 +34,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
             raise typer.Exit(2) from None
 
     return wrapper

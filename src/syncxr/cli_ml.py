@@ -11,6 +11,18 @@ from rich.console import Console
 from syncxr.errors import UserError
 
 
+def require_torch(what: str) -> None:
+    """A clear message (exit 2) instead of an ImportError when the train extra is missing."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise UserError(
+            f"{what} needs PyTorch and transformers ({e.name} is not installed). "
+            "Install them with: pip install -e '.[train]'"
+        ) from None
+
+
 def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
     @app.command()
     @user_errors
@@ -22,6 +34,7 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder"),
     ) -> None:
         """Pretrain a MedVLP model (ConVIRT / GLoRIA / MGCA); torchrun-aware."""
+        require_torch("syncxr train")
         from syncxr.train.api import train as run_train
 
         path = run_train(config, data, out, list(overrides or []), resume)
@@ -42,6 +55,7 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
             return
         if config is None or checkpoint is None:
             raise UserError("give a task (zeroshot|grounding|finetune|segment) or --config SUITE.yaml --checkpoint CKPT")
+        require_torch("syncxr evaluate")
         from syncxr.evaluate.suite import run_suite
 
         out_dir = out or (checkpoint / "eval")
@@ -60,6 +74,7 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
             predictions: Optional[Path] = typer.Option(None, "--predictions", help="Per-image scores CSV"),
             overrides: Optional[List[str]] = typer.Option(None, "--set", help="Task option key=value (repeatable)"),
         ) -> None:
+            require_torch(f"syncxr evaluate {task}")
             from syncxr.config import parse_override
             from syncxr.evaluate.suite import run_task
 
