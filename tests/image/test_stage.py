@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
 from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator
 from syncxr.image.phantom import FindingSpec
-from syncxr.image.stage import ImageStage, PhantomGenerator, decode_png, entities_to_specs, save_grid
+from syncxr.image.stage import ImageStage, PhantomGenerator, decode_png, encode_mask, entities_to_specs, save_grid
 from syncxr.pipeline.stage import Stage
 from syncxr.records import Entity, Sample, Verdict
 from syncxr.vocab import load_ontology
@@ -150,3 +152,14 @@ def test_save_grid(tmp_path) -> None:  # noqa: ANN001
     grid = decode_png(path.read_bytes())
     assert grid.shape[1] == 3 * 64 and grid.shape[0] > 2 * 64
     assert grid[10, 64 + 10] == 80 and grid[grid.shape[0] // 2 + 20, 10] == 240
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (9, 17), (64, 64)])
+def test_mask_png_round_trips_at_odd_widths(shape: tuple[int, int]) -> None:
+    from PIL import Image
+
+    mask = np.random.default_rng(sum(shape)).random(shape) < 0.3
+    data = encode_mask(mask)
+    assert Image.open(io.BytesIO(data)).mode == "1"  # a standard 1-bit PNG
+    out = decode_png(data)
+    assert out.dtype == bool and np.array_equal(out, mask)

@@ -92,32 +92,32 @@ def _light_border(red: "Reduced", flat: np.ndarray) -> np.ndarray:
     along the side; soft tissue at the edge of a film is lighter too but changes along the side
     (shoulders, axillae, flanks) and keeps its grain.
     """
-    t = pool4(red.thumb)  # (N, 16, 16)
+    t = red.pooled(16)  # (N, 16, 16), the same as pool4(red.thumb)
     centre = t[:, 4:-4, 4:-4].mean(axis=(1, 2))
+    # the four sides stacked: (N, 4, 12) border blocks, corners left out (two sides meet there)
+    strips = np.stack([t[:, 0, 2:-2], t[:, -1, 2:-2], t[:, 2:-2, 0], t[:, 2:-2, -1]], axis=1)
+    flats = np.stack([flat[:, 0, 2:-2], flat[:, -1, 2:-2], flat[:, 2:-2, 0], flat[:, 2:-2, -1]], axis=1)
+    light = np.minimum(_relu(strips - centre[:, None, None]) / 0.15, 1.0)
+    even = _relu(1.0 - strips.std(axis=2) / 0.06)  # (N, 4)
+    side = (light * flats).mean(axis=2) * even * 1.5  # (N, 4)
     total = np.zeros(len(t), np.float32)
-    for sl in ((slice(None), 0), (slice(None), -1), (slice(None), slice(None), 0), (slice(None), slice(None), -1)):
-        strip = t[sl][:, 2:-2]  # (N, 12) border blocks, corners left out (two sides meet there)
-        light = np.minimum(_relu(strip - centre[:, None]) / 0.15, 1.0)
-        even = _relu(1.0 - strip.std(axis=1) / 0.06)
-        total += (light * flat[sl][:, 2:-2]).mean(axis=1) * even * 1.5
+    for k in range(4):  # summed side by side, in the same order as always
+        total += side[:, k]
     return total
 
 
 def _dark_corners(thumb: np.ndarray) -> np.ndarray:
     """Flat dark corners beyond what the edge middles show (fill of a rotated film). (N,)"""
     k = thumb.shape[1] // 12
-    h = thumb.shape[1]
-
-    def flat_dark(p: np.ndarray) -> np.ndarray:
-        return _relu(1.0 - p.mean(axis=(1, 2)) / 0.12) * _relu(1.0 - p.std(axis=(1, 2)) / 0.03)
-
-    corners = [thumb[:, :k, :k], thumb[:, :k, -k:], thumb[:, -k:, :k], thumb[:, -k:, -k:]]
-    mid = h // 2 - k // 2
-    middles = [
-        thumb[:, :k, mid : mid + k], thumb[:, -k:, mid : mid + k], thumb[:, mid : mid + k, :k], thumb[:, mid : mid + k, -k:]
-    ]
-    c = np.mean([flat_dark(p) for p in corners], axis=0)
-    e = np.mean([flat_dark(p) for p in middles], axis=0)
+    mid = thumb.shape[1] // 2 - k // 2
+    head, tail, centre = slice(None, k), slice(-k, None), slice(mid, mid + k)
+    corners = [(head, head), (head, tail), (tail, head), (tail, tail)]
+    middles = [(head, centre), (tail, centre), (centre, head), (centre, tail)]
+    patches = np.stack([thumb[:, r, c] for r, c in corners + middles], axis=1)  # (N, 8, k, k)
+    # flat and dark: 1 for an even black patch, 0 once it is brighter or textured
+    flat_dark = _relu(1.0 - patches.mean(axis=(2, 3)) / 0.12) * _relu(1.0 - patches.std(axis=(2, 3)) / 0.03)
+    c = np.mean([flat_dark[:, i] for i in range(4)], axis=0)
+    e = np.mean([flat_dark[:, i] for i in range(4, 8)], axis=0)
     return _relu(c - e) * 2.0
 
 
@@ -133,7 +133,7 @@ def measure(red: "Reduced", layout: np.ndarray) -> dict[str, np.ndarray]:
         "r": layout @ _chest_template() / layout.shape[1],  # correlation with the upright chest layout
         "light_border": _light_border(red, flat),
         "dark_corners": _dark_corners(red.thumb),
-        "cut_off": crop_evidence(red.thumb, p5, p95),
+        "cut_off": crop_evidence(red.thumb, p5, p95, small=red.pooled(32)),
     }
 
 

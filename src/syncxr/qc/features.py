@@ -26,7 +26,7 @@ D = FEATURE_DIM. Everything is vectorised over the batch: ~0.8 ms per 256² imag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -60,6 +60,13 @@ class Reduced:
     rough: np.ndarray  # (N, 16, 16) float32 mean |pair difference| per block, 0-255 grey levels
     noise: np.ndarray  # (N,) float32 median |pair difference| over the whole image, 0-255 levels
     white_edge: np.ndarray  # (N,) fraction of inner pixels that are near-white beside a much darker one
+    _pools: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def pooled(self, k: int) -> np.ndarray:
+        """(N, k, k) block means of the thumbnail, computed once (several blocks read the 16² and 32²)."""
+        if k not in self._pools:
+            self._pools[k] = pool(self.thumb, k)
+        return self._pools[k]
 
 
 def _check(i: int, img: object) -> None:
@@ -145,10 +152,10 @@ def _zscore(v: np.ndarray) -> np.ndarray:
     return v / (v.std(axis=1, keepdims=True) + 1e-3)
 
 
-def _layout(thumb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z-scored 16² thumbnail (N, 256) and its left-right asymmetry (N, 128)."""
-    n = len(thumb)
-    z = _zscore(pool(thumb, THUMB).reshape(n, -1)).reshape(n, THUMB, THUMB)
+def _layout(small: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z-scored 16² thumbnail (N, 256) and its left-right asymmetry (N, 128); small: (N, 16, 16)."""
+    n = len(small)
+    z = _zscore(small.reshape(n, -1)).reshape(n, THUMB, THUMB)
     asym = (z - z[:, :, ::-1])[:, :, : THUMB // 2]  # antisymmetric, so one half says it all
     return z.reshape(n, -1), asym.reshape(n, -1)
 
@@ -189,8 +196,8 @@ def _edges(gy: np.ndarray, gx: np.ndarray) -> np.ndarray:
 def describe(images: list[np.ndarray]) -> dict[str, np.ndarray]:
     """Every descriptor block, unweighted: name -> (N, d) float32."""
     red = reduce_images(images)
-    layout, asym = _layout(red.thumb)
-    gy, gx = gradients(pool(red.thumb, 32))  # anatomy edges at 32², not grain
+    layout, asym = _layout(red.pooled(THUMB))
+    gy, gx = gradients(red.pooled(32))  # anatomy edges at 32², not grain
     return {
         "layout": layout,
         "asym": asym,

@@ -23,16 +23,24 @@ LUNG_ROWS = slice(6, 19)  # lung band: rows 19%-59% of the height
 CENTRE_COLS = slice(6, 26)  # where the lungs and the mediastinum are on a whole chest
 
 
-def _stretched(thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray) -> np.ndarray:
-    """(N, 32, 32) thumbnail mapped so that the image's p5 -> 0 and p95 -> 1."""
+def _stretched(thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
+    """(N, 32, 32) thumbnail mapped so that the image's p5 -> 0 and p95 -> 1.
+
+    small: the (N, 32, 32) 2x2 block means of `thumb` when the caller already has them.
+    """
     n = len(thumb)
-    t = thumb.reshape(n, SIDE, 2, SIDE, 2).mean(axis=(2, 4))
+    t = thumb.reshape(n, SIDE, 2, SIDE, 2).mean(axis=(2, 4)) if small is None else small
     return (t - p5[:, None, None]) / (p95 - p5 + 0.02)[:, None, None]
 
 
-def crop_cues(thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray) -> dict[str, np.ndarray]:
-    """Raw cues (N,) each from the (N, 64, 64) thumbnail and its grey-level p5/p95 (N,)."""
-    u = _stretched(thumb, p5, p95)
+def crop_cues(
+    thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray, small: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Raw cues (N,) each from the (N, 64, 64) thumbnail and its grey-level p5/p95 (N,).
+
+    small: optional (N, 32, 32) 2x2 block means of `thumb` (saves recomputing them).
+    """
+    u = _stretched(thumb, p5, p95, small)
     profile = u[:, LUNG_ROWS].mean(axis=1)  # (N, 32) column profile of the lung band
     peak = profile[:, SIDE // 4 : 3 * SIDE // 4].argmax(axis=1) + SIDE // 4
     rows = u[:, :, CENTRE_COLS].mean(axis=2)  # (N, 32) row profile
@@ -46,9 +54,11 @@ def crop_cues(thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray) -> dict[str, n
     }
 
 
-def crop_evidence(thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray) -> np.ndarray:
-    """(N,) sum of the cues beyond the range of whole, centred chests."""
-    c = crop_cues(thumb, p5, p95)
+def crop_evidence(
+    thumb: np.ndarray, p5: np.ndarray, p95: np.ndarray, small: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) sum of the cues beyond the range of whole, centred chests (small: see crop_cues)."""
+    c = crop_cues(thumb, p5, p95, small)
     return (
         np.maximum(c["off_centre"] - 3.5, 0.0) / 3.0
         + np.maximum(c["asymmetry"] - 0.26, 0.0) / 0.15

@@ -39,14 +39,28 @@ def expose(mu: np.ndarray, e: Exposure, noise_field: np.ndarray, rng: np.random.
     h, w = mu.shape
     oy, ox = (int(v) for v in rng.integers(0, h, size=2))
     g = noise_field[oy : oy + h, ox : ox + w]
-    m = np.maximum(mu, 0.0, dtype=np.float32)
+    # Written in place on one buffer (this runs on every pixel of every image); each line names
+    # the plain expression it computes, with the same operations in the same order (bit-identical).
+    # (no dtype= argument: on a float32 input that takes a slower casting path)
+    m = np.maximum(mu, np.float32(0.0)).astype(np.float32, copy=False)
     # the 3x3 binomial blur shrinks white-noise std by ~0.375; compensate so e.noise is what you see
-    m = m + np.exp(np.float32(0.5) * m) * g * np.float32(e.noise / 0.375)
+    grain = np.multiply(m, np.float32(0.5))
+    np.exp(grain, out=grain)
+    grain *= g
+    grain *= np.float32(e.noise / 0.375)
+    m += grain  # m + exp(0.5 m) * g * noise / 0.375
     for _ in range(max(1, h // 256)):  # PSF width grows with resolution
         m = blur3(m)
-    v = np.clip(m * np.float32(1.0 / e.window), 0.0, 1.0)
+    v = m
+    v *= np.float32(1.0 / e.window)
+    np.clip(v, 0.0, 1.0, out=v)  # clip(m / window, 0, 1)
     a = np.float32(e.shoulder)
-    v = (1.0 - np.exp(-a * v)) * np.float32(1.0 / (1.0 - np.exp(-a)))
+    v *= -a
+    np.exp(v, out=v)
+    np.subtract(1.0, v, out=v)
+    v *= np.float32(1.0 / (1.0 - np.exp(-a)))  # (1 - exp(-a v)) / (1 - exp(-a))
     if e.gamma != 1.0:
-        v = np.power(v, np.float32(e.gamma))
-    return (v * np.float32(255.0) + np.float32(0.5)).astype(np.uint8)
+        np.power(v, np.float32(e.gamma), out=v)
+    v *= np.float32(255.0)
+    v += np.float32(0.5)
+    return v.astype(np.uint8)

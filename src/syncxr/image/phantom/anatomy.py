@@ -41,20 +41,41 @@ class Patient:
     vessel_variant: int
     breasts: bool
     extra: dict[str, float] = field(default_factory=dict)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_image(self, pts: np.ndarray) -> np.ndarray:
         """Canonical points (..., 2) -> image points (..., 2)."""
         p = (np.asarray(pts, dtype=np.float64) - CENTER) * (self.sx, self.sy)
-        c, s = np.cos(self.tilt), np.sin(self.tilt)
+        c, s = self._cos_sin()
         rot = np.stack([c * p[..., 0] - s * p[..., 1], s * p[..., 0] + c * p[..., 1]], axis=-1)
         return rot + CENTER + self.shift
 
+    def _cos_sin(self) -> tuple[float, float]:
+        return float(np.cos(self.tilt)), float(np.sin(self.tilt))
+
+    def _point(self, x: float, y: float) -> tuple[float, float]:
+        """`to_image` of one point in plain float arithmetic: the same IEEE operations in the same
+        order, so bit-identical, without ~10 numpy calls on 2-element arrays (this is hot)."""
+        c, s = self._cos_sin()
+        px, py = (x - CENTER[0]) * self.sx, (y - CENTER[1]) * self.sy
+        return (c * px - s * py) + CENTER[0] + self.shift[0], (s * px + c * py) + CENTER[1] + self.shift[1]
+
+    def _memo(self) -> dict:
+        """Per-patient cache of derived landmarks, dropped if the geometry fields were changed."""
+        key = (self.sx, self.sy, self.tilt, float(self.shift[0]), float(self.shift[1]))
+        if self._cache.get("key") != key:
+            self._cache.clear()
+            self._cache["key"] = key
+        return self._cache
+
     def lung_bounds(self, side: int, y_canon: float) -> tuple[float, float]:
         """Image x of the (medial, lateral) edge of a lung at a canonical height."""
-        med, lat = lung_span(np.array([y_canon]), side)
-        m = self.to_image(np.array([med[0], y_canon]))[0]
-        la = self.to_image(np.array([lat[0], y_canon]))[0]
-        return float(m), float(la)
+        memo = self._memo()
+        k = ("bounds", side, y_canon)
+        if k not in memo:
+            med, lat = lung_span(np.array([y_canon]), side)
+            memo[k] = (float(self._point(float(med[0]), y_canon)[0]), float(self._point(float(lat[0]), y_canon)[0]))
+        return memo[k]
 
     def canon_y(self, y_image: float) -> float:
         """Approximate canonical height of an image height (ignores the small tilt)."""
@@ -66,18 +87,24 @@ class Patient:
 
     @property
     def carina(self) -> np.ndarray:
-        return self.to_image(np.array(CARINA))
+        return np.array(self._point(*CARINA))
 
     def hilum(self, side: int) -> np.ndarray:
-        return self.to_image(np.array(HILA[side]))
+        return np.array(self._point(*HILA[side]))
 
     @property
     def lung_top(self) -> float:
-        return float(self.to_image(np.array([0.5, LUNG_TOP]))[1])
+        memo = self._memo()
+        if "lung_top" not in memo:
+            memo["lung_top"] = float(self._point(0.5, LUNG_TOP)[1])
+        return memo["lung_top"]
 
     @property
     def spine_x(self) -> float:
-        return float(self.to_image(np.array([0.5, 0.5]))[0])
+        memo = self._memo()
+        if "spine_x" not in memo:
+            memo["spine_x"] = float(self._point(0.5, 0.5)[0])
+        return memo["spine_x"]
 
 
 def sample_patient(rng: np.random.Generator, size: int, emphysema: bool = False) -> Patient:
@@ -119,11 +146,18 @@ def warp_index(p: Patient, size: int) -> np.ndarray:
     ay = np.float32(-s / p.sy * size), np.float32(c / p.sy * size)
     dx = xs - np.float32(ox)
     dy = ys - np.float32(oy)
-    col = (ax[0] * dx)[None, :] + (ax[1] * dy)[:, None] + np.float32(CENTER[0] * size)
-    row = (ay[0] * dx)[None, :] + (ay[1] * dy)[:, None] + np.float32(CENTER[1] * size)
-    col = np.clip(col, 0, size - 1).astype(np.intp)
-    row = np.clip(row, 0, size - 1).astype(np.intp)
-    return row * size + col
+    # Clipped coordinates are >= 0, so truncation is the floor; row * size + col of two whole
+    # numbers below 2**12 is exact in float32, so one cast to intp at the end gives the index.
+    flat = np.empty((size, size), np.float32)
+    col = np.empty((size, size), np.float32)
+    for out, a0, a1, c0 in ((flat, ay[0], ay[1], CENTER[1]), (col, ax[0], ax[1], CENTER[0])):
+        np.add((a0 * dx)[None, :], (a1 * dy)[:, None], out=out)
+        out += np.float32(c0 * size)
+        np.clip(out, 0, size - 1, out=out)
+        np.trunc(out, out=out)
+    flat *= np.float32(size)
+    flat += col
+    return flat.astype(np.intp)
 
 
 @dataclass
@@ -136,6 +170,7 @@ class Layers:
     above: np.ndarray  # 1 above the diaphragm, 0 below (soft edge)
     idx: np.ndarray  # (H, W) flat template index of every pixel (for local re-sampling)
     under_lung: np.ndarray  # (1, W) 1 in the columns the lungs span (where the domes are), 0 outside
+    dome_row: int = 0  # rows above this one are wholly above the diaphragm (`above` == 1 there)
     heart: np.ndarray | None = None  # bool mask of the cardiac silhouette
     mediastinum: np.ndarray | None = None  # bool mask of the superior mediastinum + aortic knob
 
@@ -145,21 +180,23 @@ def dome_curve(p: Patient, size: int) -> tuple[np.ndarray, np.ndarray]:
 
     Two domes with deep lateral recesses (sharp costophrenic angles); the weight is 1 under the
     lungs and fades out beyond the lateral walls, where the chest wall continues into the flank.
+    Both sides are evaluated in one pass with per-column float32 parameters (each column belongs
+    to one side), which is the same float32 arithmetic as one pass per side with scalars.
     """
     xs, _ = axes(size)
-    y = np.full(size, 1.2, np.float32)
-    w = np.zeros(size, np.float32)
-    for side in (1, 2):
+    right = xs < p.spine_x  # (W,) image left of the spine: side 1
+    param = np.empty((4, size), np.float32)  # medial edge, lung width, dome apex y, per column
+    for side, cols in ((1, right), (2, ~right)):
         med, lat = p.lung_bounds_at(side, p.dome[side])
-        u = (xs - med) / (lat - med)  # 0 medial, 1 lateral edge of the lung
-        apex_u = 0.45
-        lateral = np.clip(u - apex_u, 0, None) / (1 - apex_u)
-        medial = np.clip(apex_u - u, 0, None) / apex_u
-        curve = p.dome[side] + p.dome_depth * lateral**1.7 + 0.2 * p.dome_depth * medial**1.6
-        curve = curve + 2.0 * np.clip(u - 1.0, 0, None)  # beyond the wall: straight down the flank
-        on_side = (xs < p.spine_x) if side == 1 else (xs >= p.spine_x)
-        y = np.where(on_side & (u > -0.3) & (u < 1.4), curve, y).astype(np.float32)
-        w = np.where(on_side, smoothstep((1.15 - u) / 0.2), w).astype(np.float32)
+        param[0, cols], param[1, cols], param[2, cols] = med, lat - med, p.dome[side]
+    u = (xs - param[0]) / param[1]  # 0 medial, 1 lateral edge of the lung
+    apex_u = 0.45
+    lateral = np.clip(u - apex_u, 0, None) / (1 - apex_u)
+    medial = np.clip(apex_u - u, 0, None) / apex_u
+    curve = param[2] + p.dome_depth * lateral**1.7 + 0.2 * p.dome_depth * medial**1.6
+    curve = curve + 2.0 * np.clip(u - 1.0, 0, None)  # beyond the wall: straight down the flank
+    y = np.where((u > -0.3) & (u < 1.4), curve, np.float32(1.2)).astype(np.float32)
+    w = smoothstep((1.15 - u) / 0.2).astype(np.float32)
     return y, w
 
 
@@ -176,11 +213,16 @@ def base_layers(t: Template, p: Patient) -> Layers:
     label = np.take(t.label, idx)
     _, ys = axes(size)
     dome, under = dome_curve(p, size)
-    above = smoothstep((dome[None, :] - ys[:, None]) * (size / 2.0))
+    # Rows above the highest dome are exactly 1 (smoothstep saturates): only evaluate below them.
+    # (min(dome) - y) * k is the row minimum of the same float32 expression, so this cut is exact.
+    r0 = int(np.count_nonzero((dome.min() - ys) * np.float32(size / 2.0) >= 1.0))
+    above = np.ones((size, size), np.float32)
+    above[r0:] = smoothstep((dome[None, :] - ys[r0:, None]) * (size / 2.0))
     # trachea air (above the lungs) is not cut; only lung air is removed below the domes
-    lung *= np.where(ys[:, None] < p.lung_top + 0.05, np.float32(1.0), above)
-    label = np.where(above > 0.5, label, np.uint8(0))
-    return Layers(body=body, lung=lung, label=label, above=above, idx=idx, under_lung=under[None, :])
+    r_cut = max(r0, int(np.count_nonzero(ys < p.lung_top + 0.05)))
+    lung[r_cut:] *= above[r_cut:]
+    label[r0:][above[r0:] <= 0.5] = 0
+    return Layers(body=body, lung=lung, label=label, above=above, idx=idx, under_lung=under[None, :], dome_row=r0)
 
 
 def silhouette_borders(p: Patient, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -227,19 +269,35 @@ def add_heart_and_mediastinum(layers: Layers, p: Patient) -> None:
     rr, ll = right[bb[0]][:, None], left[bb[0]][:, None]
     dx = xs[bb[1]][None, :] - spine
     centre, half = 0.5 * (ll - rr), 0.5 * (ll + rr)
-    q = np.clip(1.0 - ((dx - centre) / half) ** 2, 0.0, 1.0)  # (rows, cols) 1 on the axis, 0 at borders
-    prof = q**0.5 * smoothstep((1.0 - np.abs(dx - centre) / half) * half * size / 1.5)
+    # (rows, cols) float64 work below is done in place on two buffers; the operations and their
+    # order are those of the plain expressions in the comments, so the result is bit-identical.
+    r = (dx - centre) / half  # half > 0, so |dx - centre| / half == |r| exactly
+    q = np.square(r)
+    np.subtract(1.0, q, out=q)
+    np.clip(q, 0.0, 1.0, out=q)  # q = clip(1 - r**2, 0, 1): 1 on the axis, 0 at the borders
+    edge = np.abs(r, out=r)
+    np.subtract(1.0, edge, out=edge)
+    edge *= half
+    edge *= size
+    edge /= 1.5
+    prof = np.sqrt(q) * smoothstep(edge)  # q**0.5 * smoothstep((1 - |dx - centre| / half) * half * size / 1.5)
     heart_w = smoothstep((y - top + 0.04) / 0.16)  # mediastinum -> heart, no step between them
     neck = smoothstep((y - p.lung_top + 0.1) / 0.12)  # merges into the neck soft tissue
-    layers.body[bb] += ((0.25 + 0.12 * heart_w) * neck * prof * layers.above[bb]).astype(np.float32)
-    layers.lung[bb] *= 1.0 - 0.75 * prof * heart_w  # the heart displaces the lung in front of it
+    add = ((0.25 + 0.12 * heart_w) * neck) * prof
+    add *= layers.above[bb]
+    layers.body[bb] += add.astype(np.float32)
+    shade = np.multiply(prof, 0.75, out=add)
+    shade *= heart_w
+    np.subtract(1.0, shade, out=shade)
+    layers.lung[bb] *= shade  # the heart displaces the lung in front of it
     inside = (q > 0) & (layers.above[bb] > 0.5)
     layers.heart = np.zeros(layers.body.shape, bool)
     layers.heart[bb] = inside & (y > top + 0.02)
     layers.mediastinum = np.zeros(layers.body.shape, bool)
     layers.mediastinum[bb] = inside & (y <= top + 0.02) & (y > p.lung_top - 0.02)
     # subdiaphragmatic organs (liver, spleen, stomach wall) fill in under the domes
-    layers.body += np.float32(0.3) * (1.0 - layers.above) * layers.under_lung
+    r = layers.dome_row  # above it, 1 - above == 0: nothing to add
+    layers.body[r:] += np.float32(0.3) * (1.0 - layers.above[r:]) * layers.under_lung
 
 
 def add_abdomen_texture(layers: Layers, t: Template, rng: np.random.Generator) -> None:
