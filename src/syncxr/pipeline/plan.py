@@ -16,6 +16,9 @@ from syncxr.pipeline.config import GenerateConfig
 log = logging.getLogger(__name__)
 
 
+PLAN_CHUNK = 5000
+
+
 def _range(v: int | tuple[int, int]) -> tuple[int, int]:
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
@@ -58,8 +61,14 @@ def make_plan(cfg: GenerateConfig) -> tuple[list[str], dict[str, Any]]:
         counts=counts,
         seed=cfg.seed,
     )
-    sets = sampler.sample(cfg.n)  # PoolExhausted (a UserError) says how many it made and what to change
-    plan = [json.dumps([e.to_dict() for e in ents], separators=(",", ":")) for ents in sets]
+    if sampler.tau_max is None:
+        sampler.tau_max = sampler.auto_tau(cfg.n)
+    # Sample in chunks and keep only compact JSON: the sampler continues one sequence across calls,
+    # so this is the same plan as one call, with a fraction of the peak memory.
+    plan: list[str] = []
+    for start in range(0, cfg.n, PLAN_CHUNK):
+        sets = sampler.sample(min(PLAN_CHUNK, cfg.n - start))  # PoolExhausted (a UserError) explains
+        plan.extend(json.dumps([e.to_dict() for e in ents], separators=(",", ":")) for ents in sets)
     usage = Counter(sampler.usage)
     info = {
         "tau_max": sampler.tau_max,
