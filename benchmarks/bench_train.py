@@ -24,7 +24,7 @@ from PIL import Image
 
 from syncxr.data.schema import SHARD_SCHEMA
 from syncxr.data.sources import open_data
-from syncxr.models.factory import ModelConfig, build_model
+from syncxr.models.factory import build_model
 from syncxr.objectives import build_objective
 from syncxr.train.config import load_config
 from syncxr.train.loop import Trainer, freeze_unused_local

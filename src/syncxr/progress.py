@@ -15,7 +15,6 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.progress_bar import ProgressBar  # noqa: F401  (ensures rich.progress extras import)
 
 
 @contextmanager

@@ -18,7 +18,6 @@ def test_prevalence_is_long_tailed():
 
 
 def test_studies_are_deterministic_and_have_normals_and_negations():
-    a = [SimWorld(seed=3).study(i, i) for i in range(1)]
     w1, w2 = SimWorld(seed=3), SimWorld(seed=3)
     s1 = [w1.study(i, i) for i in range(400)]
     s2 = [w2.study(i, i) for i in range(400)]

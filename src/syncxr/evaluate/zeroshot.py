@@ -132,8 +132,8 @@ def _multiclass_result(labels: np.ndarray, scores: np.ndarray, names: list[str],
     one_hot = known & (np.nansum(labels, axis=1) == 1)
     if not one_hot.any():
         raise UserError(
-            f"multi-class zero-shot needs exactly one positive label per image, but no image has that; "
-            f"pass mode=multilabel if the dataset is multi-label"
+            "multi-class zero-shot needs exactly one positive label per image, but no image has that; "
+            "pass mode=multilabel if the dataset is multi-label"
         )
     y = labels[one_hot].argmax(axis=1)
     out = multiclass_metrics(y, scores[one_hot], names, n_boot=opts.n_boot, seed=opts.seed)

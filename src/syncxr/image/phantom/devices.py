@@ -45,7 +45,7 @@ def et_tube(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
 
 def central_line(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
     """Internal jugular line from the neck into the SVC (tip at about the cavo-atrial level)."""
-    spine, (cx, cy) = p.spine_x, p.carina
+    spine, (_, cy) = p.spine_x, p.carina
     sgn = -1.0 if spec.sides()[0] == 1 else 1.0
     tip = (spine - 0.035 + rng.normal(0, 0.005), cy + rng.uniform(0.02, 0.07))
     entry = (spine + sgn * rng.uniform(0.07, 0.1), -0.02)
