@@ -31,6 +31,7 @@ def test_unknown_key_names_the_path(tmp_path):
     [
         ("image:\n  size: big\n", "image.size"),
         ("image:\n  size: 4\n", "image.size"),
+        ("image:\n  size: 96\n", "image.size"),
         ("n: 0\n", "n"),
         ("entities:\n  k: [5, 2]\n", "entities.k"),
         ("verify:\n  mode: exact\n", "write.filler"),

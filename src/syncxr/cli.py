@@ -207,8 +207,8 @@ def sim_mimic(
     """A MIMIC-CXR-JPG-shaped 'real' corpus from the simulated world (images, reports, CSVs)."""
     from syncxr.sim.corpus import write_mimic
 
-    if n < 1 or not 64 <= size <= 1024:
-        raise UserError(f"--n must be >= 1 and --size in [64, 1024]; got n={n}, size={size}")
+    if n < 1 or not 128 <= size <= 1024:
+        raise UserError(f"--n must be >= 1 and --size in [128, 1024]; got n={n}, size={size}")
     console.print(f"[green]done[/]: {write_mimic(out, n, seed, size)}")
 
 

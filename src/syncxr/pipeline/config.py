@@ -66,7 +66,7 @@ class VerifyConfig(_Section):
 
 class ImageConfig(BackendConfig):
     backend: str = "phantom"
-    size: int = Field(default=256, ge=64, le=1024)
+    size: int = Field(default=256, ge=128, le=1024)  # the phantom renders 128..1024
     max_attempts: int = Field(default=3, ge=1, le=20)
     png_compress_level: int = Field(default=1, ge=0, le=9)
 
