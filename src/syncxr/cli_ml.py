@@ -40,6 +40,20 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         path = run_train(config, data, out, list(overrides or []), resume)
         console.print(f"[green]done[/]: checkpoint -> {path}")
 
+    @app.command()
+    @user_errors
+    def study(
+        config: Path = typer.Option(..., "--config", "-c", help="Study YAML, e.g. configs/study/quick.yaml"),
+        out: Path = typer.Option(..., "--out", "-o", help="Study folder (rerun the same command to resume)"),
+        overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key (repeatable)"),
+    ) -> None:
+        """Reproduce the study: pretrain on real, synthetic and mixed data, evaluate, report."""
+        require_torch("syncxr study")
+        from syncxr.study.run import run_study
+
+        run_study(str(config), str(out), list(overrides or []))
+        console.print(f"[green]done[/]: report -> {out / 'study.html'}")
+
     eval_app = typer.Typer(help="Evaluate a checkpoint: zero-shot, grounding, fine-tune, segmentation.")
     app.add_typer(eval_app, name="evaluate")
 

@@ -81,9 +81,11 @@ class PairSource:
 
     def finish(self) -> None:
         """Warn about skipped rows and refuse a source with no usable pair."""
+        self.skipped = Counter({k: n for k, n in self.skipped.items() if n > 0})  # drop zero tallies
         if self.skipped:
             detail = "; ".join(
-                f"{reason}: {n} (e.g. {', '.join(self.examples[reason])})" for reason, n in self.skipped.items()
+                f"{reason}: {n}" + (f" (e.g. {', '.join(self.examples[reason])})" if self.examples[reason] else "")
+                for reason, n in self.skipped.items()
             )
             log.warning("%s %s: skipped %d row(s): %s", self.kind, self.where, sum(self.skipped.values()), detail)
         if not self._texts:

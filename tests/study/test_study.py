@@ -1,0 +1,179 @@
+"""The study end to end on a tiny budget: three arms, manifest, report, resume, config errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncxr.errors import UserError
+from syncxr.report.study import _combine, aggregate
+from syncxr.study import load_study_config, run_study
+from syncxr.study.run import plan
+
+ROOT = Path(__file__).resolve().parents[2]
+ARMS = ["real", "synthetic", "mixed"]
+STEPS = 3
+
+
+def _tiny_config(folder: Path) -> Path:
+    cfg = {
+        "seed": 0,
+        "sizes": {"n_real": 120, "n_synthetic": 120, "n_benchmark": 60, "image_size": 128},
+        "real": {"source": "sim", "split": "all"},
+        "synthetic": {"config": str(ROOT / "configs/generate/quick.yaml"), "workers": 1},
+        "arms": ARMS,
+        "train": {"config": str(ROOT / "configs/train/quick.yaml"), "budget": "steps", "steps": STEPS,
+                  "overrides": ["train.progress=false", "train.eval_each_epoch=false"]},
+        "objectives": [{"name": "convirt"}],
+        "seeds": [0],
+        "benchmarks": [{"name": "sim", "dataset": "sim"}],
+        "eval": {"defaults": {"n_boot": 50, "batch_size": 32}, "tasks": {"zeroshot": {}}},
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("study")
+    config, out = _tiny_config(tmp), tmp / "out"
+    first = run_study(str(config), str(out), [])
+    ckpt = out / "train" / "real-convirt-s0" / "latest.json"
+    mtime = ckpt.stat().st_mtime_ns
+    second = run_study(str(config), str(out), [])
+    return {"config": config, "out": out, "first": first, "second": second, "ckpt": ckpt, "mtime": mtime}
+
+
+def test_study_writes_manifest_and_report_with_one_row_per_arm(study: dict) -> None:
+    out, m = study["out"], study["first"]
+    on_disk = json.loads((out / "study.json").read_text())
+    assert [r["arm"] for r in on_disk["runs"]] == ARMS
+    assert {s["kind"] for s in on_disk["steps"].values()} == {"real", "synthetic", "benchmark", "train", "eval"}
+    assert all(s["status"] == "done" and s["last_run"] == "ran" for s in m["steps"].values())
+    groups = m["summary"]["groups"]
+    assert [g["arm"] for g in groups] == ARMS
+    for g in groups:
+        auc = g["benchmarks"]["sim"]["zero-shot AUC"]
+        assert 0.0 <= auc["ci"][0] <= auc["value"] <= auc["ci"][1] <= 1.0
+        assert len(g["per_finding"]["sim"]) == 6  # the benchmark's six findings
+    md = (out / "study.md").read_text()
+    table = md.split("### convirt on sim")[1].split("\n\n")[1].splitlines()
+    assert [row.split("|")[1].strip() for row in table[2:]] == ARMS  # header, rule, one row per arm
+    assert "synthetic − real" in md and "3.8%" in md and "do not reproduce" in md
+    html = (out / "study.html").read_text()
+    assert "data:image/png;base64," in html and "study_assets/" not in html  # self-contained
+    assert (out / "study_assets" / "convirt-sim.png").stat().st_size > 1000
+
+
+def test_every_arm_gets_the_same_number_of_steps(study: dict) -> None:
+    steps = study["first"]["steps"]
+    results = {arm: steps[f"train/{arm}-convirt-s0"]["result"] for arm in ARMS}
+    assert {r["step"] for r in results.values()} == {STEPS}
+    assert results["mixed"]["pairs"] == results["real"]["pairs"] + results["synthetic"]["pairs"]
+    mixed_cfg = steps["train/mixed-convirt-s0"]["config"]["train"]
+    assert [s["kind"] for s in mixed_cfg["data"]["sources"]] == ["mimic", "syncxr"]
+    assert mixed_cfg["train"]["max_steps"] == STEPS
+
+
+def test_rerun_skips_every_step(study: dict) -> None:
+    first, second = study["first"]["steps"], study["second"]["steps"]
+    assert list(second) == list(first)
+    assert all(s["last_run"] == "skipped" for s in second.values())
+    assert all(second[k]["seconds"] == first[k]["seconds"] and second[k]["result"] == first[k]["result"] for k in first)
+    assert study["ckpt"].stat().st_mtime_ns == study["mtime"]  # the checkpoint was not rewritten
+    assert study["second"]["summary"] == study["first"]["summary"]
+
+
+def test_changed_eval_option_reruns_only_the_evaluations(study: dict) -> None:
+    third = run_study(str(study["config"]), str(study["out"]), ["eval.defaults.n_boot=20"])
+    ran = {k for k, s in third["steps"].items() if s["last_run"] == "ran"}
+    assert ran == {f"eval/{arm}-convirt-s0/sim/zeroshot" for arm in ARMS}
+    assert json.loads((study["out"] / "study.json").read_text())["config"]["eval"]["defaults"]["n_boot"] == 20
+
+
+def test_interrupted_steps_resume_and_lost_outputs_are_redone(study: dict) -> None:
+    out, args = study["out"], (str(study["config"]), str(study["out"]), ["eval.defaults.n_boot=20"])
+    run_study(*args)  # settle on this config
+    manifest = json.loads((out / "study.json").read_text())
+    manifest["steps"]["train/synthetic-convirt-s0"]["status"] = "running"  # as if killed mid-training
+    (out / "study.json").write_text(json.dumps(manifest))
+    (out / "eval/mixed-convirt-s0/sim/zeroshot/results.json").unlink()  # an output that went missing
+    again = run_study(*args)
+    ran = {k for k, s in again["steps"].items() if s["last_run"] == "ran"}
+    assert ran == {"train/synthetic-convirt-s0", "eval/mixed-convirt-s0/sim/zeroshot"}
+    assert again["steps"]["train/synthetic-convirt-s0"]["result"]["step"] == STEPS  # resumed from its checkpoint
+    assert (out / "eval/mixed-convirt-s0/sim/zeroshot/results.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("trian.steps=3", "trian"),
+        ("sizes.n_reel=5", "sizes.n_reel"),
+        ("sizes.image_size=64", "sizes.image_size"),
+        ("mix.mode=weighted", "mix"),
+        ("eval.tasks.zeroshot.n_bot=3", "n_bot"),
+        ("eval.defaults.n_bot=3", "eval.defaults.n_bot"),
+        ("objectives=[{name: convirt, paramz: {}}]", "objectives.0.paramz"),
+    ],
+)
+def test_bad_config_key_is_a_user_error_naming_it(study: dict, override: str, named: str) -> None:
+    with pytest.raises(UserError, match=named.replace(".", r"\.")):
+        load_study_config(study["config"], [override])
+
+
+def test_unknown_objective_fails_before_anything_is_written(study: dict, tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    with pytest.raises(UserError, match="nope"):
+        run_study(str(study["config"]), str(out), ["objectives=[{name: nope}]"])
+    assert not out.exists()
+
+
+def test_missing_train_config_names_the_key(study: dict) -> None:
+    with pytest.raises(UserError, match=r"train\.config.*missing\.yaml"):
+        load_study_config(study["config"], ["train.config=configs/train/missing.yaml"])
+
+
+def test_paper_config_validates_and_plans_every_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # the preset's paths are relative to the repository root
+    cfg = load_study_config("configs/study/paper.yaml")
+    assert cfg.sizes.n_synthetic == 200_000 and cfg.real.source == "mimic"
+    steps, runs = plan(cfg, tmp_path / "p", "configs/study/paper.yaml")
+    trains = {s.name: s.config["train"] for s in steps if s.kind == "train"}
+    assert len(runs) == len(trains) == 9  # 3 arms x 3 objectives x 1 seed
+    convirt = trains["train/real-convirt-s0"]
+    assert convirt["model"]["image"]["arch"] == "resnet50" and "Bio_ClinicalBERT" in convirt["model"]["text"]["name"]
+    assert trains["train/mixed-gloria-s0"]["objective"]["params"]["tau1"] == 4.0  # gloria.yaml's own params
+    assert {t["train"]["max_steps"] for t in trains.values()} == {cfg.train.steps}
+    segments = {s.name: s.config["options"]["finding"] for s in steps if s.name.endswith("/segment")}
+    assert segments["eval/real-convirt-s0/rsna/segment"] == "pneumonia"
+    assert not (tmp_path / "p").exists()  # planning writes nothing
+
+
+def test_several_seeds_give_a_t_interval() -> None:
+    got = _combine([{"value": 0.6, "ci": [0.5, 0.7]}, {"value": 0.7, "ci": [0.6, 0.8]}])
+    half = 12.7062 * math.sqrt(0.005) / math.sqrt(2)  # t(0.975, 1) * sd / sqrt(n)
+    assert got["value"] == pytest.approx(0.65)
+    assert got["ci"] == pytest.approx([0.65 - half, 0.65 + half], abs=1e-3)
+    assert got["ci_kind"] == "t over 2 seeds"
+
+
+def test_aggregate_computes_differences_against_real() -> None:
+    def run(arm: str, auc: float) -> tuple[dict, dict]:
+        name = f"eval/{arm}/sim/zeroshot"
+        rec = {"run": arm, "arm": arm, "objective": "convirt", "seed": 0, "evals": {"sim": {"zeroshot": name}}}
+        res = {"metrics": {"zero-shot AUC": {"value": auc, "ci": [auc - 0.01, auc + 0.01]}}, "per_finding": {}}
+        return rec, {name: {"result": res}}
+
+    recs = [run("real", 0.70), run("synthetic", 0.75), run("mixed", 0.80)]
+    summary = aggregate({"runs": [r for r, _ in recs], "steps": {k: v for _, s in recs for k, v in s.items()}})
+    diffs = {d["comparison"]: d for d in summary["differences"]}
+    assert diffs["synthetic − real"]["diff"] == pytest.approx(0.05)
+    assert diffs["synthetic − real"]["relative_pct"] == pytest.approx(100 * 0.05 / 0.70)
+    assert diffs["mixed − real"]["diff"] == pytest.approx(0.10) and not diffs["mixed − real"]["cis_overlap"]
+    assert diffs["mixed − synthetic"]["diff"] == pytest.approx(0.05)
