@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, List, Optional
 
@@ -38,7 +39,8 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         from syncxr.train.api import train as run_train
 
         path = run_train(config, data, out, list(overrides or []), resume)
-        console.print(f"[green]done[/]: checkpoint -> {path}")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
+            console.print(f"[green]done[/]: checkpoint -> {path}")
 
     @app.command()
     @user_errors
