@@ -147,3 +147,41 @@ def test_built_in_writer_extractor_and_labels_end_to_end():
             label = onto.concept(e.name).chexpert
             if e.assertion == "present" and label and label != "No Finding" and e.type != "ANATOMY":
                 assert s.labels[label.lower().replace(" ", "_")] == 1.0, (e.key, s.labels)
+
+
+def test_writer_error_reason_code_and_feedback_on_rewrite():
+    """A writer exception's `.reason` becomes the reject reason; writers that accept `feedback`
+    get the verifier's complaint on a rewrite."""
+    from syncxr.records import Entity, Sample, Verdict
+    from syncxr.text.stages import WriteVerifyStage
+
+    class ParseError(Exception):
+        reason = "write_parse_error"
+
+    class FlakyWriter:
+        backend_id = "fake"
+        filler = False
+
+        def __init__(self):
+            self.feedback = []
+
+        def write(self, entities, seed, attempt=0, feedback=""):
+            self.feedback.append(feedback)
+            if attempt == 1:
+                raise ParseError("no IMPRESSION header")
+            return "Findings.", "Impression."
+
+    class NeverOk:
+        mode = "impression"
+
+        def extract(self, findings, impression):
+            return []
+
+        def check(self, entities, findings, impression, extracted=None):
+            return Verdict(False, "missing_entities", "pneumothorax|DISEASE")
+
+    writer = FlakyWriter()
+    sample = Sample("s0", 0, 1, entities=[Entity("pneumothorax", "DISEASE")])
+    WriteVerifyStage(writer, NeverOk(), max_attempts=3).process([sample])
+    assert sample.rejected is not None and sample.rejected.reason == "write_parse_error"
+    assert writer.feedback == ["", "missing_entities pneumothorax|DISEASE"]

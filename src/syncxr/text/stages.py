@@ -6,6 +6,7 @@ sharding with `syncxr.text.sample.BalancedSampler` and these stages start from `
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import ClassVar
 
@@ -42,6 +43,8 @@ class WriteVerifyStage:
                 "filler=False or use verifier mode 'impression'"
             )
         self.writer, self.verifier, self.max_attempts = writer, verifier, max_attempts
+        # Writers that can use the verifier's complaint (the LLM writer) get it on a rewrite.
+        self._takes_feedback = "feedback" in inspect.signature(writer.write).parameters
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         for sample in live(batch):
@@ -55,10 +58,15 @@ class WriteVerifyStage:
         for attempt in range(self.max_attempts):
             sample.write_attempts = attempt + 1
             try:
-                findings, impression = self.writer.write(sample.entities, seed, attempt)
+                if self._takes_feedback and attempt > 0:
+                    findings, impression = self.writer.write(sample.entities, seed, attempt, feedback=detail)
+                else:
+                    findings, impression = self.writer.write(sample.entities, seed, attempt)
             except Exception as e:  # one bad sample is data, not a crash
                 log.debug("writer failed on %s", sample.sample_id, exc_info=True)
-                sample.reject(self.name, "writer_error", f"attempt {attempt}: {type(e).__name__}: {e}")
+                # LLM writers raise errors with a reason code (write_parse_error, llm_transport_error).
+                reason = getattr(e, "reason", None) or "writer_error"
+                sample.reject(self.name, reason, f"attempt {attempt}: {type(e).__name__}: {e}")
                 return
             sample.findings, sample.impression = findings, impression
             try:
