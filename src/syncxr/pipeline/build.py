@@ -93,10 +93,13 @@ def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Any]:
     writer = build_backend("writer", cfg.write.backend, **wopts)
     verifier = Verifier(extractor, mode=cfg.verify.mode, check_attributes=cfg.verify.check_attributes)
     gopts = dict(cfg.image.options)
-    gopts.setdefault("size", cfg.image.size)
     if cfg.image.backend == "phantom":
+        gopts.setdefault("size", cfg.image.size)
         gopts.setdefault("extractor", extractor)
         gopts.setdefault("ontology", ontology)
+    elif cfg.image.backend == "diffusion":  # the diffusion pipeline takes height and width
+        gopts.setdefault("height", cfg.image.size)
+        gopts.setdefault("width", cfg.image.size)
     generator = build_backend("generator", cfg.image.backend, **gopts)
     image_filter = build_filter(cfg, bank_path) if cfg.qc.enabled else None
     return [
