@@ -99,7 +99,7 @@ class _Item:
 class GrammarWriter:
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v2"
+    backend_id = "grammar-v3"  # bump whenever the wording changes (recorded per sample)
 
     def __init__(
         self,
