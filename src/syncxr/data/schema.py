@@ -37,6 +37,7 @@ SHARD_SCHEMA = pa.schema(
         ("write_attempts", pa.int32()),
         ("image_attempts", pa.int32()),
         ("backends", pa.string()),  # JSON dict stage -> backend id
+        ("history", pa.string()),  # JSON list of retry reasons before acceptance, e.g. "image#1: qc_bank_similarity"
     ]
 )
 

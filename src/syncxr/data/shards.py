@@ -51,6 +51,7 @@ def accepted_table(samples: list[Sample], width: int, height: int) -> pa.Table:
         rows["write_attempts"].append(s.write_attempts)
         rows["image_attempts"].append(s.image_attempts)
         rows["backends"].append(json.dumps(s.backends, sort_keys=True))
+        rows["history"].append(json.dumps(s.history))
     return pa.Table.from_pydict(rows, schema=SHARD_SCHEMA)
 
 

@@ -34,6 +34,7 @@ class CardStats:
     write_attempts: Counter = field(default_factory=Counter)
     image_attempts: Counter = field(default_factory=Counter)
     bank_sims: list[float] = field(default_factory=list)
+    retry_reasons: Counter = field(default_factory=Counter)  # "stage: reason" of retries before acceptance
     reject_reasons: Counter = field(default_factory=Counter)
     reject_examples: dict[str, str] = field(default_factory=dict)
     grid: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
@@ -41,7 +42,8 @@ class CardStats:
 
 def collect(folder: Path) -> CardStats:
     st = CardStats()
-    cols = ["image_png", "impression", "entities", "masks", "qc", "write_attempts", "image_attempts", *CHEXPERT14_SNAKE]
+    cols = ["image_png", "impression", "entities", "masks", "qc", "write_attempts", "image_attempts", "history",
+            *CHEXPERT14_SNAKE]
     for path in sorted((folder / SHARDS_DIR).glob("shard-*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=cols):
             _add_batch(st, batch.to_pydict())
@@ -65,6 +67,8 @@ def _add_batch(st: CardStats, d: dict) -> None:
     st.cooc += pos.T.astype(np.int64) @ pos.astype(np.int64)
     for ents in d["entities"]:
         st.entity_counts.update(f"{e['name']}|{e['type']}" for e in json.loads(ents))
+    for hist in d["history"]:
+        st.retry_reasons.update(_retry_key(h) for h in json.loads(hist or "[]"))
     st.write_attempts.update(d["write_attempts"])
     st.image_attempts.update(d["image_attempts"])
     for q in d["qc"]:
@@ -74,6 +78,12 @@ def _add_batch(st: CardStats, d: dict) -> None:
     for png, imp, masks in zip(d["image_png"], d["impression"], d["masks"]):
         if len(st.grid) < GRID_N:
             st.grid.append((png, imp, [(m["name"], m["png"]) for m in masks]))
+
+
+def _retry_key(entry: str) -> str:
+    """'image#1: qc_bank_similarity nearest=rotated' -> 'image: qc_bank_similarity'."""
+    stage, _, rest = entry.partition(":")
+    return f"{stage.split('#')[0]}: {(rest.split() or ['?'])[0]}"
 
 
 def write_card(folder: str | Path) -> list[Path]:
@@ -180,6 +190,11 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         _table(["attempts", "report writes (accepted)", "image draws (accepted)"],
                [[a, st.write_attempts.get(a, 0), st.image_attempts.get(a, 0)]
                 for a in sorted(set(st.write_attempts) | set(st.image_attempts))]),
+        "",
+        "Retries before acceptance (a rewrite after a failed verification, a redraw after a failed QC check):",
+        "",
+        _table(["stage: reason", "retries"], [[k, v] for k, v in st.retry_reasons.most_common()])
+        if st.retry_reasons else "_none_",
         "",
         "Rejected samples by stage and reason (kept in `rejects/`):",
         "",

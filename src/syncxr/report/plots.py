@@ -77,13 +77,16 @@ def outcomes(write_attempts: Counter, image_attempts: Counter, bank_sims: list[f
     if bank_sims:
         axes[2].hist(bank_sims, bins=40)
         thr = (manifest.get("config", {}).get("qc") or {}).get("threshold")
+        if thr is None:  # the filter's calibrated default
+            from syncxr.qc.filter import DEFAULT_THRESHOLD as thr
         if thr:
             axes[2].axvline(thr, color="C3", ls="--", label=f"threshold {thr}")
             axes[2].legend()
         axes[2].set_title("max cosine similarity to the problem bank")
     else:
         axes[2].text(0.5, 0.5, "no bank scores", ha="center")
-    fig.suptitle(f"rejects: {sum(rej.values())}")
+    axes[0].set_xlabel(f"rejected samples: {sum(rej.values())} (see the table)")
+    fig.tight_layout()
     return _png(fig)
 
 
