@@ -152,7 +152,7 @@ def _normal_layers(seed: int, size: int = 256):
     from syncxr.image.phantom.template import template
 
     p = sample_patient(np.random.default_rng(seed), size)
-    layers = base_layers(template(size), p)
+    layers = base_layers(template(size, p.variant), p)
     add_heart_and_mediastinum(layers, p)
     return p, layers
 
@@ -187,3 +187,62 @@ def test_heart_sits_on_the_diaphragm_mostly_left_of_midline(seed: int) -> None:
     both = heart | layers.mediastinum
     rows = np.flatnonzero(both.any(axis=1))
     assert np.all(np.diff(rows) == 1)
+
+
+def _variant_seeds(size: int) -> tuple[int, int]:
+    """Two seeds whose patients are drawn from different template variants."""
+    from syncxr.image.phantom.anatomy import sample_patient
+
+    first = sample_patient(np.random.default_rng(0), size).variant
+    other = next(s for s in range(1, 100) if sample_patient(np.random.default_rng(s), size).variant != first)
+    return 0, other
+
+
+def test_bytes_do_not_depend_on_which_variants_were_built_before() -> None:
+    import subprocess
+    import sys
+
+    from syncxr.image.phantom.template import _shared, template
+
+    a, b = _variant_seeds(SIZE)
+    findings = [F("nodule"), F("pleural_effusion")]
+    render_phantom(findings, seed=a, size=SIZE)  # builds a's variant (and the shared layers) first
+    after_a = render_phantom(findings, seed=b, size=SIZE).image
+    template.cache_clear()
+    _shared.cache_clear()
+    fresh = render_phantom(findings, seed=b, size=SIZE).image  # b's variant built first
+    assert np.array_equal(after_a, fresh)
+    code = (f"from syncxr.image.phantom import render_phantom, FindingSpec as F; import hashlib, sys; "
+            f"sys.stdout.write(hashlib.sha256(render_phantom([F('nodule'), F('pleural_effusion')], "
+            f"seed={b}, size={SIZE}).image.tobytes()).hexdigest())")
+    other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    import hashlib
+
+    assert other_process == hashlib.sha256(fresh.tobytes()).hexdigest()
+
+
+def test_patients_differ_in_skeleton_and_vessels_not_just_geometry() -> None:
+    from syncxr.image.phantom.template import N_VARIANTS, template
+
+    a, b = (template(SIZE, k) for k in (0, 1))
+    assert a.variant != b.variant and a.variant.rib_dy != b.variant.rib_dy
+    assert not np.allclose(a.bone, b.bone, atol=0.02)
+    assert np.corrcoef(a.vessels.ravel(), b.vessels.ravel())[0, 1] < 0.9  # different trees
+    assert a.label is b.label  # the lung outline (which masks rely on) is shared
+    from syncxr.image.phantom.anatomy import sample_patient
+
+    drawn = {sample_patient(np.random.default_rng(s), SIZE).variant for s in range(200)}
+    assert drawn == set(range(N_VARIANTS))
+
+
+def test_posterior_rib_follows_the_variants_skeleton() -> None:
+    """Fractures are placed with `Template.posterior_rib`: it must find the ribs of that variant."""
+    from syncxr.image.phantom.template import RIB_REACH, N_VARIANTS, template
+
+    size, s = 256, 0.5
+    col = int((0.5 - RIB_REACH * s) * size)
+    for k in range(0, N_VARIANTS, 3):
+        t = template(size, k)
+        centre = [int(t.posterior_rib(i, np.array(s))[0] * size) for i in (3, 4, 5)]
+        between = [(a + b) // 2 for a, b in zip(centre, centre[1:] + [int(t.posterior_rib(6, np.array(s))[0] * size)])]
+        assert all(t.bone[c, col] > t.bone[m, col] + 0.02 for c, m in zip(centre, between)), k

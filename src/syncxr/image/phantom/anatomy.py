@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from syncxr.image.phantom.draw import axes, ellipse_field, smoothstep
-from syncxr.image.phantom.template import CARINA, HILA, LUNG_TOP, Template, lung_span
+from syncxr.image.phantom.template import CARINA, HILA, LUNG_TOP, N_VARIANTS, Template, lung_span
 
 CENTER = np.array([0.5, 0.45])
 SIDE_OF = {"right": 1, "left": 2}  # patient side -> lung label (1 = image left)
@@ -38,8 +38,10 @@ class Patient:
     arm_weight: float  # 0 = arms raised out of the field (typical PA), up to 1 = arms at the sides (AP)
     air_weight: float
     vessel_weight: float
-    vessel_variant: int
+    variant: int  # which template variant (skeleton, vessel tree, build) this patient is drawn from
     breasts: bool
+    mediastinum_density: float = 1.0  # scales the mediastinal/cardiac soft-tissue density
+    ap: bool = False  # AP film: arms at the sides, chest magnified and framed a little lower
     extra: dict[str, float] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -116,7 +118,7 @@ def sample_patient(rng: np.random.Generator, size: int, emphysema: bool = False)
         dome_r, dome_l, depth = rng.uniform(0.78, 0.82), 0.0, rng.uniform(0.03, 0.045)
         dome_l = dome_r + rng.uniform(0.0, 0.015)
     zoom = rng.uniform(0.94, 1.06)  # patient size / collimation: the whole chest larger or smaller
-    return Patient(
+    p = Patient(
         size=size,
         sx=zoom * rng.uniform(0.92, 1.06) * (1.03 if emphysema else 1.0),
         sy=zoom * rng.uniform(0.95, 1.05),
@@ -131,9 +133,18 @@ def sample_patient(rng: np.random.Generator, size: int, emphysema: bool = False)
         arm_weight=float(rng.uniform(0.5, 1.1) if rng.random() < 0.55 else 0.0),
         air_weight=rng.uniform(1.12, 1.38) * (1.12 if emphysema else 1.0),
         vessel_weight=rng.uniform(0.8, 1.2) * (0.55 if emphysema else 1.0),
-        vessel_variant=int(rng.integers(0, 3)),
+        variant=int(rng.integers(0, N_VARIANTS)),
         breasts=bool(rng.random() < 0.3),
+        # real films are darker over the spine/mediastinum than a uniform slab would make them
+        mediastinum_density=float(rng.uniform(0.78, 1.0)),
     )
+    if rng.random() < 0.2:  # AP framing: arms down by the sides, chest a little larger and lower
+        p.ap = True
+        p.arm_weight = float(rng.uniform(0.8, 1.1))
+        grow = rng.uniform(1.0, 1.04)
+        p.sx, p.sy = p.sx * grow, p.sy * grow
+        p.shift = p.shift + np.array([0.0, rng.uniform(0.0, 0.015)])
+    return p
 
 
 def warp_index(p: Patient, size: int) -> np.ndarray:
@@ -207,7 +218,7 @@ def base_layers(t: Template, p: Patient) -> Layers:
     static = p.soft_weight * t.soft + p.bone_weight * t.bone
     if p.arm_weight:
         static += p.arm_weight * t.arms
-    lung = p.vessel_weight * t.vessels[p.vessel_variant] - p.air_weight * t.air
+    lung = p.vessel_weight * t.vessels - p.air_weight * t.air
     body = np.take(static, idx)
     lung = np.take(lung, idx)
     label = np.take(t.label, idx)
@@ -283,7 +294,7 @@ def add_heart_and_mediastinum(layers: Layers, p: Patient) -> None:
     prof = np.sqrt(q) * smoothstep(edge)  # q**0.5 * smoothstep((1 - |dx - centre| / half) * half * size / 1.5)
     heart_w = smoothstep((y - top + 0.04) / 0.16)  # mediastinum -> heart, no step between them
     neck = smoothstep((y - p.lung_top + 0.1) / 0.12)  # merges into the neck soft tissue
-    add = ((0.25 + 0.12 * heart_w) * neck) * prof
+    add = ((0.25 + 0.12 * heart_w) * (neck * p.mediastinum_density)) * prof
     add *= layers.above[bb]
     layers.body[bb] += add.astype(np.float32)
     shade = np.multiply(prof, 0.75, out=add)

@@ -28,7 +28,7 @@ from syncxr.image.phantom.draw import (
     smoothstep,
 )
 from syncxr.image.phantom.spec import FindingSpec, severity01
-from syncxr.image.phantom.template import RIB_REACH, Template, posterior_rib
+from syncxr.image.phantom.template import RIB_REACH, Template
 
 ZONE_SPAN = {"upper": (0.05, 0.33), "middle": (0.33, 0.62), "lower": (0.62, 0.92)}
 
@@ -100,7 +100,7 @@ def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
         collapsed = layers.label[src_r.astype(np.intp), src_c.astype(np.intp)] == side
         collapsed &= lung
         gap = lung & ~collapsed
-        vessels = np.take(t.vessels[p.vessel_variant], layers.idx[bb]) * p.vessel_weight
+        vessels = np.take(t.vessels, layers.idx[bb]) * p.vessel_weight
         layers.lung[bb] -= np.where(gap, vessels + 0.06, 0.0).astype(np.float32)
         edge = collapsed & ~erode4(collapsed)
         line = edge & dilate4(dilate4(gap))
@@ -235,7 +235,7 @@ def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
     i = int(rng.integers(first, first + 3))
     s = rng.uniform(0.7, 0.85)
     sgn = -1.0 if side == 1 else 1.0
-    rib_y, _ = posterior_rib(i, np.array(s))
+    rib_y, _ = t.posterior_rib(i, np.array(s))
     cx, cy = p.to_image(np.array([0.5 + sgn * RIB_REACH * s, float(rib_y)]))
     half = 0.03
     bb = box(cx - half, cx + half, cy - half, cy + half, p.size)

@@ -1,7 +1,7 @@
 """`render_phantom`: findings + seed -> frontal PA chest radiograph with one mask per finding.
 
 Pipeline (all float32, vectorised; see the module docs of each step):
-  template(size)  canonical anatomy layers, cached per process
+  template        canonical anatomy layers of one of N_VARIANTS people, built lazily per size
   patient         habitus, inspiration, tilt, weights drawn from the seed (+ findings that change
                   the anatomy itself: cardiomegaly, widened mediastinum, emphysema)
   base layers     one affine gather of the template; diaphragm cut
@@ -49,9 +49,9 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
         raise UserError(f"phantom image size must be an int in {MIN_SIZE}..{MAX_SIZE}, got {size!r}")
     seed = seed & ((1 << 63) - 1)
     specs = _resolve(findings, seed)
-    t = template(size)
     rng = np.random.default_rng(seed)
     p = _patient(specs, rng, size)
+    t = template(size, p.variant)  # built on first use; depends only on (size, variant)
     # ICU patients with lines and tubes are mostly portable AP films (noisier). Only the exposure
     # changes: adding a device must not move the patient's anatomy.
     lines = any(n in specs for n in ("et_tube", "central_line", "ng_tube", "chest_tube"))
@@ -97,7 +97,7 @@ def cardiothoracic_ratio(findings: list[FindingSpec], seed: int, size: int = 256
     seed = seed & ((1 << 63) - 1)
     specs = _resolve(findings, seed)
     p = _patient(specs, np.random.default_rng(seed), size)
-    layers = base_layers(template(size), p)
+    layers = base_layers(template(size, p.variant), p)
     add_heart_and_mediastinum(layers, p)
     heart_cols = np.flatnonzero(layers.heart.any(axis=0))
     lung_cols = np.flatnonzero((layers.label > 0).any(axis=0))

@@ -1,9 +1,14 @@
-"""Canonical anatomy templates, built once per image size and cached for the process.
+"""Canonical anatomy templates, built lazily per (image size, variant) and cached for the process.
 
 The template holds the anatomy that does not depend on findings, drawn in a *canonical* frame
 (normalised coordinates, midline x = 0.5) as attenuation layers. Each patient is a cheap affine
 resampling of these layers (see anatomy.py); the parts that findings change (heart,
 mediastinum, diaphragm) are drawn per patient instead.
+
+There are N_VARIANTS templates per size ("people"): each has its own vessel tree, rib spacing
+and curvature, clavicle height and angle, scapula position and soft-tissue build, drawn from
+the variant index alone (so variant k is the same person at every size, and building variants
+in any order gives the same arrays). Lung outline, air, noise and cloud fields are shared.
 
 Orientation: a PA film is viewed as if facing the patient, so the PATIENT'S RIGHT IS IMAGE
 LEFT (x < 0.5) and the patient's left (heart apex, aortic knob, gastric bubble) is image right.
@@ -19,11 +24,12 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
+from syncxr.errors import UserError
 from syncxr.image.phantom.draw import axes, bezier, erode4, polyline_box, polyline_mask, smoothstep
 
 log = logging.getLogger(__name__)
 
-N_VESSEL_VARIANTS = 3
+N_VARIANTS = 12  # anatomy variants per size; a patient picks one by seed
 # Canonical landmarks (normalised coordinates).
 CARINA = (0.5, 0.34)
 HILA = {1: (0.41, 0.42), 2: (0.6, 0.395)}  # left hilum sits higher than the right
@@ -38,16 +44,65 @@ RIB_REACH = 0.43  # |x - 0.5| of the lateral end of the ribs
 
 
 @dataclass(frozen=True)
+class Variant:
+    """The skeleton and build of one template variant (offsets/scales around the canonical values)."""
+
+    index: int
+    rib_y0: float = POST_RIB_Y0  # spine level of posterior rib 1
+    rib_dy: float = POST_RIB_DY  # rib spacing
+    rib_bulge: float = 1.0  # scale of the lateral downward curve of the ribs
+    rib_rise: float = 0.06  # how far a rib rises from its head before curving down
+    rib_amp: tuple[float, ...] = (1.0,) * 11  # per-rib density
+    clavicle_dy: float = 0.0  # clavicles lower (+) or higher (-)
+    clavicle_lift: float = 0.0  # lateral ends raised (-) or dropped (+): the clavicle angle
+    scapula_dx: float = 0.0  # scapular medial borders further out (+) or over the lungs (-)
+    scapula_amp: float = 1.0
+    shoulder: float = 1.0  # shoulder/chest-wall width scale
+    wall: float = 0.2  # torso profile exponent: larger = thicker soft tissue at the chest wall
+    spine: float = 1.0  # vertebral body width scale
+    vessel_seed: int = 7
+
+
+CANONICAL = Variant(index=-1)  # the mean skeleton (for callers without a template)
+
+
+def variant(k: int) -> Variant:
+    """Variant k's anatomy, drawn from k alone (independent of size and of other variants)."""
+    rng = np.random.default_rng([20240917, k])
+    return Variant(
+        index=k,
+        rib_y0=POST_RIB_Y0 + rng.uniform(-0.008, 0.008),
+        rib_dy=POST_RIB_DY * rng.uniform(0.94, 1.06),
+        rib_bulge=rng.uniform(0.85, 1.15),
+        rib_rise=0.06 * rng.uniform(0.6, 1.4),
+        rib_amp=tuple(float(a) for a in rng.uniform(0.8, 1.15, 11)),
+        clavicle_dy=rng.uniform(-0.02, 0.02),
+        clavicle_lift=rng.uniform(-0.025, 0.02),
+        scapula_dx=rng.uniform(-0.035, 0.03),
+        scapula_amp=rng.uniform(0.6, 1.4),
+        shoulder=rng.uniform(0.92, 1.08),
+        wall=rng.uniform(0.16, 0.28),
+        spine=rng.uniform(0.9, 1.1),
+        vessel_seed=7 + 101 * k,
+    )
+
+
+@dataclass(frozen=True)
 class Template:
     size: int
     soft: np.ndarray  # (H, W) soft-tissue line integral (body, neck, shoulders)
     arms: np.ndarray  # (H, W) upper arms beside the chest (weighted per patient: absent on most PA films)
     bone: np.ndarray  # (H, W) spine, ribs, clavicles, scapulae, humeral heads
     air: np.ndarray  # (H, W) lung + trachea air thickness (subtracted)
-    vessels: tuple[np.ndarray, ...]  # variants of (H, W) lung markings + hila + fine mottle
+    vessels: np.ndarray  # (H, W) lung markings + hila + fine mottle
     label: np.ndarray  # (H, W) uint8 lung label: 0 none, 1 right (image left), 2 left
     noise: np.ndarray  # (2H, 2W) standard-normal field; patients take offset windows
     cloud: np.ndarray  # (2H, 2W) smooth fractal field in [0, 1] for fluffy opacities
+    variant: Variant
+
+    def posterior_rib(self, i: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`posterior_rib` of this template's skeleton."""
+        return posterior_rib(i, s, self.variant)
 
 
 def lung_span(y: np.ndarray, side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -98,18 +153,18 @@ def _lungs(size: int) -> tuple[np.ndarray, np.ndarray]:
     return ndimage.gaussian_filter(air, 0.7 * size / 256), label
 
 
-def _body(size: int) -> np.ndarray:
+def _body(size: int, v: Variant) -> np.ndarray:
     """Soft tissue: neck, sloping shoulders, a barrel chest thinning toward the walls."""
     xs, ys = axes(size)
     dx = np.abs(xs[None, :] - 0.5)
     y = ys[:, None]
     neck = 0.1 + 0.03 * np.clip(y, 0, 1)
-    shoulder = 0.13 + 0.33 * np.sqrt(smoothstep((y + 0.01) / 0.2))
+    shoulder = 0.13 + 0.33 * v.shoulder * np.sqrt(smoothstep((y + 0.01) / 0.2))
     half = np.maximum(shoulder, neck)
     # a chest is wider than deep: the path length stays long until close to the skin
-    torso = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0) ** 0.2
+    torso = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0) ** v.wall
     soft = 2.2 * torso
-    deltoid = np.clip(1.0 - ((dx - 0.44) / 0.1) ** 2 - ((y - 0.12) / 0.1) ** 2, 0.0, 1.0) ** 0.6
+    deltoid = np.clip(1.0 - ((dx - 0.44 * v.shoulder) / 0.1) ** 2 - ((y - 0.12) / 0.1) ** 2, 0.0, 1.0) ** 0.6
     soft += 0.9 * deltoid
     soft += 0.3 * smoothstep((y - 0.7) / 0.25) * torso  # abdomen a little thicker than the chest
     return ndimage.gaussian_filter(soft.astype(np.float32), 1.5 * size / 256)
@@ -135,27 +190,27 @@ def _band(size: int, ys_c: np.ndarray, slope: np.ndarray, half_th: float | np.nd
     return (amp * core * cortex * reach[None, :]).astype(np.float32)
 
 
-def posterior_rib(i: int, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def posterior_rib(i: int, s: np.ndarray, v: Variant = CANONICAL) -> tuple[np.ndarray, np.ndarray]:
     """Canonical centre line y and slope dy/dx of posterior rib i at lateral fractions s (0 spine, 1 wall).
 
     The rib rises a little from its head at the spine, runs nearly level, then curves steeply
-    down toward the lateral chest wall.
+    down toward the lateral chest wall. `v` sets the spacing and curvature (one skeleton).
     """
-    y0 = POST_RIB_Y0 + i * POST_RIB_DY * (1 + 0.015 * i)
-    bulge = 0.17 + 0.01 * i
+    y0 = v.rib_y0 + i * v.rib_dy * (1 + 0.015 * i)
+    bulge = (0.17 + 0.01 * i) * v.rib_bulge
     s = np.asarray(s, dtype=np.float64)
-    return y0 - 0.06 * s + bulge * s**2.2, (-0.06 + 2.2 * bulge * s**1.2) / RIB_REACH
+    return y0 - v.rib_rise * s + bulge * s**2.2, (-v.rib_rise + 2.2 * bulge * s**1.2) / RIB_REACH
 
 
-def _ribs(size: int, rng: np.random.Generator) -> np.ndarray:
+def _ribs(size: int, v: Variant) -> np.ndarray:
     xs, _ = axes(size)
     bone = np.zeros((size, size), np.float32)
     s = np.abs(xs - 0.5) / RIB_REACH  # 0 at the spine, 1 at the lateral chest wall
     reach = smoothstep((1.05 - s) / 0.08) * smoothstep((s - 0.05) / 0.05)
     for i in range(11):
-        y0 = POST_RIB_Y0 + i * POST_RIB_DY * (1 + 0.015 * i)
-        yc, slope = posterior_rib(i, s)
-        amp = 0.25 * rng.uniform(0.8, 1.15) * (1.0 - 0.25 * smoothstep((s - 0.7) / 0.3))
+        y0 = v.rib_y0 + i * v.rib_dy * (1 + 0.015 * i)
+        yc, slope = posterior_rib(i, s, v)
+        amp = 0.25 * v.rib_amp[i] * (1.0 - 0.25 * smoothstep((s - 0.7) / 0.3))
         # posterior ribs are slender by the spine and broaden laterally
         half_th = (0.0085 + 0.0005 * i) * (0.8 + 0.45 * smoothstep(s / 0.8))
         bone += _band(size, yc, slope, half_th, amp, reach)
@@ -167,45 +222,46 @@ def _ribs(size: int, rng: np.random.Generator) -> np.ndarray:
     return bone
 
 
-def _bones(size: int, rng: np.random.Generator, label: np.ndarray) -> np.ndarray:
+def _bones(size: int, v: Variant, label: np.ndarray) -> np.ndarray:
     xs, ys = axes(size)
     # ribs are seen mostly against lung air; over the heart and abdomen they are washed out
     heart = ((xs[None, :] - 0.55) / 0.15) ** 2 + ((ys[:, None] - 0.56) / 0.12) ** 2 < 1.0
     in_chest = (label > 0) & (ys < 0.66)[:, None] & ~heart
     in_chest = ndimage.gaussian_filter(in_chest.astype(np.float32), 6.0 * size / 256)
-    bone = _ribs(size, rng) * (0.45 + 0.55 * in_chest)
+    bone = _ribs(size, v) * (0.45 + 0.55 * in_chest)
     x = xs[None, :]
     y = ys[:, None]
     # spine: vertebral bodies with endplates and pedicles; widens slightly downward
-    level = (y - POST_RIB_Y0 + 0.03) / POST_RIB_DY
+    level = (y - v.rib_y0 + 0.03) / v.rib_dy
     frac = level - np.floor(level)
     endplate = 0.8 + 0.2 * smoothstep(np.minimum(frac, 1 - frac) / 0.12)
-    half = 0.03 + 0.012 * np.clip(y, 0, 1)
+    half = (0.03 + 0.012 * np.clip(y, 0, 1)) * v.spine
     body = np.sqrt(np.clip(1.0 - (np.abs(x - 0.5) / half) ** 2, 0, 1))
     bone += (0.15 - 0.04 * smoothstep((y - 0.6) / 0.3)) * body * endplate
     for sgn in (-1, 1):
         ped = np.exp(-(((x - 0.5 - sgn * 0.8 * half) / 0.008) ** 2) - ((frac - 0.35) / 0.1) ** 2)
         bone += 0.14 * ped
-    bone += _shoulder_girdle(size)
+    bone += _shoulder_girdle(size, v)
     return ndimage.gaussian_filter(bone, 0.6 * size / 256)
 
 
-def _shoulder_girdle(size: int) -> np.ndarray:
+def _shoulder_girdle(size: int, v: Variant) -> np.ndarray:
     """S-shaped clavicles, scapular borders over the upper lateral lungs, humeral heads."""
     xs, ys = axes(size)
     x, y = xs[None, :], ys[:, None]
     out = np.zeros((size, size), np.float32)
     for sgn in (-1, 1):
-        ctrl = np.array([[0.5 + sgn * 0.05, 0.19], [0.5 + sgn * 0.16, 0.175], [0.5 + sgn * 0.27, 0.1],
-                         [0.5 + sgn * 0.42, 0.095]])
+        cy, lift = v.clavicle_dy, v.clavicle_lift
+        ctrl = np.array([[0.5 + sgn * 0.05, 0.19 + cy], [0.5 + sgn * 0.16, 0.175 + cy],
+                         [0.5 + sgn * 0.27, 0.1 + cy + 0.6 * lift], [0.5 + sgn * 0.42, 0.095 + cy + lift]])
         bb, core = polyline_box(bezier(ctrl, 80), 0.028, size)
         pad = np.zeros((size, size), np.float32)
         pad[bb] = 0.4 * core + 0.15 * (core & ~erode4(erode4(core)))  # brighter cortex
         out += ndimage.gaussian_filter(pad, 0.7 * size / 256)
         # scapula: a faint plate lateral to its medial border, which curves down over the lung
-        border = 0.5 + sgn * (0.31 + 0.06 * np.clip((y - 0.12) / 0.3, 0, 1))
+        border = 0.5 + sgn * (0.31 + v.scapula_dx + 0.06 * np.clip((y - 0.12) / 0.3, 0, 1))
         plate = (sgn * (x - border) > 0) & (y > 0.09) & (y < 0.43 - 0.5 * np.clip(sgn * (x - 0.5) - 0.37, 0, 1))
-        out += 0.1 * ndimage.gaussian_filter(plate.astype(np.float32), 1.2 * size / 256)
+        out += 0.1 * v.scapula_amp * ndimage.gaussian_filter(plate.astype(np.float32), 1.2 * size / 256)
         hum = np.clip(1.0 - ((x - 0.5 - sgn * 0.5) / 0.055) ** 2 - ((y - 0.12) / 0.06) ** 2, 0, 1) ** 0.6
         out += 0.22 * hum
     return out
@@ -262,23 +318,32 @@ def _fractal(size: int, rng: np.random.Generator) -> np.ndarray:
     return (out / max(out.max(), 1e-6)).astype(np.float32)
 
 
+def _frozen(*arrays: np.ndarray) -> None:
+    for a in arrays:
+        a.setflags(write=False)
+
+
 @lru_cache(maxsize=4)
-def template(size: int) -> Template:
-    """The canonical anatomy at one size (built once per process, well under a second at 256)."""
-    log.debug("building phantom template at %d px", size)
+def _shared(size: int) -> dict[str, np.ndarray]:
+    """The layers every variant shares at one size: lungs, arms, noise and cloud fields."""
     air, label = _lungs(size)
     rng = np.random.default_rng(20240917 + size)
-    arrays = dict(
-        soft=_body(size),
-        arms=_arms(size),
-        bone=_bones(size, rng, label),
-        air=air,
-        vessels=tuple(_vessel_tree(size, label, 7 + k) for k in range(N_VESSEL_VARIANTS)),
-        label=label,
-        noise=rng.standard_normal((2 * size, 2 * size), dtype=np.float32),
-        cloud=_fractal(2 * size, rng),
-    )
-    for v in arrays.values():
-        for a in v if isinstance(v, tuple) else (v,):
-            a.setflags(write=False)
-    return Template(size=size, **arrays)
+    out = dict(air=air, label=label, arms=_arms(size),
+               noise=rng.standard_normal((2 * size, 2 * size), dtype=np.float32), cloud=_fractal(2 * size, rng))
+    _frozen(*out.values())
+    return out
+
+
+@lru_cache(maxsize=64)
+def template(size: int, variant_index: int = 0) -> Template:
+    """Anatomy variant `variant_index` at one size, built on first use (a process pays only for
+    the variants it draws) and then cached. Depends only on (size, variant_index)."""
+    if not 0 <= variant_index < N_VARIANTS:
+        raise UserError(f"phantom template variant must be in 0..{N_VARIANTS - 1}, got {variant_index!r}")
+    log.debug("building phantom template variant %d at %d px", variant_index, size)
+    shared = _shared(size)
+    v = variant(variant_index)
+    own = dict(soft=_body(size, v), bone=_bones(size, v, shared["label"]),
+               vessels=_vessel_tree(size, shared["label"], v.vessel_seed))
+    _frozen(*own.values())
+    return Template(size=size, variant=v, **shared, **own)
