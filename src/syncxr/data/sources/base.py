@@ -173,6 +173,18 @@ def index_images(dirs: Iterable[Path], exts: Sequence[str] = IMAGE_EXTS) -> dict
     return {}
 
 
+def keep_found(dataset: str, ids: Sequence[str], images: Mapping[str, Path], expected: str) -> list[str]:
+    """The ids that have an image; warns about missing ones (partial downloads are common) and
+    refuses when none is left. `expected` completes "no image ..." in that message."""
+    missing = [i for i in ids if i not in images]
+    if missing:
+        log.warning("%s: %d of %d images missing (first: %s); dropped", dataset, len(missing), len(ids), missing[0])
+    kept = [i for i in ids if i in images]
+    if not kept:
+        raise UserError(f"{dataset}: no image {expected}")
+    return kept
+
+
 def resolve_paths(rel: Sequence[str], bases: Sequence[Path], what: str) -> list[str]:
     """Resolve relative image paths against the first base where the first path exists."""
     if not rel:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from syncxr.data.sources.base import Box, EvalDataset, find_file, index_images, read_csv
+from syncxr.data.sources.base import Box, EvalDataset, find_file, index_images, keep_found, read_csv
 from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
@@ -62,12 +62,7 @@ def load_rsna(
             target[pid] = 1.0
             boxes[pid].append(("pneumonia", float(r.x), float(r.y), float(r.width), float(r.height)))
     images = index_images([data_dir / d for d in IMAGE_DIRS] + [data_dir], (".png", ".jpg", ".jpeg", ".dcm"))
-    missing = [i for i in ids if i not in images]
-    if missing:
-        log.warning("rsna: %d of %d images missing (first: %s); dropped", len(missing), len(ids), missing[0])
-    ids = [i for i in ids if i in images]
-    if not ids:
-        raise UserError(f"rsna: no image <patientId>.png/.jpg/.dcm found under {data_dir} or {list(IMAGE_DIRS)}")
+    ids = keep_found("rsna", ids, images, f"<patientId>.png/.jpg/.dcm found under {data_dir} or {list(IMAGE_DIRS)}")
     meta = pd.DataFrame({
         "path": [str(images[i]) for i in ids],
         "image_id": ids,

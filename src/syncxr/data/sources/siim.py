@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from syncxr.data import rle
-from syncxr.data.sources.base import EvalDataset, find_file, index_images
+from syncxr.data.sources.base import EvalDataset, find_file, index_images, keep_found
 from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
@@ -83,12 +83,7 @@ def load_siim(
         if code not in (rle.EMPTY, ""):
             codes[iid].append(code)
     images = _images(data_dir)
-    missing = [i for i in codes if i not in images]
-    if missing:
-        log.warning("siim: %d of %d images missing (first: %s); dropped", len(missing), len(codes), missing[0])
-    ids = [i for i in codes if i in images]
-    if not ids:
-        raise UserError(f"siim: no image <ImageId>.png found under {data_dir} or {list(IMAGE_DIRS)}")
+    ids = keep_found("siim", list(codes), images, f"<ImageId>.png found under {data_dir} or {list(IMAGE_DIRS)}")
     meta = pd.DataFrame({
         "path": [str(images[i]) for i in ids],
         "image_id": ids,
