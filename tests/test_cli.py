@@ -78,3 +78,8 @@ def test_messages_keep_square_brackets(tmp_path):
     res = run("generate", "--config", str(cfg), "--out", str(tmp_path / "o"))
     assert res.exit_code == 2
     assert "[lo, hi]" in res.output
+
+
+def test_qc_build_bank_with_a_model_backend_needs_model(tmp_path):
+    res = run("qc", "build-bank", "--out", str(tmp_path / "b.npz"), "--features", "rad-dino")
+    assert res.exit_code == 2 and "--model" in res.output

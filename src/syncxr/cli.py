@@ -112,12 +112,16 @@ def qc_build_bank(
     size: int = typer.Option(256, "--size"),
     seed: int = typer.Option(0, "--seed"),
     features: str = typer.Option("builtin", "--features", help="Feature backend: builtin | rad-dino"),
+    model: Optional[str] = typer.Option(None, "--model", help="Weights for rad-dino: a local folder or hub name"),
+    device: str = typer.Option("cpu", "--device", help="Device for rad-dino (cpu, cuda)"),
 ) -> None:
     """Build a bank of problematic images (phantom defects, or your own flagged images)."""
     from syncxr.pipeline.build import build_backend
     from syncxr.qc.bank import bank_from_images, build_bank
 
-    feats = build_backend("features", features)
+    if features != "builtin" and model is None:
+        raise UserError(f"--features {features} needs --model (a local folder or hub name of the weights)")
+    feats = build_backend("features", features, **({"model": model, "device": device} if model else {}))
     if images is not None:
         paths = sorted(p for p in images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
         if not paths:
