@@ -133,6 +133,35 @@ def qc_build_bank(
     console.print(f"[green]done[/]: bank of {len(bank.labels)} images -> {out}")
 
 
+@qc_app.command("judge")
+@user_errors
+def qc_judge(
+    images: Path = typer.Option(..., "--images", help="Folder of real radiographs (.png/.jpg)"),
+    out: Path = typer.Option(..., "--out", help="Folder for the flagged images and judgements.csv"),
+    base_url: str = typer.Option(..., "--base-url", help="OpenAI-compatible vision chat server, e.g. http://127.0.0.1:8000/v1"),
+    model: str = typer.Option(..., "--model", help="Multimodal model name on that server (e.g. an InternVL checkpoint)"),
+) -> None:
+    """Ask a multimodal LLM which real images are problematic (the paper's first QC step); the
+    flagged ones are copied to --out for `syncxr qc build-bank --images`."""
+    import shutil
+
+    from syncxr.data.shards import write_csv_atomic
+    from syncxr.qc.judge import MLLMJudge, problem_bank
+
+    paths = sorted(p for p in images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}) if images.is_dir() else []
+    if not paths:
+        raise UserError(f"{images}: no .png/.jpg images found")
+    judgements = MLLMJudge(base_url, model).judge_images(paths)
+    flagged = problem_bank(judgements)
+    out.mkdir(parents=True, exist_ok=True)
+    for p in flagged:
+        shutil.copy2(p, out / Path(p).name)
+    write_csv_atomic(out / "judgements.csv", ["path", "problematic", "reason", "error"],
+                     [[j.path, j.problematic, j.reason, j.error] for j in judgements])
+    errors = sum(1 for j in judgements if j.problematic is None)
+    console.print(f"[green]done[/]: {len(flagged)} of {len(paths)} flagged ({errors} not judged) -> {out}")
+
+
 @qc_app.command("evaluate")
 @user_errors
 def qc_evaluate(

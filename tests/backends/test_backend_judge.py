@@ -87,3 +87,27 @@ def test_transport_failure_is_recorded_and_missing_files_refused(stub, tmp_path)
     assert result.problematic is None and result.error.startswith("llm_transport_error: HTTP 404")
     with pytest.raises(UserError, match="1 image file"):
         MLLMJudge(stub.base_url, "m").judge_images([good, tmp_path / "gone.png"])
+
+
+def test_cli_judge_copies_flagged_images_and_writes_judgements(stub, tmp_path):
+    """`syncxr qc judge` against the stub server: flagged images land in --out with a CSV."""
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from syncxr.cli import app
+
+    src = tmp_path / "real"
+    src.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((32, 32), 120, np.uint8)).save(src / name)
+    stub.replies = [(200, completion('{"problematic": true, "reason": "rotated"}')),
+                    (200, completion('{"problematic": false, "reason": "ok"}'))]
+    out = tmp_path / "flagged"
+    res = CliRunner().invoke(app, ["qc", "judge", "--images", str(src), "--out", str(out),
+                                   "--base-url", stub.base_url, "--model", "judge-model"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png"]
+    df = pd.read_csv(out / "judgements.csv")
+    assert list(df["problematic"]) == [True, False] and df.loc[0, "reason"] == "rotated"
