@@ -41,10 +41,9 @@ import yaml
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, UNCERTAIN, Entity
 from syncxr.text.base import WRITERS
-from syncxr.text.lexicon import ATTRIBUTE_WORDS
-from syncxr.text.negation import AFFIRMATIVE
+from syncxr.text.mentions import Wording
 from syncxr.text.phrasing import (
-    Mention, Nouns, alternation, cap, join_list, render, shares_stem, squash, templates_for, word_pattern,
+    Mention, Nouns, cap, join_list, render, templates_for, word_pattern,
 )
 from syncxr.text.sample import Conflicts, is_negated
 from syncxr.vocab import Concept, Ontology, load_ontology
@@ -53,9 +52,6 @@ __all__ = ["GrammarWriter", "join_list", "load_phrases"]
 
 PHRASES_PATH = Path(__file__).with_name("grammar") / "phrases.yaml"
 _KINDS = ("present", "uncertain", "normal", "negated")
-_CLAUSE = re.compile(r"\b(?:is|are|was|were)\b")
-_OF = re.compile(r"\b(?:of|with|in|under)\b")
-_PARTICIPLE = re.compile(r"\w+ed\b")  # "enlarged heart": takes "mildly", not "mild" / "left"
 _DEFAULT_RULE: dict[str, Any] = {"join": ["{m} in {a}"]}
 
 
@@ -134,13 +130,7 @@ class GrammarWriter:
         # anatomy the data knows: woven by `locations` rules only, else a technique sentence
         self._ruled = {n for r in self._rules for n in r["anatomy"]}
         self._ruled |= {n for g in self.p["anatomy_sentences"] for n in g.get("anatomy", [])}
-        self._avoid = set(self.p.get("avoid_synonyms", []))
-        self._acronym = alternation(self.p.get("acronyms", []))
-        self._case_words = {k.lower(): v for k, v in (self.p.get("case_words") or {}).items()}
-        self._cased = alternation(list(self._case_words))
-        self._no_article = set(self.p.get("no_article", []))
-        anatomy = [s for c in self.ontology.concepts if c.type == "ANATOMY" for s in c.synonyms]
-        self._anatomy_re = alternation(anatomy)
+        self.words = Wording(self.p, self.nouns, self.ontology)
 
     # ---- public -----------------------------------------------------------------------------
 
@@ -198,136 +188,9 @@ class GrammarWriter:
                 f.woven, f.rule = a.concept, rule
                 a.woven_into.append(f)
 
-    # ---- words ------------------------------------------------------------------------------
-
-    def _synonym(self, c: Concept, rng: random.Random, safe: bool, allowed: list[str] | None = None, ok=None) -> str:
-        """A synonym of `c` (from `allowed` when given) passing `ok`: the preferred one with
-        probability preferred_synonym_p (always when `safe`); never an avoided one if avoidable."""
-        pool = [s for s in allowed or () if s.lower() in c.synonyms] or list(c.synonyms)
-        cands = [s for s in pool if s not in self._avoid and (ok is None or ok(s))]
-        cands = cands or [s for s in pool if ok is None or ok(s)] or [s for s in c.synonyms if s not in self._avoid] or list(c.synonyms)
-        if safe or len(cands) == 1 or rng.random() < self.p.get("preferred_synonym_p", 0.5):
-            return self._case(cands[0])
-        return self._case(rng.choice(cands[1:]))
-
-    def _case(self, phrase: str) -> str:
-        if self._acronym is not None:
-            phrase = self._acronym.sub(lambda m: m.group(0).upper(), phrase)
-        if self._cased is not None:
-            phrase = self._cased.sub(lambda m: self._case_words[m.group(0).lower()], phrase)
-        return phrase
-
-    def _makes_anatomy(self, prefix: str, syn: str) -> bool:
-        if self._anatomy_re is None or not prefix:
-            return False
-        # An anatomy phrase that starts inside the prefix spans prefix + synonym.
-        return any(m.start() <= len(prefix) for m in self._anatomy_re.finditer(f"{prefix} {syn}".lower()))
-
-    def _np(self, phrase: str, side: str = "") -> str:
-        """'right lower lobe' -> 'the right lower lobe'; 'both hila' stays; with `side`, the side
-        goes inside ('the left posterior ribs')."""
-        if phrase.split()[0].lower() in self._no_article:
-            return phrase
-        return squash(f"the {side} {phrase}")
-
-    def _pick(self, options: list[str], rng: random.Random, safe: bool) -> str:
-        return options[0] if safe else rng.choice(options)
-
-    def _anatomy_synonym(self, c: Concept, table: dict[str, list[str]] | None, rng: random.Random, safe: bool) -> str:
-        return self._synonym(c, rng, safe, (table or {}).get(c.name), ok=lambda s: not _CLAUSE.search(s))
-
     def mention(self, item: _Item, rng: random.Random, safe: bool = False) -> Mention:
-        """The noun phrase for one entity: severity, place, synonym and woven anatomy."""
-        c, attrs, g = item.concept, item.entity.attributes, item.group
-        if item.kind in ("normal", "negated"):
-            # a negated list member must not start with a word that ends a negation's scope
-            # ("no edema, large lung volumes, ..." reads the volumes as present)
-            neg_ok = lambda s: not _CLAUSE.search(s) and s.split()[0] not in AFFIRMATIVE  # noqa: E731
-            syn = self._synonym(c, rng, safe, ok=None if item.kind == "normal" else neg_ok)
-            return self.nouns.mention(syn, syn)
-        sev, side, zone = (attrs.get(k) if k in c.attributes else None for k in ("severity", "laterality", "zone"))
-        woven, rule = item.woven, item.rule or {}
-        inside = side if rule.get("side_inside") and side != "bilateral" else None  # "of the left ribs"
-        if woven is not None:  # what the anatomy states needs no words
-            side = None if inside or side == woven.anatomy_side else side
-            zone = None if zone == woven.anatomy_zone else zone
-        plural = "bilateral" in (side, woven.anatomy_side if woven else None)
-        pre, post = self._place(g, side, zone, rng, safe)
-        anatomy = self._anatomy_synonym(woven, rule.get("anatomy_synonyms"), rng, safe) if woven else ""
-        allowed = (rule.get("host_synonyms") or {}).get(c.name)
-        if allowed is None and side and not g.get("location") and not g.get("side_after"):
-            allowed = (self.p.get("side_synonyms") or {}).get(c.name)
-        prefix = " ".join(pre)
-
-        def ok(s: str) -> bool:
-            words = s.split()
-            if (pre or sev or post or woven) and (_OF.search(s) or words[0] in ATTRIBUTE_WORDS):
-                return False  # "large blunting of the ...", "left apical apical cap"
-            adverb = words[0] in self.p.get("adverb_heads", [])
-            if (pre or post) and (_PARTICIPLE.match(s) or adverb):
-                return False  # "left enlarged hila"
-            if sev and ((_PARTICIPLE.match(s) and not adverb) or s in self.p.get("no_severity", [])):
-                return False  # "markedly loculated effusion", "large pleural fluid"
-            if prefix and any(f" {prefix} {s}".endswith(f" {t}") for t in c.synonyms if len(t) > len(s)):
-                return False  # "apical" + "pleural thickening" is another synonym: its zone is lost
-            return not _CLAUSE.search(s) and not self._makes_anatomy(prefix, s) and not shares_stem(s, anatomy)
-
-        syn = self._synonym(c, rng, safe, allowed, ok)
-        noun, plural = self.nouns.pluralize(syn) if plural else (syn, self.nouns.number(syn))
-        words = [self._severity(c, syn, sev, rng, safe)] if sev else []
-        text = squash(" ".join([*words, *pre, noun, *post]))
-        if woven is not None:
-            join = self._pick(rule["join"], rng, safe)
-            np_ = self._np(anatomy, self._side_word(inside, rng, safe))
-            text = join.format(m=text, a=np_, a0=anatomy, cm=rng.randint(3, 6))
-        return Mention(text, syn, plural, self.nouns.article(text, plural, noun))
-
-    def _severity(self, c: Concept, syn: str, sev: str, rng: random.Random, safe: bool) -> str:
-        """Severity word fitting the concept: size for effusions, extent for opacities, an adverb
-        before a participle ("mildly enlarged"), degree otherwise."""
-        t = self.p["severity"]
-        if syn.split()[0].lower() in self.p.get("adverb_heads", []):
-            table = t["adverb"]
-        elif c.size_words or c.name in self.p.get("severity_size", []):
-            table = t["size"]
-        elif c.name in self.p.get("severity_extent", []):
-            table = t["extent"]
-        else:
-            table = t["degree"]
-        return self._pick(table[sev], rng, safe)
-
-    def _side_word(self, side: str | None, rng: random.Random, safe: bool) -> str:
-        return self._pick(self.p["laterality"][side], rng, safe) if side else ""
-
-    def _place(self, g: dict[str, Any], side: str | None, zone: str | None, rng: random.Random, safe: bool) -> tuple[list[str], list[str]]:
-        """(words before, words after) the noun that state side and zone."""
-        if not side and not zone:
-            return [], []
-        p = self.p
-        if g.get("location"):
-            if zone:
-                bi = side == "bilateral"
-                adjectives = {**p["zone_adjective"], **g.get("zone_adjective", {})}
-                pre = {**p["zone_adjective_bilateral"], **g.get("zone_adjective_bilateral", {})}[zone] if bi else [
-                    t.format(side=side or "") for t in adjectives[zone]
-                ]
-                post = p["zone_phrase_bilateral"][zone] if bi else [t.format(side=side or "") for t in p["zone_phrase"][zone]]
-            elif side == "bilateral":
-                pre, post = ["bilateral"], ["bilaterally"]
-            else:
-                pre = [t.format(side=side) for t in g.get("side_pre", ["{side}-sided"])]
-                post = [f"on the {side}"]
-            if safe or rng.random() < 0.5:
-                return [squash(self._pick(pre, rng, safe))], []
-            return [], [squash(rng.choice(post))]
-        pre, post = [], []
-        if side and g.get("side_after") and side != "bilateral":
-            post.append(self._pick(g["side_after"], rng, safe).format(side=side))
-        elif side:
-            pre.append(self._side_word(side, rng, safe))
-        if zone:
-            post.append(self._pick(p["zone_phrase"][zone], rng, safe).format(side=""))
-        return pre, [squash(w) for w in post]
+        """The noun phrase for one entity (see `Wording.mention`)."""
+        return self.words.mention(item, rng, safe)
 
     # ---- sentences --------------------------------------------------------------------------
 
@@ -341,9 +204,9 @@ class GrammarWriter:
         entries = self.p["anatomy_sentences"]
         g = next((e for e in entries if item.concept.name in e.get("anatomy", [])), None)
         g = g or next(e for e in entries if not e.get("anatomy"))
-        a = self._anatomy_synonym(item.concept, g.get("anatomy_synonyms"), rng, safe)
-        np_ = self._np(a)
-        tpl = self._pick(g[section], rng, safe)
+        a = self.words.anatomy_synonym(item.concept, g.get("anatomy_synonyms"), rng, safe)
+        np_ = self.words.np(a)
+        tpl = self.words.pick(g[section], rng, safe)
         return tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
 
     def _sentences(self, items: list[_Item], section: str, rng: random.Random, safe: bool) -> list[str]:
@@ -351,14 +214,14 @@ class GrammarWriter:
         out = []
         for it in items:
             if it.kind in ("present", "uncertain", "normal"):
-                m = self.mention(it, rng, safe)
-                out.append(render(self._pick(self._templates(it, section, m), rng, safe), m))
+                m = self.words.mention(it, rng, safe)
+                out.append(render(self.words.pick(self._templates(it, section, m), rng, safe), m))
             elif it.kind == "anatomy" and not it.woven_into:
                 out.append(self._anatomy_sentence(it, section, rng, safe))
         negated = [it for it in items if it.kind == "negated"]
         for start in range(0, len(negated), 3):
-            mentions = [self.mention(it, rng, safe) for it in negated[start:start + 3]]
-            tpl = self._pick(self.p[section]["negated"], rng, safe)
+            mentions = [self.words.mention(it, rng, safe) for it in negated[start:start + 3]]
+            tpl = self.words.pick(self.p[section]["negated"], rng, safe)
             out.append(tpl.format(list=join_list([m.text for m in mentions]), be=mentions[0].be))
         return out
 
