@@ -116,12 +116,12 @@ def qc_build_bank(
     device: str = typer.Option("cpu", "--device", help="Device for rad-dino (cpu, cuda)"),
 ) -> None:
     """Build a bank of problematic images (phantom defects, or your own flagged images)."""
-    from syncxr.pipeline.build import build_backend
     from syncxr.qc.bank import bank_from_images, build_bank
+    from syncxr.qc.base import FEATURES
 
     if features != "builtin" and model is None:
         raise UserError(f"--features {features} needs --model (a local folder or hub name of the weights)")
-    feats = build_backend("features", features, **({"model": model, "device": device} if model else {}))
+    feats = FEATURES.create(features, {"model": model, "device": device} if model else {})
     if images is not None:
         paths = sorted(p for p in images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
         if not paths:
@@ -172,11 +172,11 @@ def qc_evaluate(
     threshold: Optional[float] = typer.Option(None, "--threshold"),
 ) -> None:
     """Measure the QC filter's precision/recall on known phantom defects."""
-    from syncxr.pipeline.build import build_backend
     from syncxr.qc.bank import ProblemBank, build_bank
+    from syncxr.qc.base import FEATURES
     from syncxr.qc.filter import BankFilter, evaluate_filter
 
-    feats = build_backend("features", "builtin")
+    feats = FEATURES.build("builtin")
     pb = ProblemBank.load(bank) if bank else build_bank(n_per_defect=24, size=size, seed=0, feature_backend=feats)
     kwargs = {"threshold": threshold} if threshold is not None else {}
     report = evaluate_filter(BankFilter(pb, feats, **kwargs), n=n, size=size, seed=seed)

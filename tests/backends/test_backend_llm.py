@@ -22,7 +22,7 @@ from syncxr.text.llm import (  # noqa: E402
     load_prompt,
     parse_report,
 )
-from syncxr.text.llm_transports import OpenAIChatTransport, VLLMTransport  # noqa: E402
+from syncxr.llm_transports import OpenAIChatTransport, VLLMTransport  # noqa: E402
 
 ONTOLOGY_YAML = """
 version: 1

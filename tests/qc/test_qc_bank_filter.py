@@ -8,7 +8,7 @@ from PIL import Image
 from qc_toy import toy_chest
 
 from syncxr.errors import UserError
-from syncxr.image.phantom.defects import DEFECTS, apply_defect
+from syncxr.qc.defects import DEFECTS, apply_defect
 from syncxr.qc.bank import ProblemBank, bank_from_images, build_bank
 from syncxr.qc.base import ImageFilter
 from syncxr.qc.filter import DEFAULT_THRESHOLD, BankFilter, choose_threshold, evaluate_filter

@@ -5,7 +5,7 @@ import pytest
 from qc_toy import toy_chest
 
 from syncxr.errors import UserError
-from syncxr.image.phantom.defects import DEFECTS, apply_defect
+from syncxr.qc.defects import DEFECTS, apply_defect
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 from qc_toy import toy_chest
 
 from syncxr.errors import UserError
-from syncxr.image.phantom.defects import apply_defect
+from syncxr.qc.defects import apply_defect
 from syncxr.qc.heuristics import HEURISTIC_REASONS, HeuristicThresholds, check_heuristics, heuristic_scores
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
-from syncxr.errors import UserError
+from syncxr.errors import SampleError, UserError
 from syncxr.pipeline.stage import Stage
 from syncxr.records import Entity, Sample
 from syncxr.text.stages import LabelStage, WriteVerifyStage
@@ -21,13 +18,14 @@ class ScriptWriter:
     """Writes "good" from attempt `good_from` on, "bad" before; raises for sample entities named 'boom'."""
 
     backend_id = "script"
-    filler = False
+    adds_filler = False
+    uses_feedback = False
 
     def __init__(self, good_from: int) -> None:
         self.good_from = good_from
         self.calls: list[tuple[int, int]] = []
 
-    def write(self, entities, seed, attempt=0):
+    def write(self, entities, seed, attempt=0, feedback=""):
         self.calls.append((seed, attempt))
         if any(e.name == "boom" for e in entities):
             raise RuntimeError("no grammar for boom")
@@ -100,27 +98,23 @@ def test_writer_error_rejects_only_that_sample_and_rejected_are_skipped():
 
 def test_exact_mode_needs_a_writer_without_fillers():
     writer = ScriptWriter(0)
-    writer.filler = True
+    writer.adds_filler = True
     with pytest.raises(UserError, match="filler=False"):
         WriteVerifyStage(writer, Verifier(TableExtractor(), mode="exact"))
     with pytest.raises(UserError, match="max_attempts"):
         WriteVerifyStage(ScriptWriter(0), Verifier(TableExtractor()), max_attempts=0)
 
 
-def test_label_stage(monkeypatch):
-    fake = types.ModuleType("syncxr.text.labels")
-
-    def chexpert_vector(entities):
+def test_label_stage():
+    def labeller(entities, ontology=None):
         if any(e.name == "boom" for e in entities):
             raise ValueError("bad entity")
         return {"pleural_effusion": 1.0 if any(e.key == EFF.key for e in entities) else None}
 
-    fake.chexpert_vector = chexpert_vector
-    monkeypatch.setitem(sys.modules, "syncxr.text.labels", fake)
     batch = _batch(2)
     batch[0].extracted = [EFF]
     batch[1].extracted = [Entity("boom", "DISEASE")]
-    out = LabelStage().process(batch)
+    out = LabelStage(labeller=labeller).process(batch)
     assert out[0].labels == {"pleural_effusion": 1.0}
     assert out[1].rejected.stage == "label" and out[1].rejected.reason == "label_error"
 
@@ -155,12 +149,13 @@ def test_writer_error_reason_code_and_feedback_on_rewrite():
     from syncxr.records import Entity, Sample, Verdict
     from syncxr.text.stages import WriteVerifyStage
 
-    class ParseError(Exception):
+    class ParseError(SampleError):
         reason = "write_parse_error"
 
     class FlakyWriter:
         backend_id = "fake"
-        filler = False
+        adds_filler = False
+        uses_feedback = True
 
         def __init__(self):
             self.feedback = []

@@ -17,7 +17,7 @@ from typing import Iterator, Literal
 
 from syncxr.data.shards import iter_rows, write_csv_atomic, write_text_atomic
 from syncxr.errors import UserError
-from syncxr.pipeline.manifest import read_manifest
+from syncxr.data.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 
 TextChoice = Literal["report", "findings", "impression"]

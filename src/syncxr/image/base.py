@@ -7,6 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from syncxr.records import Verdict
 from syncxr.registry import Registry
 
 
@@ -14,6 +15,15 @@ from syncxr.registry import Registry
 class GeneratedImage:
     image: np.ndarray  # (H, W) uint8 grayscale
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # finding name -> (H, W) bool
+
+
+@runtime_checkable
+class ImageFilter(Protocol):
+    """What the image stage asks of a QC filter (implemented in `syncxr.qc`)."""
+
+    def check(self, image: np.ndarray) -> Verdict:
+        """ok, or a reason code (e.g. 'qc_bank_similarity', 'qc_too_dark') with scores."""
+        ...
 
 
 @runtime_checkable
@@ -25,4 +35,11 @@ class ImageGenerator(Protocol):
         ...
 
 
-GENERATORS: Registry[ImageGenerator] = Registry("image generator")
+# One line per backend: name -> "module:factory" (imported only when chosen).
+GENERATORS: Registry[ImageGenerator] = Registry(
+    "image generator",
+    {
+        "phantom": "syncxr.image.stage:PhantomGenerator",
+        "diffusion": "syncxr.image.diffusion:DiffusionGenerator",
+    },
+)

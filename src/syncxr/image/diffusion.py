@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.image.base import GENERATORS, GeneratedImage
+from syncxr.image.base import GeneratedImage
 from syncxr.records import derive_seed
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,3 @@ def to_gray_uint8(rgb: np.ndarray) -> np.ndarray:
     gray = np.asarray(rgb, dtype=np.float32).mean(axis=-1)  # (H, W)
     gray = np.nan_to_num(gray, nan=0.0)
     return np.clip(np.rint(gray * 255.0), 0, 255).astype(np.uint8)
-
-
-GENERATORS.register("diffusion")(DiffusionGenerator)

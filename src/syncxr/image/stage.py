@@ -17,12 +17,11 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator
+from syncxr.image.base import GeneratedImage, ImageFilter, ImageGenerator
 from syncxr.image.phantom.render import render_phantom
 from syncxr.image.png import encode_bilevel_png, encode_gray_png
 from syncxr.image.phantom.spec import LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
 from syncxr.pipeline.stage import live
-from syncxr.qc.base import ImageFilter
 from syncxr.records import ABSENT, Entity, Sample, Verdict, derive_seed
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,6 @@ def entities_to_specs(entities: Sequence[Entity], ontology: Any) -> list[Finding
     return list(out.values())
 
 
-@GENERATORS.register("phantom")
 class PhantomGenerator:
     """Built-in procedural radiograph generator conditioned on the IMPRESSION text."""
 

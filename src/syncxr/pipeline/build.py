@@ -1,65 +1,90 @@
 """Build backends and stages from a GenerateConfig, by short names through the registries.
 
-Each backend registers itself when its module is imported; BACKEND_MODULES says which module to
-import for a name, so heavy optional dependencies load only when that backend is chosen.
+Each kind of backend has one registry (`syncxr.text.base.EXTRACTORS` / `WRITERS`,
+`syncxr.image.base.GENERATORS`, `syncxr.qc.base.FEATURES`); a name's module is imported only
+when that backend is chosen. Shared objects the pipeline owns (the ontology, the image size, the
+extractor) reach a backend as registry *context*: only if its factory names that parameter.
+
+`validate_backends` checks every name and option without building a model, so the parent
+process of a GPU run never touches CUDA; `build_stages` runs in the worker that uses them.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 from syncxr.errors import UserError
+from syncxr.image.base import GENERATORS
 from syncxr.pipeline.config import GenerateConfig
+from syncxr.pipeline.stage import Stage, check_chain
+from syncxr.qc.base import FEATURES
 from syncxr.registry import Registry
+from syncxr.text.base import EXTRACTORS, WRITERS
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)
 
-BACKEND_MODULES: dict[str, dict[str, str]] = {
-    "extractor": {"lexicon": "syncxr.text.extract", "rate-ner": "syncxr.text.rate_ner"},
-    "writer": {"grammar": "syncxr.text.write", "llm": "syncxr.text.llm"},
-    "generator": {"phantom": "syncxr.image.stage", "diffusion": "syncxr.image.diffusion"},
-    "features": {"builtin": "syncxr.qc.features", "rad-dino": "syncxr.qc.rad_dino"},
+BACKENDS: dict[str, Registry[Any]] = {
+    "extractor": EXTRACTORS,
+    "writer": WRITERS,
+    "generator": GENERATORS,
+    "features": FEATURES,
 }
 
-
-def _registry(kind: str) -> Registry:
-    if kind == "extractor":
-        from syncxr.text.base import EXTRACTORS as reg
-    elif kind == "writer":
-        from syncxr.text.base import WRITERS as reg
-    elif kind == "generator":
-        from syncxr.image.base import GENERATORS as reg
-    else:
-        from syncxr.qc.base import FEATURES as reg
-    return reg
+# Fields every Sample has before the first stage runs (the plan fills them).
+PLANNED_FIELDS = ("sample_id", "index", "seed", "entities")
 
 
-def build_backend(kind: str, name: str, **kwargs: Any) -> Any:
-    """Import the module that registers `name`, then build it; a miss lists the valid names."""
-    modules = BACKEND_MODULES[kind]
-    if name not in modules:
-        raise UserError(f"unknown {kind} backend {name!r}; valid names: {', '.join(sorted(modules))}")
-    importlib.import_module(modules[name])
-    try:
-        return _registry(kind).build(name, **kwargs)
-    except TypeError as e:
-        raise UserError(f"{kind} backend {name!r}: bad options: {e}") from None
+def build_backend(kind: str, name: str, options: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> Any:
+    """Build backend `name` of `kind` ("extractor", "writer", "generator", "features")."""
+    return BACKENDS[kind].create(name, options or {}, context)
+
+
+def chosen_backends(cfg: GenerateConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(kind, name, options) of every backend the config uses."""
+    chosen = [
+        ("extractor", cfg.extract.backend, cfg.extract.options),
+        ("writer", cfg.write.backend, cfg.write.options),
+        ("generator", cfg.image.backend, cfg.image.options),
+    ]
+    if cfg.qc.enabled:
+        chosen.append(("features", cfg.qc.features, cfg.qc.feature_options))
+    return [(kind, name, dict(options)) for kind, name, options in chosen]
+
+
+def context_of(cfg: GenerateConfig, ontology: Ontology | None, extractor: Any = None) -> dict[str, Any]:
+    """The shared objects a backend may ask for by parameter name."""
+    size = cfg.image.size
+    return {
+        "ontology": ontology,
+        "filler": cfg.write.filler,
+        "size": size,
+        "height": size,  # diffusion pipelines take height and width
+        "width": size,
+        "extractor": extractor,
+    }
 
 
 def validate_backends(cfg: GenerateConfig) -> None:
-    """Check every backend name (and import its module) before any work or output."""
-    chosen = [("extractor", cfg.extract.backend), ("writer", cfg.write.backend), ("generator", cfg.image.backend)]
-    if cfg.qc.enabled:
-        chosen.append(("features", cfg.qc.features))
-    for kind, name in chosen:
-        modules = BACKEND_MODULES[kind]
-        if name not in modules:
-            raise UserError(f"unknown {kind} backend {name!r}; valid names: {', '.join(sorted(modules))}")
-        importlib.import_module(modules[name])
+    """Check every backend name and option before any work or output; builds no model."""
+    context = context_of(cfg, ontology=None)
+    for kind, name, options in chosen_backends(cfg):
+        registry = BACKENDS[kind]
+        section = "qc" if kind == "features" else _section(kind)
+        if name not in registry:
+            key = "qc.features" if kind == "features" else f"{section}.backend"
+            raise UserError(f"unknown {kind} backend {name!r} ({key}); valid names: {', '.join(registry.names())}")
+        try:
+            registry.check(name, options, context)
+        except UserError as e:
+            where = "qc.feature_options" if kind == "features" else f"{section}.options"
+            raise UserError(f"{e} (config: {where})") from None
+
+
+def _section(kind: str) -> str:
+    return {"extractor": "extract", "writer": "write", "generator": "image"}[kind]
 
 
 def ontology_of(cfg: GenerateConfig) -> Ontology:
@@ -71,38 +96,25 @@ def ontology_of(cfg: GenerateConfig) -> Ontology:
         raise UserError(f"ontology {cfg.ontology or '(bundled)'}: {e}") from None
 
 
-def build_extractor(cfg: GenerateConfig) -> Any:
-    kwargs = dict(cfg.extract.options)
-    if cfg.extract.backend == "lexicon":
-        kwargs.setdefault("ontology", ontology_of(cfg))
-    return build_backend("extractor", cfg.extract.backend, **kwargs)
+def build_extractor(cfg: GenerateConfig, ontology: Ontology | None = None) -> Any:
+    ontology = ontology or ontology_of(cfg)
+    return build_backend("extractor", cfg.extract.backend, cfg.extract.options, context_of(cfg, ontology))
 
 
-def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Any]:
-    """The per-sample stages, in order: write+verify, label, image (+QC)."""
+def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Stage]:
+    """The per-sample stages, in order: write+verify, label, image (+QC); the chain is checked."""
+    from syncxr.image.stage import ImageStage
     from syncxr.text.stages import LabelStage, WriteVerifyStage
     from syncxr.text.verify import Verifier
-    from syncxr.image.stage import ImageStage
 
     ontology = ontology_of(cfg)
-    extractor = build_extractor(cfg)
-    wopts = dict(cfg.write.options)
-    if cfg.write.backend == "grammar":
-        wopts.setdefault("ontology", ontology)
-        wopts.setdefault("filler", cfg.write.filler)
-    writer = build_backend("writer", cfg.write.backend, **wopts)
+    extractor = build_extractor(cfg, ontology)
+    context = context_of(cfg, ontology, extractor)
+    writer = build_backend("writer", cfg.write.backend, cfg.write.options, context)
     verifier = Verifier(extractor, mode=cfg.verify.mode, check_attributes=cfg.verify.check_attributes)
-    gopts = dict(cfg.image.options)
-    if cfg.image.backend == "phantom":
-        gopts.setdefault("size", cfg.image.size)
-        gopts.setdefault("extractor", extractor)
-        gopts.setdefault("ontology", ontology)
-    elif cfg.image.backend == "diffusion":  # the diffusion pipeline takes height and width
-        gopts.setdefault("height", cfg.image.size)
-        gopts.setdefault("width", cfg.image.size)
-    generator = build_backend("generator", cfg.image.backend, **gopts)
+    generator = build_backend("generator", cfg.image.backend, cfg.image.options, context)
     image_filter = build_filter(cfg, bank_path) if cfg.qc.enabled else None
-    return [
+    stages: Sequence[Stage] = [
         WriteVerifyStage(writer, verifier, max_attempts=cfg.write.max_attempts),
         LabelStage(ontology),
         ImageStage(
@@ -112,10 +124,12 @@ def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Any]:
             compress_level=cfg.image.png_compress_level,
         ),
     ]
+    check_chain(stages, PLANNED_FIELDS)
+    return list(stages)
 
 
 def build_features(cfg: GenerateConfig) -> Any:
-    return build_backend("features", cfg.qc.features, **cfg.qc.feature_options)
+    return build_backend("features", cfg.qc.features, cfg.qc.feature_options)
 
 
 def build_filter(cfg: GenerateConfig, bank_path: Path | None) -> Any:

@@ -31,7 +31,7 @@ from syncxr.data.shards import (
 )
 from syncxr.pipeline.config import GenerateConfig
 from syncxr.pipeline.plan import make_plan
-from syncxr.pipeline.manifest import check_folder, finish_manifest, start_manifest
+from syncxr.data.manifest import check_folder, finish_manifest, start_manifest
 from syncxr.records import Entity, Sample, derive_seed
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from syncxr.errors import UserError
-from syncxr.image.phantom.defects import DEFECTS, apply_defect
+from syncxr.qc.defects import DEFECTS, apply_defect
 from syncxr.qc.base import FEATURES, FeatureExtractor
 from syncxr.records import derive_seed
 

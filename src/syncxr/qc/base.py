@@ -6,7 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from syncxr.records import Verdict
+from syncxr.image.base import ImageFilter  # noqa: F401  (what the image stage asks of a QC filter)
 from syncxr.registry import Registry
 
 
@@ -19,11 +19,11 @@ class FeatureExtractor(Protocol):
         ...
 
 
-@runtime_checkable
-class ImageFilter(Protocol):
-    def check(self, image: np.ndarray) -> Verdict:
-        """ok, or a reason code (e.g. 'qc_bank_similarity', 'qc_too_dark') with scores."""
-        ...
-
-
-FEATURES: Registry[FeatureExtractor] = Registry("image feature backend")
+# One line per backend: name -> "module:factory" (imported only when chosen).
+FEATURES: Registry[FeatureExtractor] = Registry(
+    "image feature backend",
+    {
+        "builtin": "syncxr.qc.features:BuiltinFeatures",
+        "rad-dino": "syncxr.qc.rad_dino:RadDinoFeatures",
+    },
+)

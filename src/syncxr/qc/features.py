@@ -32,7 +32,6 @@ import numpy as np
 from PIL import Image
 
 from syncxr.errors import UserError
-from syncxr.qc.base import FEATURES
 from syncxr.qc.detectors import DETECTOR_NAMES, detectors
 
 SIDE = 256  # images are described at this size (others are resized; 256² needs no resize)
@@ -207,7 +206,6 @@ def describe(images: list[np.ndarray]) -> dict[str, np.ndarray]:
     }
 
 
-@FEATURES.register("builtin")
 class BuiltinFeatures:
     """Hand-designed multi-scale QC descriptor; deterministic, D=FEATURE_DIM, numpy only."""
 

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.image.phantom.defects import DEFECTS, apply_defect
+from syncxr.qc.defects import DEFECTS, apply_defect
 from syncxr.qc.bank import ProblemBank, Renderer, phantom_renderer, resolve_features
 from syncxr.qc.base import FeatureExtractor
 from syncxr.qc.heuristics import DEFAULT_THRESHOLDS, HeuristicThresholds, check_heuristics

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.text.llm_transports import LLMError, OpenAIChatTransport
+from syncxr.llm_transports import LLMError, OpenAIChatTransport
 
 log = logging.getLogger(__name__)
 

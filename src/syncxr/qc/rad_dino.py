@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.qc.base import FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +73,3 @@ def _to_rgb(image: np.ndarray, index: int) -> np.ndarray:
             f"image {index}: expected an (H, W) uint8 grayscale array, got shape {arr.shape} dtype {arr.dtype}"
         )
     return np.repeat(arr[..., None], 3, axis=-1)
-
-
-FEATURES.register("rad-dino")(RadDinoFeatures)

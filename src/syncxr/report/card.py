@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, write_text_atomic
 from syncxr.errors import UserError
-from syncxr.pipeline.manifest import read_manifest
+from syncxr.data.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 from syncxr.report import plots
 

@@ -87,7 +87,7 @@ def _labels_of(study: Study, ontology: Ontology) -> dict[str, str]:
 
 def _image(study: Study, ontology: Ontology, seed: int, size: int) -> tuple[np.ndarray, str]:
     from syncxr.image.phantom import render_phantom
-    from syncxr.image.phantom.defects import DEFECTS, apply_defect
+    from syncxr.qc.defects import DEFECTS, apply_defect
     from syncxr.image.phantom.spec import FindingSpec
 
     by_name = ontology.by_name

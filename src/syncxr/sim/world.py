@@ -153,7 +153,7 @@ class SimWorld:
         return [Entity(self._normals[i].name, self._normals[i].type, PRESENT) for i in sorted(idx)]
 
     def _drop_conflicts(self, ents: list[Entity]) -> list[Entity]:
-        from syncxr.text.sample import Conflicts
+        from syncxr.vocab.conflicts import Conflicts
 
         conflicts = Conflicts(self.ontology)
         kept: list[Entity] = []

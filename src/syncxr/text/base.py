@@ -20,12 +20,36 @@ class Extractor(Protocol):
 
 @runtime_checkable
 class ReportWriter(Protocol):
-    backend_id: str
+    """Writes FINDINGS and IMPRESSION for a sampled entity set.
 
-    def write(self, entities: list[Entity], seed: int, attempt: int = 0) -> tuple[str, str]:
+    `adds_filler`: the writer states normal findings beyond the sampled entities (so it cannot be
+    verified in "exact" mode). `uses_feedback`: on a rewrite the writer reads `feedback`, the
+    verifier's complaint about the previous attempt. A failure of one sample is raised as a
+    `syncxr.errors.SampleError` (its `reason` becomes the reject reason); a failure of the machinery
+    as `syncxr.errors.InfrastructureError` (the shard fails and is redone on rerun).
+    """
+
+    backend_id: str
+    adds_filler: bool
+    uses_feedback: bool
+
+    def write(self, entities: list[Entity], seed: int, attempt: int = 0, feedback: str = "") -> tuple[str, str]:
         """(findings, impression) for a sampled entity set; `attempt` > 0 on a rewrite."""
         ...
 
 
-EXTRACTORS: Registry[Extractor] = Registry("extractor")
-WRITERS: Registry[ReportWriter] = Registry("report writer")
+# One line per backend: name -> "module:factory" (imported only when chosen).
+EXTRACTORS: Registry[Extractor] = Registry(
+    "extractor",
+    {
+        "lexicon": "syncxr.text.extract:LexiconExtractor",
+        "rate-ner": "syncxr.text.rate_ner:RateNerExtractor",
+    },
+)
+WRITERS: Registry[ReportWriter] = Registry(
+    "report writer",
+    {
+        "grammar": "syncxr.text.write:GrammarWriter",
+        "llm": "syncxr.text.llm:build_llm_writer",
+    },
+)

@@ -2,7 +2,7 @@
 
 The prompt is a data file (prompts/report_writer.txt: a [system] and a [user] section). The writer
 lists the sampled entities grouped by RaTE type, asks for FINDINGS and IMPRESSION with exactly
-those entities, and parses the two sections back. Transports (llm_transports.py) only move
+those entities, and parses the two sections back. Transports (syncxr/llm_transports.py) only move
 messages: any OpenAI-compatible server (including `vllm serve`), in-process transformers, or
 offline vLLM.
 
@@ -12,6 +12,7 @@ the write stage records as the sample's reject reason.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from dataclasses import dataclass
@@ -20,15 +21,7 @@ from typing import Any
 
 from syncxr.errors import UserError
 from syncxr.records import ENTITY_TYPES, Entity, derive_seed
-from syncxr.text.base import WRITERS
-from syncxr.text.llm_transports import (
-    LLMError,
-    OpenAIChatTransport,
-    Transport,
-    TransformersTransport,
-    TransportError,
-    VLLMTransport,
-)
+from syncxr.llm_transports import TRANSPORTS, LLMError, Transport, TransportError
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)
@@ -39,13 +32,6 @@ __all__ = [
     "LLMError", "ReportParseError", "TransportError", "PromptTemplate", "LLMReportWriter",
     "load_prompt", "format_entities", "parse_report", "build_llm_writer", "TRANSPORTS",
 ]
-
-TRANSPORTS: dict[str, type] = {
-    "openai": OpenAIChatTransport,
-    "transformers": TransformersTransport,
-    "vllm": VLLMTransport,
-}
-
 
 class ReportParseError(LLMError):
     """The LLM answer has no usable FINDINGS / IMPRESSION sections."""
@@ -184,6 +170,9 @@ class LLMReportWriter:
         self.ontology = load_ontology(ontology_path)
         self.backend_id = f"llm:{transport.backend_id}"
 
+    adds_filler = False  # the prompt asks for the given entities only; verification checks it
+    uses_feedback = True
+
     def messages(self, entities: list[Entity], feedback: str = "") -> list[dict[str, Any]]:
         """Chat messages for one entity set (feedback: why the previous report was rejected)."""
         note = ""
@@ -221,17 +210,15 @@ def build_llm_writer(
     **transport_kwargs: Any,
 ) -> LLMReportWriter:
     """Writer from plain config values: transport name ('openai', 'transformers', 'vllm') + its args."""
-    try:
-        cls = TRANSPORTS[transport]
-    except KeyError:
-        raise UserError(
-            f"unknown LLM transport {transport!r} (writer.transport); valid: {sorted(TRANSPORTS)}"
-        ) from None
-    try:
-        backend = cls(**transport_kwargs)
-    except TypeError as e:
-        raise UserError(f"bad arguments for the {transport!r} LLM transport: {e}") from None
+    backend = TRANSPORTS.build(transport, **transport_kwargs)
     return LLMReportWriter(backend, prompt_path, temperature, max_tokens, ontology_path)
 
 
-WRITERS.register("llm")(build_llm_writer)
+def _check_llm_options(kwargs: dict[str, Any]) -> None:
+    """What `build_llm_writer` forwards to its transport, checked against that transport's
+    parameters without connecting or loading anything (the registry calls this)."""
+    own = {p for p in inspect.signature(build_llm_writer).parameters if p != "transport_kwargs"}
+    TRANSPORTS.check(kwargs.get("transport", "openai"), {k: v for k, v in kwargs.items() if k not in own})
+
+
+build_llm_writer.check_options = _check_llm_options  # type: ignore[attr-defined]

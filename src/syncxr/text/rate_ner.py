@@ -20,7 +20,6 @@ from typing import Any
 
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, ENTITY_TYPES, PRESENT, UNCERTAIN, Entity
-from syncxr.text.base import EXTRACTORS
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)
@@ -297,6 +296,3 @@ class RateNerExtractor:
             name=name, type=span.type, assertion=assertion, attributes=attrs,
             text=surface, section=section, start=start, end=end,
         )
-
-
-EXTRACTORS.register("rate-ner")(RateNerExtractor)

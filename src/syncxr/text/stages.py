@@ -6,18 +6,21 @@ sharding with `syncxr.text.sample.BalancedSampler` and these stages start from `
 
 from __future__ import annotations
 
-import inspect
 import logging
-from typing import ClassVar
+from typing import Callable, ClassVar, Optional
 
-from syncxr.errors import UserError
+from syncxr.errors import InfrastructureError, SampleError, UserError
 from syncxr.pipeline.stage import live
 from syncxr.records import Sample, derive_seed
 from syncxr.text.base import ReportWriter
+from syncxr.text.labels import chexpert_vector
 from syncxr.text.verify import Verifier
 from syncxr.vocab import Ontology
 
 log = logging.getLogger(__name__)
+
+# entities (+ ontology) -> {label column: 1.0 / 0.0 / -1.0 / None}
+Labeller = Callable[..., dict[str, Optional[float]]]
 
 
 class WriteVerifyStage:
@@ -36,15 +39,13 @@ class WriteVerifyStage:
     def __init__(self, writer: ReportWriter, verifier: Verifier, max_attempts: int = 3) -> None:
         if max_attempts < 1:
             raise UserError(f"write stage: max_attempts must be >= 1, got {max_attempts}")
-        if verifier.mode == "exact" and getattr(writer, "filler", False):
+        if verifier.mode == "exact" and writer.adds_filler:
             raise UserError(
                 "write stage: verifier mode 'exact' requires every entity of the report to be a sampled "
                 "one, but the writer adds filler statements (filler=True); build the writer with "
                 "filler=False or use verifier mode 'impression'"
             )
         self.writer, self.verifier, self.max_attempts = writer, verifier, max_attempts
-        # Writers that can use the verifier's complaint (the LLM writer) get it on a rewrite.
-        self._takes_feedback = "feedback" in inspect.signature(writer.write).parameters
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         for sample in live(batch):
@@ -57,15 +58,14 @@ class WriteVerifyStage:
         detail = ""
         for attempt in range(self.max_attempts):
             sample.write_attempts = attempt + 1
+            feedback = detail if self.writer.uses_feedback and attempt > 0 else ""
             try:
-                if self._takes_feedback and attempt > 0:
-                    findings, impression = self.writer.write(sample.entities, seed, attempt, feedback=detail)
-                else:
-                    findings, impression = self.writer.write(sample.entities, seed, attempt)
+                findings, impression = self.writer.write(sample.entities, seed, attempt, feedback=feedback)
+            except InfrastructureError:
+                raise  # the shard fails and is redone on rerun: nothing is lost to an outage
             except Exception as e:  # one bad sample is data, not a crash
                 log.debug("writer failed on %s", sample.sample_id, exc_info=True)
-                # LLM writers raise errors with a reason code (write_parse_error, llm_transport_error).
-                reason = getattr(e, "reason", None) or "writer_error"
+                reason = e.reason if isinstance(e, SampleError) else "writer_error"
                 sample.reject(self.name, reason, f"attempt {attempt}: {type(e).__name__}: {e}")
                 return
             sample.findings, sample.impression = findings, impression
@@ -91,18 +91,14 @@ class LabelStage:
     requires: ClassVar[tuple[str, ...]] = ("extracted",)
     provides: ClassVar[tuple[str, ...]] = ("labels",)
 
-    def __init__(self, ontology: Ontology | None = None) -> None:
+    def __init__(self, ontology: Ontology | None = None, labeller: Labeller = chexpert_vector) -> None:
         self.ontology = ontology
+        self.labeller = labeller
 
     def process(self, batch: list[Sample]) -> list[Sample]:
-        from syncxr.text.labels import chexpert_vector  # imported late: optional at import time
-
         for sample in live(batch):
             try:
-                if self.ontology is None:
-                    sample.labels = dict(chexpert_vector(sample.extracted))
-                else:
-                    sample.labels = dict(chexpert_vector(sample.extracted, ontology=self.ontology))
+                sample.labels = dict(self.labeller(sample.extracted, ontology=self.ontology))
             except Exception as e:
                 sample.reject(self.name, "label_error", f"{type(e).__name__}: {e}")
         return batch

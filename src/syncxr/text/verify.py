@@ -19,7 +19,7 @@ from __future__ import annotations
 from syncxr.errors import UserError
 from syncxr.records import Entity, Verdict
 from syncxr.text.base import Extractor
-from syncxr.text.sample import Conflicts
+from syncxr.vocab.conflicts import Conflicts
 from syncxr.vocab import Ontology, load_ontology
 
 MODES = ("impression", "exact")

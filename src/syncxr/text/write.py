@@ -40,12 +40,11 @@ import yaml
 
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, UNCERTAIN, Entity
-from syncxr.text.base import WRITERS
 from syncxr.text.mentions import Wording
 from syncxr.text.phrasing import (
     Mention, Nouns, cap, join_list, render, templates_for, word_pattern,
 )
-from syncxr.text.sample import Conflicts, is_negated
+from syncxr.vocab.conflicts import Conflicts, is_negated
 from syncxr.vocab import Concept, Ontology, load_ontology
 
 __all__ = ["GrammarWriter", "join_list", "load_phrases"]
@@ -91,11 +90,11 @@ class _Item:
     woven_into: list["_Item"] = field(default_factory=list)  # for anatomy: findings carrying it
 
 
-@WRITERS.register("grammar")
 class GrammarWriter:
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
     backend_id = "grammar-v3"  # bump whenever the wording changes (recorded per sample)
+    uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(
         self,
@@ -134,7 +133,11 @@ class GrammarWriter:
 
     # ---- public -----------------------------------------------------------------------------
 
-    def write(self, entities: list[Entity], seed: int, attempt: int = 0) -> tuple[str, str]:
+    @property
+    def adds_filler(self) -> bool:
+        return self.filler
+
+    def write(self, entities: list[Entity], seed: int, attempt: int = 0, feedback: str = "") -> tuple[str, str]:
         """(findings, impression) for `entities`; a different `attempt` gives another phrasing."""
         rng = random.Random(f"{seed}:{attempt}")  # string seeds hash stably across processes
         safe = attempt >= self.safe_after

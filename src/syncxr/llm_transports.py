@@ -20,14 +20,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from syncxr.errors import UserError
+from syncxr.errors import SampleError, UserError
+from syncxr.registry import Registry
 
 log = logging.getLogger(__name__)
 
 Message = dict[str, Any]  # {"role": ..., "content": str | list of content parts}
 
 
-class LLMError(Exception):
+class LLMError(SampleError):
     """A per-sample LLM failure; `reason` is the reject code the stage records."""
 
     reason = "llm_error"
@@ -212,3 +213,14 @@ class VLLMTransport:
         params = SamplingParams(temperature=temperature, max_tokens=max_tokens or self.max_new_tokens, seed=seed)
         outputs = self.llm.chat(messages, params, use_tqdm=False)
         return outputs[0].outputs[0].text
+
+
+# One line per transport: name -> "module:class" (imported only when chosen).
+TRANSPORTS: Registry[Transport] = Registry(
+    "LLM transport",
+    {
+        "openai": "syncxr.llm_transports:OpenAIChatTransport",
+        "transformers": "syncxr.llm_transports:TransformersTransport",
+        "vllm": "syncxr.llm_transports:VLLMTransport",
+    },
+)

@@ -1,5 +1,6 @@
-"""manifest.json: resolved config, versions, per-shard hashes, counts. Guards a folder against a
-second, different config."""
+"""manifest.json, part of the dataset format: resolved config, versions, per-shard hashes,
+counts. Guards a folder against a second, different config. `cfg` is the generation config
+(`syncxr.pipeline.config.GenerateConfig`); only its pydantic dump and `n` are read here."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 import pyarrow.parquet as pq
 
 from syncxr import __version__
 from syncxr.config import config_hash
 from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, sha256_file, write_json_atomic
 from syncxr.errors import UserError
-from syncxr.pipeline.config import GenerateConfig
 
 MANIFEST = "manifest.json"
 FORMAT = "syncxr-dataset/1"
@@ -41,7 +43,7 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
         raise UserError(f"{path}: not valid JSON ({e}); it is not a syncxr dataset manifest") from None
 
 
-def check_folder(cfg: GenerateConfig, out: Path) -> None:
+def check_folder(cfg: BaseModel, out: Path) -> None:
     """Refuse a folder that holds another config or foreign files (writes nothing)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -62,7 +64,7 @@ def check_folder(cfg: GenerateConfig, out: Path) -> None:
         )
 
 
-def start_manifest(cfg: GenerateConfig, out: Path) -> None:
+def start_manifest(cfg: BaseModel, out: Path) -> None:
     """Write (or refresh) the manifest with status 'running'; keeps the first start time."""
     out = Path(out)
     old = read_manifest(out)
@@ -93,7 +95,7 @@ def _count_rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def finish_manifest(cfg: GenerateConfig, out: Path, plan_info: dict, throughput: dict) -> dict[str, Any]:
+def finish_manifest(cfg: BaseModel, out: Path, plan_info: dict, throughput: dict) -> dict[str, Any]:
     out = Path(out)
     shards, rejects = [], Counter()
     n_ok = 0

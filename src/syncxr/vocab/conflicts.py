@@ -1,0 +1,74 @@
+"""Which entity keys contradict each other: a property of the ontology, shared by the sampler,
+the writers, the verifier and the simulated world."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from syncxr.errors import UserError
+from syncxr.vocab import Concept, Ontology
+
+# CheXpert labels a "No Finding" normal statement may coexist with.
+_NO_FINDING_COMPATIBLE = {None, "No Finding", "Support Devices"}
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """'pleural_effusion|DISEASE' -> ('pleural_effusion', 'DISEASE')."""
+    name, sep, typ = key.partition("|")
+    if not sep or not name or not typ:
+        raise UserError(f"bad entity key {key!r}: expected 'concept_name|TYPE'")
+    return name, typ
+
+
+def is_negated(concept: Concept, typ: str) -> bool:
+    """True when an entity of `concept` with RaTE type `typ` is a negated (absent) mention."""
+    return concept.negatable and typ != concept.type
+
+
+class Conflicts:
+    """Which entity keys may not share a report.
+
+    Two keys conflict when
+    - they are the same concept with both polarities ("effusion" and "no effusion");
+    - their concepts are declared `contradicts` and neither key is negated ("cardiomegaly" and
+      "heart size is normal"; "no cardiomegaly" and "heart size is normal" are fine);
+    - one is a positive "No Finding" statement and the other a positive finding with a CheXpert
+      label other than Support Devices (the ontology need not spell those pairs out).
+    """
+
+    def __init__(self, ontology: Ontology) -> None:
+        self.ontology = ontology
+        self._by_name = ontology.by_name
+        self._declared = ontology.contradiction_pairs()
+
+    def _positive(self, key: str) -> tuple[Concept, bool]:
+        name, typ = split_key(key)
+        concept = self._by_name[name]
+        return concept, not is_negated(concept, typ)
+
+    def conflict(self, a: str, b: str) -> bool:
+        if a == b:
+            return False
+        ca, pos_a = self._positive(a)
+        cb, pos_b = self._positive(b)
+        if ca.name == cb.name:
+            return True
+        if not (pos_a and pos_b):
+            return False
+        if frozenset((ca.name, cb.name)) in self._declared:
+            return True
+        return _no_finding_clash(ca, cb) or _no_finding_clash(cb, ca)
+
+    def table(self, keys: Sequence[str]) -> list[frozenset[int]]:
+        """For each key index, the indices of the keys it conflicts with."""
+        return [
+            frozenset(j for j, b in enumerate(keys) if self.conflict(a, b)) for a in keys
+        ]
+
+
+def _no_finding_clash(normal: Concept, other: Concept) -> bool:
+    return (
+        normal.chexpert == "No Finding"
+        and other.type in ("ABNORMALITY", "DISEASE")
+        and other.chexpert not in _NO_FINDING_COMPATIBLE
+    )
