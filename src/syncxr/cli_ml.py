@@ -9,7 +9,9 @@ from typing import Callable, List, Optional
 import typer
 from rich.console import Console
 
+from syncxr.data.sources.registry import dataset_names
 from syncxr.errors import UserError
+from syncxr.evaluate.tasks import TASKS
 
 
 def require_torch(what: str) -> None:
@@ -83,7 +85,7 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         @user_errors
         def _run(
             checkpoint: Path = typer.Option(..., "--checkpoint"),
-            dataset: str = typer.Option(..., "--dataset", help="chexpert|chexpert5x200|cxr14|padchest|rsna|siim|covidx|csv|sim"),
+            dataset: str = typer.Option(..., "--dataset", help="|".join(dataset_names())),
             data_dir: Path = typer.Option(..., "--data-dir"),
             out: Path = typer.Option(..., "--out", help="results.json"),
             csv: Optional[Path] = typer.Option(None, "--csv", help="Labels CSV for --dataset csv"),
@@ -115,5 +117,5 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
 
         _run.__doc__ = f"Run the {task} task on one dataset."
 
-    for task in ("zeroshot", "grounding", "finetune", "segment"):
+    for task in TASKS.names():
         _task_command(task)

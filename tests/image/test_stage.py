@@ -10,7 +10,7 @@ import pytest
 from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator
 from syncxr.image.phantom import FindingSpec
 from syncxr.image.stage import ImageStage, PhantomGenerator, decode_png, encode_mask, entities_to_specs, save_grid
-from syncxr.pipeline.stage import Stage
+from syncxr.stage import Stage
 from syncxr.records import Entity, Sample, Verdict
 from syncxr.vocab import load_ontology
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncxr.errors import SampleError, UserError
-from syncxr.pipeline.stage import Stage
+from syncxr.stage import Stage
 from syncxr.records import Entity, Sample
 from syncxr.text.stages import LabelStage, WriteVerifyStage
 from syncxr.text.verify import Verifier

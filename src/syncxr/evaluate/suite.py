@@ -13,28 +13,19 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Union
+from typing import Any, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncxr.config import read_yaml, validate
 from syncxr.errors import UserError
-from syncxr.evaluate.finetune import FinetuneOptions, run_finetune
-from syncxr.evaluate.grounding import GroundingOptions, run_grounding
 from syncxr.evaluate.results import atomic_write_text, to_jsonable, write_results
-from syncxr.evaluate.segment import SegmentOptions, run_segment
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, ZeroShotOptions, run_zeroshot
+from syncxr.evaluate.tasks import TASKS, task as get_task
+from syncxr.evaluate.zeroshot import RunOptions
 
 log = logging.getLogger(__name__)
 
-TaskName = Literal["zeroshot", "grounding", "finetune", "segment"]
-
-TASKS: dict[str, tuple[type[RunOptions], Callable[..., TaskOutput]]] = {
-    "zeroshot": (ZeroShotOptions, lambda p, d, o, out: run_zeroshot(p, d, o)),
-    "grounding": (GroundingOptions, lambda p, d, o, out: run_grounding(p, d, o)),
-    "finetune": (FinetuneOptions, run_finetune),
-    "segment": (SegmentOptions, run_segment),
-}
+TaskName = str  # a TASKS name (checked when a job or the CLI names one)
 
 RelabelSpec = Union[str, dict[str, Optional[str]]]
 
@@ -51,10 +42,16 @@ class DatasetSpec(BaseModel):
     views: Optional[list[str]] = None  # EvalDataset.view_filter, e.g. [frontal]
 
 
+def _known_task_name(name: str) -> str:
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS.names())}")
+    return name
+
+
 def parse_options(task: str, options: dict[str, Any], source: str) -> RunOptions:
     if task not in TASKS:
-        raise UserError(f"{source}: unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
-    return validate(TASKS[task][0], options, source)
+        raise UserError(f"{source}: unknown task {task!r}; valid tasks: {', '.join(TASKS.names())}")
+    return validate(get_task(task).options, options, source)
 
 
 def check_preprocess(opts: RunOptions, pretrained: Any) -> None:
@@ -81,7 +78,7 @@ def evaluate_loaded(task: str, pretrained: Any, dataset: Any, out: str | Path, o
                     predictions: str | Path | None = None, extra_config: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Run one task on an already loaded checkpoint and dataset; write and return results."""
     check_preprocess(opts, pretrained)
-    runner = TASKS[task][1]
+    runner = get_task(task).run
     output = runner(pretrained, dataset, opts, Path(out))
     preprocess = pretrained.preprocess.to_dict() if hasattr(pretrained.preprocess, "to_dict") else {}
     result = {
@@ -120,6 +117,11 @@ class Job(DatasetSpec):
     task: TaskName
     options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        return _known_task_name(v)
+
     @property
     def label(self) -> str:
         return self.name or f"{self.task}-{self.dataset}"
@@ -135,6 +137,13 @@ class SuiteConfig(BaseModel):
     jobs: list[Job] = Field(min_length=1)
     stop_on_error: bool = False  # False: a job that fails with a UserError (e.g. missing data) is recorded and skipped
 
+    @field_validator("task_defaults")
+    @classmethod
+    def _known_tasks(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            _known_task_name(name)
+        return v
+
     @model_validator(mode="after")
     def _unique_names(self) -> "SuiteConfig":
         labels = [j.label for j in self.jobs]
@@ -144,7 +153,7 @@ class SuiteConfig(BaseModel):
         return self
 
     def job_options(self, job: Job) -> dict[str, Any]:
-        allowed = TASKS[job.task][0].model_fields
+        allowed = get_task(job.task).options.model_fields
         # Suite-wide defaults apply only to tasks that have that option (epochs means nothing to zeroshot).
         base = {k: v for k, v in self.defaults.items() if k in allowed}
         return {**base, **self.task_defaults.get(job.task, {}), **job.options}

@@ -21,7 +21,7 @@ from syncxr.image.base import GeneratedImage, ImageFilter, ImageGenerator
 from syncxr.image.phantom.render import render_phantom
 from syncxr.image.png import encode_bilevel_png, encode_gray_png
 from syncxr.image.phantom.spec import LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
-from syncxr.pipeline.stage import live
+from syncxr.stage import live
 from syncxr.records import ABSENT, Entity, Sample, Verdict, derive_seed
 
 log = logging.getLogger(__name__)

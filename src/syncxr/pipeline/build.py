@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from syncxr.errors import UserError
 from syncxr.image.base import GENERATORS
 from syncxr.pipeline.config import GenerateConfig
-from syncxr.pipeline.stage import Stage, check_chain
+from syncxr.stage import Stage, check_chain
 from syncxr.qc.base import FEATURES
 from syncxr.registry import Registry
 from syncxr.text.base import EXTRACTORS, WRITERS

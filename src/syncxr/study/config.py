@@ -170,9 +170,9 @@ def existing_file(path: str, key: str, source: str) -> Path:
 
 def task_options(cfg: StudyConfig, bench: BenchmarkSpec, task: str) -> dict[str, Any]:
     """eval.defaults (only the keys this task has) < eval.tasks[task] < benchmark.task_options[task]."""
-    from syncxr.evaluate.suite import TASKS
+    from syncxr.evaluate.tasks import task as get_task
 
-    allowed = TASKS[task][0].model_fields
+    allowed = get_task(task).options.model_fields
     base = {k: v for k, v in cfg.eval.defaults.items() if k in allowed}
     return {**base, **(cfg.eval.tasks.get(task) or {}), **bench.task_options.get(task, {})}  # type: ignore[call-overload]
 
@@ -184,9 +184,10 @@ def bench_tasks(cfg: StudyConfig, bench: BenchmarkSpec) -> list[str]:
 
 def check_references(cfg: StudyConfig, source: str) -> None:
     """Validate the referenced generate/train configs and every task's options now, not mid-study."""
-    from syncxr.evaluate.suite import TASKS, parse_options
+    from syncxr.evaluate.suite import parse_options
+    from syncxr.evaluate.tasks import TASKS, task as get_task
 
-    known = {k for opts, _ in TASKS.values() for k in opts.model_fields}
+    known = {k for name in TASKS.names() for k in get_task(name).options.model_fields}
     unknown = sorted(set(cfg.eval.defaults) - known)
     if unknown:  # task_options keeps only the keys a task has, so a typo here would be dropped silently
         raise UserError(f"{source}: eval.defaults.{unknown[0]}: unknown evaluation option; valid: {sorted(known)}")

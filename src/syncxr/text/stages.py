@@ -10,7 +10,7 @@ import logging
 from typing import Callable, ClassVar, Optional
 
 from syncxr.errors import InfrastructureError, SampleError, UserError
-from syncxr.pipeline.stage import live
+from syncxr.stage import live
 from syncxr.records import Sample, derive_seed
 from syncxr.text.base import ReportWriter
 from syncxr.text.labels import chexpert_vector

@@ -5,23 +5,39 @@
     open_data("csv:pairs.csv")      # generic CSV (image, text)
     open_data(DataConfig(...))      # the config's `data:` section (sources + mix ratios)
 
-Source modules are imported lazily so importing this package stays cheap.
+Source modules are imported lazily so importing this package stays cheap: `PAIR_SOURCES` names
+each kind's class (one line per kind); a source's options are the fields of `SourceConfig` its
+class accepts (e.g. `views` for mimic), and setting one it does not accept is an error.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from syncxr.errors import UserError
+from syncxr.registry import Registry
 
 if TYPE_CHECKING:
     from syncxr.data.pairs import PairSource
+
+# One line per kind of training data: name -> "module:class" (imported only when used).
+PAIR_SOURCES: Registry["PairSource"] = Registry(
+    "training data source",
+    {
+        "syncxr": "syncxr.data.sources.syncxr:SyncxrShards",
+        "mimic": "syncxr.data.sources.mimic:MimicCXR",
+        "csv": "syncxr.data.sources.csv_pairs:CsvPairs",
+    },
+)
 
 
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["syncxr", "mimic", "csv"]
+    kind: str  # a PAIR_SOURCES name: syncxr | mimic | csv
     path: str
     section: Literal["findings", "impression", "both"] = "both"
     views: list[str] = ["PA", "AP"]  # mimic only
@@ -29,6 +45,14 @@ class SourceConfig(BaseModel):
     reports: Optional[str] = None  # mimic only: sectioned reports CSV (default: per-study .txt)
     image_col: str = "image"  # csv only
     text_col: str = "text"  # csv only
+
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in PAIR_SOURCES:
+            raise ValueError(f"unknown source kind {v!r}; valid kinds: {', '.join(PAIR_SOURCES.names())}")
+        return v
 
 
 class DataConfig(BaseModel):
@@ -53,24 +77,25 @@ class DataConfig(BaseModel):
 def parse_data_spec(spec: str, section: str = "both") -> SourceConfig:
     """'mimic:<dir>' | 'csv:<file>' | 'syncxr:<dir>' | '<dir>' (a syncxr dataset folder)."""
     kind, sep, path = spec.partition(":")
-    if sep and kind in ("mimic", "csv", "syncxr"):
-        return SourceConfig(kind=kind, path=path, section=section)  # type: ignore[arg-type]
+    if sep and kind in PAIR_SOURCES:
+        return SourceConfig(kind=kind, path=path, section=section)
     return SourceConfig(kind="syncxr", path=spec, section=section)
 
 
 def open_source(cfg: SourceConfig, validate_images: bool = False) -> "PairSource":
-    if cfg.kind == "syncxr":
-        from syncxr.data.sources.syncxr import SyncxrShards
-
-        src = SyncxrShards(cfg.path, section=cfg.section)
-    elif cfg.kind == "mimic":
-        from syncxr.data.sources.mimic import MimicCXR
-
-        src = MimicCXR(cfg.path, section=cfg.section, views=cfg.views, split=cfg.split, reports=cfg.reports)
-    else:
-        from syncxr.data.sources.csv_pairs import CsvPairs
-
-        src = CsvPairs(cfg.path, image_col=cfg.image_col, text_col=cfg.text_col)
+    defaults = SourceConfig.model_construct(kind=cfg.kind, path=cfg.path)
+    # Fields holding a non-default value (a saved, reloaded config sets every field explicitly).
+    given = {k for k in cfg.model_fields_set - {"kind"} if getattr(cfg, k) != getattr(defaults, k)} | {"path"}
+    factory = PAIR_SOURCES.get(cfg.kind)
+    accepted = set(inspect.signature(factory).parameters)
+    ignored = sorted(k for k in given if k not in accepted and k != "section")
+    if ignored:
+        raise UserError(
+            f"data source kind {cfg.kind!r} takes no option(s) {ignored}; its options: "
+            f"{', '.join(sorted(accepted & set(SourceConfig.model_fields)))}"
+        )
+    values = cfg.model_dump(exclude={"kind"})
+    src = PAIR_SOURCES.create(cfg.kind, {k: values[k] for k in given if k in accepted}, context=values)
     if validate_images:
         src.validate_images()
     return src
@@ -82,8 +107,6 @@ def open_data(data: "str | SourceConfig | DataConfig", seed: int = 0) -> "PairSo
         data = parse_data_spec(data)
     if isinstance(data, SourceConfig):
         return open_source(data)
-    from syncxr.errors import UserError
-
     if not data.sources:
         raise UserError("no training data: pass --data <dataset> or fill the config's data.sources")
     sources = [open_source(s, data.validate_images) for s in data.sources]

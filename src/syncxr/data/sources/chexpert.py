@@ -27,7 +27,6 @@ import pandas as pd
 
 from syncxr.data.relabel import native_to_shared
 from syncxr.data.sources.base import EvalDataset, find_file, read_csv, resolve_paths
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 from syncxr.records import CHEXPERT14
 
@@ -94,7 +93,6 @@ def _meta(df: pd.DataFrame, paths: list[str], split: str) -> pd.DataFrame:
     return meta
 
 
-@DATASETS.register("chexpert")
 def load_chexpert(
     data_dir: str | Path,
     split: str = "valid",
@@ -133,7 +131,6 @@ def select_5x200(raw: np.ndarray, n_per_class: int, seed: int) -> dict[int, np.n
     return chosen
 
 
-@DATASETS.register("chexpert5x200")
 def load_chexpert5x200(
     data_dir: str | Path,
     split: str = "train",

@@ -18,7 +18,6 @@ import pandas as pd
 
 from syncxr.data.relabel import native_to_shared
 from syncxr.data.sources.base import EvalDataset, find_file
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,6 @@ def parse_split_file(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["patient_id", "filename", "label", "source"])
 
 
-@DATASETS.register("covidx")
 def load_covidx(
     data_dir: str | Path,
     split: str = "test",

@@ -22,7 +22,6 @@ import pandas as pd
 
 from syncxr.data.relabel import CXR14_MAP, native_to_shared
 from syncxr.data.sources.base import Box, EvalDataset, find_file, index_images, read_csv
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -88,7 +87,6 @@ def _boxes(data_dir: Path, names: list[str]) -> list[list[Box]] | None:
     return [by_image.get(n, []) for n in names]
 
 
-@DATASETS.register("cxr14")
 def load_cxr14(
     data_dir: str | Path,
     split: str = "test",

@@ -21,7 +21,6 @@ from PIL import Image
 
 from syncxr.data.relabel import snake_name
 from syncxr.data.sources.base import Box, EvalDataset, read_csv
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
 META_OPTIONAL = ("view", "patient_id", "split", "study_id", "sex", "age")
@@ -91,7 +90,6 @@ def _mask_fn(mask_root: Path):
     return mask
 
 
-@DATASETS.register("csv")
 def load_labels_csv(
     data_dir: str | Path,
     csv: str = "labels.csv",

@@ -53,11 +53,11 @@ class MimicCXR(PairSource):
     kind = "mimic"
 
     def __init__(
-        self, root: str | Path, section: Section = "both", views: Sequence[str] = ("PA", "AP"),
+        self, path: str | Path, section: Section = "both", views: Sequence[str] = ("PA", "AP"),
         split: str = "train", reports: str | Path | None = None,
     ) -> None:
-        super().__init__(str(root))
-        self.root = Path(root)
+        super().__init__(str(path))
+        self.root = Path(path)
         meta_path = self.root / METADATA
         if not meta_path.is_file():
             raise UserError(f"{self.root}: {METADATA} not found; give the MIMIC-CXR-JPG root folder")

@@ -26,7 +26,6 @@ import pandas as pd
 
 from syncxr.data.relabel import native_to_shared
 from syncxr.data.sources.base import EvalDataset, find_file, read_csv
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 from syncxr.records import CHEXPERT14_SNAKE
 
@@ -70,7 +69,6 @@ def _image_paths(data_dir: Path, df: pd.DataFrame) -> list[str | None]:
     return out
 
 
-@DATASETS.register("padchest")
 def load_padchest(
     data_dir: str | Path,
     views: tuple[str, ...] | None = ("PA", "AP", "AP_horizontal"),

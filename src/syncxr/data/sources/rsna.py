@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 
 from syncxr.data.sources.base import Box, EvalDataset, find_file, index_images, keep_found, read_csv
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,6 @@ def _check_rows(df: pd.DataFrame, csv: Path) -> None:
         )
 
 
-@DATASETS.register("rsna")
 def load_rsna(
     data_dir: str | Path,
     box_frame: int = 1024,

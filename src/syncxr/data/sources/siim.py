@@ -18,7 +18,6 @@ import pandas as pd
 
 from syncxr.data import rle
 from syncxr.data.sources.base import EvalDataset, find_file, index_images, keep_found
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,6 @@ def _images(data_dir: Path) -> dict[str, Path]:
     return found
 
 
-@DATASETS.register("siim")
 def load_siim(
     data_dir: str | Path,
     rle_format: str = "auto",

@@ -12,13 +12,11 @@ from pathlib import Path
 
 from syncxr.data.sources.base import EvalDataset
 from syncxr.data.sources.labels_csv import load_labels_csv
-from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 
 MANIFEST = "sim.json"
 
 
-@DATASETS.register("sim")
 def load_sim(data_dir: str | Path, strict_images: bool = True) -> EvalDataset:
     """A simulated benchmark folder written in the "csv" format."""
     data_dir = Path(data_dir)

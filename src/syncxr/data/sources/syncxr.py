@@ -18,7 +18,8 @@ class SyncxrShards(PairSource):
 
     kind = "syncxr"
 
-    def __init__(self, root: str | Path, section: Section = "both", cache_shards: int = 64) -> None:
+    def __init__(self, path: str | Path, section: Section = "both", cache_shards: int = 64) -> None:
+        root = path
         super().__init__(str(root))
         shard_dir = Path(root) / "shards"
         self.files = sorted(shard_dir.glob("*.parquet"))
