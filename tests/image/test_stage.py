@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator
+from syncxr.image.base import GENERATORS, GeneratedImage, GenerateOneByOne, ImageGenerator
 from syncxr.image.phantom import FindingSpec
 from syncxr.image.stage import ImageStage, PhantomGenerator, decode_png, encode_mask, entities_to_specs, save_grid
 from syncxr.stage import Stage
@@ -15,7 +15,7 @@ from syncxr.records import Entity, Sample, Verdict
 from syncxr.vocab import load_ontology
 
 
-class FixedGenerator:
+class FixedGenerator(GenerateOneByOne):
     backend_id = "fixed"
 
     def __init__(self, fail_on: str = "") -> None:
@@ -42,6 +42,9 @@ class Filter:
         self.seen += 1
         ok = self.seen > self.fails
         return Verdict(ok=ok, reason="" if ok else "qc_too_dark", detail="mean 12", scores={"mean": float(image.mean())})
+
+    def check_batch(self, images: list[np.ndarray]) -> list[Verdict]:
+        return [self.check(image) for image in images]
 
 
 def samples(n: int = 1, impression: str = "Left lower lobe pneumonia.") -> list[Sample]:

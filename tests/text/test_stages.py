@@ -7,6 +7,7 @@ import pytest
 from syncxr.errors import SampleError, UserError
 from syncxr.stage import Stage
 from syncxr.records import Entity, Sample
+from syncxr.text.base import ExtractOneByOne, WriteOneByOne
 from syncxr.text.stages import LabelStage, WriteVerifyStage
 from syncxr.text.verify import Verifier
 
@@ -14,7 +15,7 @@ EFF = Entity("pleural_effusion", "DISEASE")
 RLL = Entity("right_lower_lobe", "ANATOMY")
 
 
-class ScriptWriter:
+class ScriptWriter(WriteOneByOne):
     """Writes "good" from attempt `good_from` on, "bad" before; raises for sample entities named 'boom'."""
 
     backend_id = "script"
@@ -33,7 +34,7 @@ class ScriptWriter:
         return text, text
 
 
-class TableExtractor:
+class TableExtractor(ExtractOneByOne):
     backend_id = "table"
     table = {"good": [EFF, RLL], "bad": [RLL]}
 
@@ -152,7 +153,7 @@ def test_writer_error_reason_code_and_feedback_on_rewrite():
     class ParseError(SampleError):
         reason = "write_parse_error"
 
-    class FlakyWriter:
+    class FlakyWriter(WriteOneByOne):
         backend_id = "fake"
         adds_filler = False
         uses_feedback = True
@@ -171,6 +172,9 @@ def test_writer_error_reason_code_and_feedback_on_rewrite():
 
         def extract(self, findings, impression):
             return []
+
+        def extract_batch(self, reports):
+            return [[] for _ in reports]
 
         def check(self, entities, findings, impression, extracted=None):
             return Verdict(False, "missing_entities", "pneumothorax|DISEASE")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.image.base import GeneratedImage
+from syncxr.image.base import GeneratedImage, GenerateOneByOne
 from syncxr.records import derive_seed
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 _DTYPES = ("float32", "float16", "bfloat16")
 
 
-class DiffusionGenerator:
+class DiffusionGenerator(GenerateOneByOne):
     """ImageGenerator over a diffusers StableDiffusionPipeline loaded from a folder or hub name.
 
     steps / guidance_scale / height / width are the usual sampling knobs (RoentGen was trained at

@@ -17,11 +17,12 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from syncxr.image.base import GeneratedImage, ImageFilter, ImageGenerator
+from syncxr.image.base import GeneratedImage, GenerateOneByOne, ImageFilter, ImageGenerator, ImageRequest
 from syncxr.image.phantom.render import render_phantom
 from syncxr.image.png import encode_bilevel_png, encode_gray_png
 from syncxr.image.phantom.spec import LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
 from syncxr.stage import live
+from syncxr.errors import InfrastructureError
 from syncxr.records import ABSENT, Entity, Sample, Verdict, derive_seed
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def entities_to_specs(entities: Sequence[Entity], ontology: Any) -> list[Finding
     return list(out.values())
 
 
-class PhantomGenerator:
+class PhantomGenerator(GenerateOneByOne):
     """Built-in procedural radiograph generator conditioned on the IMPRESSION text."""
 
     backend_id = "phantom"
@@ -135,34 +136,69 @@ class ImageStage:
         self.compress_level = compress_level
 
     def process(self, batch: list[Sample]) -> list[Sample]:
-        for sample in live(batch):
-            self._one(sample)
+        """Rounds: draw every pending sample in one batched call, QC the batch, and redraw only
+        the failures (attempt + 1: a new patient and a new noise draw)."""
+        pending = live(batch)
+        backend = getattr(self.generator, "backend_id", type(self.generator).__name__)
+        last: dict[str, Verdict] = {}
+        for sample in pending:
+            sample.backends[self.name] = backend
+        for attempt in range(self.max_attempts):
+            if not pending:
+                break
+            pending = self._round(pending, attempt, last)
+        for s in pending:
+            verdict = last[s.sample_id]
+            s.reject(self.name, verdict.reason or "qc_failed", verdict.detail)
         return batch
 
-    def _one(self, s: Sample) -> None:
-        s.backends[self.name] = getattr(self.generator, "backend_id", type(self.generator).__name__)
-        verdict = Verdict(ok=True)
-        for attempt in range(self.max_attempts):
+    def _round(self, pending: list[Sample], attempt: int, last: dict[str, Verdict]) -> list[Sample]:
+        """One attempt for every pending sample; returns those to draw again."""
+        requests = [ImageRequest(s.impression, s.seed, attempt) for s in pending]
+        results = self.generator.generate_batch(requests)  # an InfrastructureError fails the shard
+        drawn: list[tuple[Sample, GeneratedImage]] = []
+        for s, out in zip(pending, results):
             s.image_attempts = attempt + 1
-            try:
-                out = self.generator.generate(s.impression, s.seed, attempt)
-            except Exception as exc:  # one sample's failure is data, not a crash
-                log.warning("image generation failed for %s: %s", s.sample_id, exc)
-                s.reject(self.name, "image_error", f"{type(exc).__name__}: {exc}")
-                return
-            if self.image_filter is not None:
-                try:
-                    verdict = self.image_filter.check(out.image)
-                except Exception as exc:
-                    s.reject(self.name, "qc_error", f"{type(exc).__name__}: {exc}")
-                    return
-            s.qc = dict(verdict.scores)
+            if isinstance(out, Exception):  # one sample's failure is data, not a crash
+                log.warning("image generation failed for %s: %s", s.sample_id, out)
+                s.reject(self.name, "image_error", f"{type(out).__name__}: {out}")
+            else:
+                drawn.append((s, out))
+        verdicts = self._check_all([out.image for _, out in drawn])
+        again = []
+        for (s, out), verdict in zip(drawn, verdicts):
+            if isinstance(verdict, Exception):
+                s.reject(self.name, "qc_error", f"{type(verdict).__name__}: {verdict}")
+                continue
+            s.qc = {**verdict.scores, **out.meta}
             if verdict.ok:
                 s.image_png = encode_png(out.image, self.compress_level)
                 s.masks = {k: encode_mask(m, self.compress_level) for k, m in out.masks.items()}
-                return
+                continue
             s.history.append(f"image#{attempt}: {verdict.reason}")
-        s.reject(self.name, verdict.reason or "qc_failed", verdict.detail)
+            last[s.sample_id] = verdict
+            again.append(s)
+        return again
+
+    def _check_all(self, images: list[np.ndarray]) -> list[Verdict | Exception]:
+        """QC verdicts in one batch; if the batch fails, image by image, so a broken image is
+        that sample's reject."""
+        if self.image_filter is None:
+            return [Verdict(ok=True) for _ in images]
+        try:
+            return list(self.image_filter.check_batch(images))
+        except InfrastructureError:
+            raise
+        except Exception:
+            out: list[Verdict | Exception] = []
+            for image in images:
+                try:
+                    out.append(self.image_filter.check(image))
+                except InfrastructureError:
+                    raise
+                except Exception as e:
+                    out.append(e)
+            return out
 
 
 def save_grid(images: Sequence[np.ndarray], captions: Sequence[str], path: str | Path, cols: int = 4) -> Path:

@@ -71,7 +71,10 @@ class BankFilter:
         """Max cosine similarity to the bank (N,) and the nearest bank label of each image."""
         if len(self.bank) == 0 or len(images) == 0:
             return np.full(len(images), -1.0, np.float32), [""] * len(images)
-        sims = self.extractor.features(list(images)) @ self.bank.features.T  # (N, M)
+        feats = self.extractor.features(list(images))  # (N, D)
+        # Row by row: a batched matmul may round differently from a single row (gemm vs gemv),
+        # and an image's verdict must not depend on its batch-mates.
+        sims = np.stack([feats[i : i + 1] @ self.bank.features.T for i in range(len(feats))])[:, 0]  # (N, M)
         nearest = sims.argmax(axis=1)
         return sims[np.arange(len(images)), nearest], [self.bank.labels[j] for j in nearest]
 

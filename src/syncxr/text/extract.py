@@ -45,7 +45,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity, typed
-from syncxr.text.base import Extractor
+from syncxr.text.base import ExtractOneByOne, Extractor
 from syncxr.text.lexicon import ATTR_ONLY, ATTRIBUTE_WORDS, Lexicon, Match, safe_lower, tokenize
 from syncxr.text.negation import TERM, Span, Trigger, assert_mentions, find_triggers
 from syncxr.text.sentences import split_sentences
@@ -86,7 +86,7 @@ class _Mention:
     sentence: int
 
 
-class LexiconExtractor:
+class LexiconExtractor(ExtractOneByOne):
     """Rule-based extractor over the ontology (module docstring: behaviour and writer contract)."""
 
     backend_id = "lexicon"

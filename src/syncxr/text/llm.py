@@ -21,6 +21,7 @@ from typing import Any
 
 from syncxr.errors import UserError
 from syncxr.records import ENTITY_TYPES, Entity, derive_seed
+from syncxr.text.base import WriteOneByOne
 from syncxr.llm_transports import TRANSPORTS, LLMError, Transport, TransportError
 from syncxr.vocab import Ontology, load_ontology
 
@@ -148,7 +149,7 @@ def parse_report(answer: str) -> tuple[str, str]:
     return found["findings"], found["impression"]
 
 
-class LLMReportWriter:
+class LLMReportWriter(WriteOneByOne):
     """ReportWriter that prompts an LLM through a Transport and parses its answer.
 
     Seeds: each (seed, attempt) gives its own request seed, so a rewrite is a new draw while a

@@ -11,8 +11,8 @@ from typing import Callable, ClassVar, Optional
 
 from syncxr.errors import InfrastructureError, SampleError, UserError
 from syncxr.stage import live
-from syncxr.records import Sample, derive_seed
-from syncxr.text.base import ReportWriter
+from syncxr.records import Entity, Sample, derive_seed
+from syncxr.text.base import ReportWriter, WriteRequest
 from syncxr.text.labels import chexpert_vector
 from syncxr.text.verify import Verifier
 from syncxr.vocab import Ontology
@@ -48,39 +48,88 @@ class WriteVerifyStage:
         self.writer, self.verifier, self.max_attempts = writer, verifier, max_attempts
 
     def process(self, batch: list[Sample]) -> list[Sample]:
-        for sample in live(batch):
-            self._one(sample)
+        """Rounds: write every pending sample in one batched call, verify them in one batched
+        extraction, and send only the failures round again (with the verifier's complaint)."""
+        pending = live(batch)
+        feedback: dict[str, str] = {}
+        for sample in pending:
+            sample.backends[self.name] = self.writer.backend_id
+        for attempt in range(self.max_attempts):
+            if not pending:
+                break
+            written = self._write_round(pending, attempt, feedback)
+            pending = self._verify_round(written, attempt, feedback)
+        for sample in pending:
+            sample.reject(self.name, "verify_mismatch", f"after {self.max_attempts} attempts: {feedback[sample.sample_id]}")
         return batch
 
-    def _one(self, sample: Sample) -> None:
-        sample.backends[self.name] = self.writer.backend_id
-        seed = derive_seed(sample.seed, sample.sample_id, "write")
-        detail = ""
-        for attempt in range(self.max_attempts):
+    def _write_round(self, pending: list[Sample], attempt: int, feedback: dict[str, str]) -> list[Sample]:
+        """Write attempt `attempt` of every pending sample; returns those that were written."""
+        use_feedback = self.writer.uses_feedback and attempt > 0
+        requests = [
+            WriteRequest(
+                s.entities,
+                derive_seed(s.seed, s.sample_id, "write"),
+                attempt,
+                feedback.get(s.sample_id, "") if use_feedback else "",
+            )
+            for s in pending
+        ]
+        results = self.writer.write_batch(requests)  # an InfrastructureError fails the shard
+        written = []
+        for sample, result in zip(pending, results):
             sample.write_attempts = attempt + 1
-            feedback = detail if self.writer.uses_feedback and attempt > 0 else ""
+            if isinstance(result, Exception):
+                log.debug("writer failed on %s: %r", sample.sample_id, result)
+                reason = result.reason if isinstance(result, SampleError) else "writer_error"
+                sample.reject(self.name, reason, f"attempt {attempt}: {type(result).__name__}: {result}")
+                continue
+            sample.findings, sample.impression = result
+            written.append(sample)
+        return written
+
+    def _verify_round(self, written: list[Sample], attempt: int, feedback: dict[str, str]) -> list[Sample]:
+        """Verify the samples written this round; returns those to write again."""
+        extracted = self._extract_all(written)
+        failed = []
+        for sample, entities in zip(written, extracted):
             try:
-                findings, impression = self.writer.write(sample.entities, seed, attempt, feedback=feedback)
+                if isinstance(entities, Exception):
+                    raise entities
+                sample.extracted = entities
+                verdict = self.verifier.check(sample.entities, sample.findings, sample.impression, entities)
             except InfrastructureError:
-                raise  # the shard fails and is redone on rerun: nothing is lost to an outage
-            except Exception as e:  # one bad sample is data, not a crash
-                log.debug("writer failed on %s", sample.sample_id, exc_info=True)
-                reason = e.reason if isinstance(e, SampleError) else "writer_error"
-                sample.reject(self.name, reason, f"attempt {attempt}: {type(e).__name__}: {e}")
-                return
-            sample.findings, sample.impression = findings, impression
-            try:
-                sample.extracted = self.verifier.extract(findings, impression)
-                verdict = self.verifier.check(sample.entities, findings, impression, sample.extracted)
+                raise
             except Exception as e:
                 log.debug("extractor failed on %s", sample.sample_id, exc_info=True)
                 sample.reject(self.name, "extractor_error", f"attempt {attempt}: {type(e).__name__}: {e}")
-                return
+                continue
             if verdict.ok:
-                return
+                continue
             detail = f"{verdict.reason} {verdict.detail}".strip()
+            feedback[sample.sample_id] = detail
             sample.history.append(f"write#{attempt + 1}: {detail}")
-        sample.reject(self.name, "verify_mismatch", f"after {self.max_attempts} attempts: {detail}")
+            failed.append(sample)
+        return failed
+
+    def _extract_all(self, written: list[Sample]) -> list[list[Entity] | Exception]:
+        """The verifier's reading of each report, in one batch; if the batch fails, sample by
+        sample, so one unreadable report is that sample's reject, not the batch's."""
+        reports = [(s.findings, s.impression) for s in written]
+        try:
+            return list(self.verifier.extract_batch(reports))
+        except InfrastructureError:
+            raise
+        except Exception:
+            out: list[list[Entity] | Exception] = []
+            for findings, impression in reports:
+                try:
+                    out.append(self.verifier.extract(findings, impression))
+                except InfrastructureError:
+                    raise
+                except Exception as e:
+                    out.append(e)
+            return out
 
 
 class LabelStage:

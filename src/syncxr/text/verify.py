@@ -54,6 +54,22 @@ class Verifier:
                     out.append(e)
         return out
 
+    def extract_batch(self, reports: list[tuple[str, str]]) -> list[list[Entity]]:
+        """`extract` of many (findings, impression) reports with one batched extractor call."""
+        texts, sections, owner = [], [], []
+        for i, (findings, impression) in enumerate(reports):
+            for section, text in (("findings", findings), ("impression", impression)):
+                if text.strip():
+                    texts.append(text)
+                    sections.append(section)
+                    owner.append(i)
+        out: list[list[Entity]] = [[] for _ in reports]
+        for i, section, found in zip(owner, sections, self.extractor.extract_batch(texts, sections)):
+            for e in found:
+                e.section = e.section or section
+                out[i].append(e)
+        return out
+
     def check(
         self, entities: list[Entity], findings: str, impression: str, extracted: list[Entity] | None = None
     ) -> Verdict:

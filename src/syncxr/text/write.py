@@ -44,6 +44,7 @@ from syncxr.text.mentions import Wording
 from syncxr.text.phrasing import (
     Mention, Nouns, cap, join_list, render, templates_for, word_pattern,
 )
+from syncxr.text.base import WriteOneByOne
 from syncxr.vocab.conflicts import Conflicts, is_negated
 from syncxr.vocab import Concept, Ontology, load_ontology
 
@@ -90,7 +91,7 @@ class _Item:
     woven_into: list["_Item"] = field(default_factory=list)  # for anatomy: findings carrying it
 
 
-class GrammarWriter:
+class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
     backend_id = "grammar-v3"  # bump whenever the wording changes (recorded per sample)
