@@ -53,28 +53,37 @@ def generate(
     config: Path = typer.Option(..., "--config", "-c", help="Generation YAML, e.g. configs/generate/quick.yaml"),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created; rerun the same command to resume)"),
     n: Optional[int] = typer.Option(None, "--n", help="Number of samples (overrides `n` in the config)"),
-    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes (default: all cores)"),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes of the local executor (default: one per GPU, else per core)"),
+    executor: str = typer.Option("local", "--executor", help="local (this machine) | ray (a Ray cluster)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)"),
     overrides: Optional[List[str]] = SetOpt,
     no_card: bool = typer.Option(False, "--no-card", help="Skip writing card.md / card.html"),
 ) -> None:
-    """Generate a SynCXR-style image-report dataset (resumable)."""
+    """Generate a SynCXR-style image-report dataset of --n accepted pairs (resumable)."""
     from syncxr.config import load_config
     from syncxr.pipeline.config import GenerateConfig
-    from syncxr.pipeline.runner import run_generate
+    from syncxr.pipeline.runner import RunFailed, run_generate
     from syncxr.progress import progress_bar
 
     sets = list(overrides or []) + ([f"n={n}"] if n is not None else [])
     cfg = load_config(GenerateConfig, config, sets)
     if workers is not None and workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
-    with progress_bar("generating", total=cfg.n) as update:
-        manifest = run_generate(cfg, out, workers=workers, on_progress=update)
+    try:
+        with progress_bar("generating (accepted pairs)", total=cfg.n) as update:
+            manifest = run_generate(cfg, out, workers=workers, on_progress=update, executor=executor, ray_address=ray_address)
+    except RunFailed as e:
+        err_console.print(f"[bold red]run failed:[/] {escape(str(e))}", highlight=False, markup=True)
+        raise typer.Exit(1) from None
     if not no_card:
         from syncxr.report.card import write_card
 
         write_card(out)
     c = manifest["counts"]
     tp = manifest["throughput_last_run"]
+    if manifest.get("status") == "short":
+        err_console.print(f"[yellow]warning:[/] {c['accepted']} accepted pairs of the {c['requested']} asked for; "
+                          "read the reject reasons in the card", highlight=False)
     console.print(
         f"[green]done[/]: {c['accepted']} accepted, {c['rejected']} rejected -> {out} "
         f"({tp['pairs_per_second'] or '-'} pairs/s this run)"

@@ -15,8 +15,9 @@ with their reasons in `rejects/*.parquet`, never silently drops them.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # RaTE-NER entity types. NON-* are the negated (absent) forms of ABNORMALITY / DISEASE.
@@ -140,6 +141,33 @@ class Sample:
 
     def reject(self, stage: str, reason: str, detail: str = "") -> None:
         self.rejected = Rejection(stage, reason, detail)
+
+    def to_state(self) -> dict[str, Any]:
+        """Every field as JSON-able data (bytes as base64), for the work folder's checkpoints."""
+        state: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("entities", "extracted"):
+                value = [e.to_dict() for e in value]
+            elif f.name == "image_png":
+                value = base64.b64encode(value).decode()
+            elif f.name == "masks":
+                value = {k: base64.b64encode(v).decode() for k, v in value.items()}
+            elif f.name == "rejected":
+                value = None if value is None else [value.stage, value.reason, value.detail]
+            state[f.name] = value
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Sample":
+        """The inverse of `to_state`: `Sample.from_state(s.to_state()) == s`."""
+        kw = dict(state)
+        kw["entities"] = [Entity.from_dict(d) for d in kw["entities"]]
+        kw["extracted"] = [Entity.from_dict(d) for d in kw["extracted"]]
+        kw["image_png"] = base64.b64decode(kw["image_png"])
+        kw["masks"] = {k: base64.b64decode(v) for k, v in kw["masks"].items()}
+        kw["rejected"] = None if kw["rejected"] is None else Rejection(*kw["rejected"])
+        return cls(**kw)
 
 
 def derive_seed(run_seed: int, sample_id: str, purpose: str = "") -> int:

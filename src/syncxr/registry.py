@@ -65,6 +65,12 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unregister(self, name: str) -> None:
+        """Remove a name (plug-ins registered at run time, tests)."""
+        self._require(name)
+        self._targets.pop(name, None)
+        self._loaded.pop(name, None)
+
     # --- looking up ------------------------------------------------------------------------
 
     def names(self) -> list[str]:

@@ -4,6 +4,7 @@ counts. Guards a folder against a second, different config. `cfg` is the generat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import time
@@ -16,12 +17,23 @@ from pydantic import BaseModel
 import pyarrow.parquet as pq
 
 from syncxr import __version__
-from syncxr.config import config_hash
 from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, sha256_file, write_json_atomic
 from syncxr.errors import UserError
 
 MANIFEST = "manifest.json"
 FORMAT = "syncxr-dataset/1"
+
+
+def identity_of(cfg: BaseModel) -> dict[str, Any]:
+    """The config content that defines a dataset (`identity()` when the config has one)."""
+    identity = getattr(cfg, "identity", None)
+    return identity() if callable(identity) else cfg.model_dump(mode="json")
+
+
+def identity_hash(cfg: BaseModel) -> str:
+    """Stable hash of the dataset-defining config (key order independent)."""
+    blob = json.dumps(identity_of(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -55,8 +67,8 @@ def check_folder(cfg: BaseModel, out: Path) -> None:
                 f"{out} exists, is not empty and has no {MANIFEST}: refusing to write a dataset into "
                 f"it. Choose a new --out folder or empty this one."
             )
-    elif old.get("config_hash") != config_hash(cfg):
-        changes = _diff(old.get("config", {}), cfg.model_dump(mode="json"))
+    elif old.get("config_hash") != identity_hash(cfg):
+        changes = _diff(old.get("config", {}), identity_of(cfg))
         shown = "\n  ".join(changes[:12]) or "(config hash differs)"
         raise UserError(
             f"{out} holds a dataset made with a different config; resuming would mix two datasets.\n"
@@ -71,8 +83,9 @@ def start_manifest(cfg: BaseModel, out: Path) -> None:
     manifest = {
         "format": FORMAT,
         "status": "running",
-        "config_hash": config_hash(cfg),
-        "config": cfg.model_dump(mode="json"),
+        "config_hash": identity_hash(cfg),
+        "config": identity_of(cfg),
+        "executor": cfg.model_dump(mode="json").get("executor"),
         "versions": _versions(),
         "started": (old or {}).get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -115,9 +128,14 @@ def finish_manifest(cfg: BaseModel, out: Path, plan_info: dict, throughput: dict
     manifest = read_manifest(out) or {}
     manifest.update(
         {
-            "status": "complete",
+            "status": "complete" if n_ok >= getattr(cfg, "n") else "short",
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "counts": {"requested": cfg.n, "accepted": n_ok, "rejected": sum(rejects.values())},
+            "counts": {
+                "requested": getattr(cfg, "n"),  # accepted pairs asked for
+                "accepted": n_ok,
+                "rejected": sum(rejects.values()),
+                "planned": plan_info.get("planned"),
+            },
             "rejects_by_reason": dict(sorted(rejects.items())),
             "shards": shards,
             "plan": plan_info,

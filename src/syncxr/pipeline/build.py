@@ -83,6 +83,16 @@ def validate_backends(cfg: GenerateConfig) -> None:
             raise UserError(f"{e} (config: {where})") from None
 
 
+def preflight(cfg: GenerateConfig) -> None:
+    """Cheap checks that need the outside world (a server's credentials, reachability), run in
+    the parent before any work: a factory may offer `preflight(options)`, which raises a
+    UserError (exit 2) naming what to fix. Builds no model."""
+    for kind, name, options in chosen_backends(cfg):
+        hook = getattr(BACKENDS[kind].get(name), "preflight", None)
+        if callable(hook):
+            hook(options)
+
+
 def _section(kind: str) -> str:
     return {"extractor": "extract", "writer": "write", "generator": "image"}[kind]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -81,9 +82,42 @@ class QCConfig(_Section):
     heuristics: bool = True
 
 
+class EarlyStopConfig(_Section):
+    """Stop a run that cannot succeed: after `after_shards` shards, an accept rate below
+    `min_accept_rate` ends the run with the reject reasons (0 disables)."""
+
+    after_shards: int = Field(default=2, ge=1)
+    min_accept_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class StageResources(_Section):
+    """Ray resources of one stage (ignored by the local executor)."""
+
+    num_gpus: float = Field(default=0.0, ge=0.0)
+    num_cpus: float = Field(default=0.5, gt=0.0)  # fractional: whole-CPU actors deadlock small clusters
+    concurrency: int = Field(default=1, ge=1)  # actors in the stage's pool
+    batch_size: Optional[int] = Field(default=None, ge=1)  # None = the run's batch_size
+
+
+class ExecutorConfig(_Section):
+    """How the stages are run. It never changes the bytes of a dataset, so it is not part of the
+    dataset's identity: a run may be resumed with another executor or other resources."""
+
+    stages: dict[str, StageResources] = Field(default_factory=dict)  # by stage name: write, label, image
+
+    def resources(self, stage: str) -> StageResources:
+        return self.stages.get(stage, StageResources())
+
+
+# Config sections that do not change what is generated (left out of the dataset's identity).
+NOT_IDENTITY = {"executor"}
+
+
 class GenerateConfig(_Section):
     seed: int = 0
-    n: int = Field(default=2000, ge=1)
+    n: int = Field(default=2000, ge=1)  # accepted pairs wanted
+    # Plan n * (1 + plan_margin) samples so that rejects still leave n accepted pairs.
+    plan_margin: float = Field(default=0.1, ge=0.0, le=3.0)
     shard_size: int = Field(default=500, ge=1)
     batch_size: int = Field(default=64, ge=1)
     ontology: Optional[str] = None  # path to an ontology YAML; None = bundled
@@ -93,6 +127,17 @@ class GenerateConfig(_Section):
     verify: VerifyConfig = Field(default_factory=VerifyConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     qc: QCConfig = Field(default_factory=QCConfig)
+    early_stop: EarlyStopConfig = Field(default_factory=EarlyStopConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+
+    @property
+    def n_planned(self) -> int:
+        """Samples in the plan: n plus the margin for rejects."""
+        return self.n + int(math.ceil(round(self.n * self.plan_margin, 6)))  # round: 700 * 0.1 is 70.00000000000001
+
+    def identity(self) -> dict[str, Any]:
+        """What defines the dataset's content (the config minus how it is run)."""
+        return self.model_dump(mode="json", exclude=NOT_IDENTITY)
 
     @model_validator(mode="after")
     def _exact_means_no_filler(self) -> "GenerateConfig":

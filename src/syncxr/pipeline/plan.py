@@ -46,11 +46,14 @@ def reference_counts(cfg: GenerateConfig) -> dict[str, int] | None:
     return {k: v for k, v in counts.items() if k in known}
 
 
-def make_plan(cfg: GenerateConfig) -> tuple[list[str], dict[str, Any]]:
-    """Returns (per-sample JSON entity lists, info for the manifest/card)."""
+def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tuple[list[str], dict[str, Any]]:
+    """Returns (per-sample JSON entity lists, info for the manifest/card) for `n` samples
+    (default: cfg.n_planned). `stream` names an independent random stream (the top-up round's)."""
     from syncxr.pipeline.build import ontology_of
+    from syncxr.records import derive_seed
     from syncxr.text.sample import BalancedSampler
 
+    n = cfg.n_planned if n is None else n
     ontology = ontology_of(cfg)
     counts = reference_counts(cfg)
     sampler = BalancedSampler(
@@ -59,15 +62,15 @@ def make_plan(cfg: GenerateConfig) -> tuple[list[str], dict[str, Any]]:
         m=_range(cfg.entities.m),
         tau_max=cfg.entities.tau_max,
         counts=counts,
-        seed=cfg.seed,
+        seed=derive_seed(cfg.seed, "plan", stream) if stream else cfg.seed,
     )
     if sampler.tau_max is None:
-        sampler.tau_max = sampler.auto_tau(cfg.n)
+        sampler.tau_max = sampler.auto_tau(n)  # caps sized for the whole plan, margin included
     # Sample in chunks and keep only compact JSON: the sampler continues one sequence across calls,
     # so this is the same plan as one call, with a fraction of the peak memory.
     plan: list[str] = []
-    for start in range(0, cfg.n, PLAN_CHUNK):
-        sets = sampler.sample(min(PLAN_CHUNK, cfg.n - start))  # PoolExhausted (a UserError) explains
+    for start in range(0, n, PLAN_CHUNK):
+        sets = sampler.sample(min(PLAN_CHUNK, n - start))  # PoolExhausted (a UserError) explains
         plan.extend(json.dumps([e.to_dict() for e in ents], separators=(",", ":")) for ents in sets)
     usage = Counter(sampler.usage)
     info = {

@@ -1,0 +1,148 @@
+"""The runner's contract: n accepted pairs, failures that lose nothing, resume from the work
+folder, a locked folder, and shards that are checked before they are trusted."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from syncxr.config import load_config
+from syncxr.data.shards import sha256_file
+from syncxr.errors import InfrastructureError, SampleError, UserError
+from syncxr.pipeline.config import GenerateConfig
+from syncxr.pipeline.lock import FolderLock
+from syncxr.pipeline.runner import RunFailed, run_generate
+from syncxr.text.base import WRITERS
+from syncxr.text.write import GrammarWriter
+
+BASE = [
+    "entities.source=ontology", "image.size=128", "qc.enabled=false", "shard_size=10",
+    "batch_size=4", "write.backend=test-writer", "early_stop.min_accept_rate=0",
+]
+CALLS: list[int] = []  # seeds the test writer was asked for, across a test
+FAIL: dict[str, object] = {}  # what the test writer should do now
+
+
+class FlakyWriter(GrammarWriter):
+    """The grammar writer, plus: rejects ~30% of samples (a content failure), and raises an
+    infrastructure failure for `FAIL["infra_at"]` attempt-0 seeds while FAIL is set."""
+
+    backend_id = "grammar-test"
+
+    def write(self, entities, seed, attempt=0, feedback=""):
+        CALLS.append(seed)
+        if FAIL.get("infra") and seed % 7 == 0:
+            raise InfrastructureError("LLM server unreachable after 3 retries")
+        if seed % 10 < 3:
+            raise SampleError("test content failure")
+        return super().write(entities, seed, attempt, feedback)
+
+
+@pytest.fixture(autouse=True)
+def test_writer():
+    WRITERS.register("test-writer")(FlakyWriter)
+    CALLS.clear()
+    FAIL.clear()
+    yield
+    WRITERS.unregister("test-writer")
+
+
+def cfg(*extra: str) -> GenerateConfig:
+    return load_config(GenerateConfig, None, BASE + list(extra))
+
+
+def hashes(out: Path) -> dict[str, str]:
+    return {str(p.relative_to(out)): sha256_file(p) for sub in ("shards", "rejects") for p in sorted((out / sub).glob("*.parquet"))}
+
+
+def rows(out: Path, column: str) -> list:
+    return [v for p in sorted((out / "shards").glob("*.parquet")) for v in pq.read_table(p, columns=[column]).column(column).to_pylist()]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run of n=45 accepted pairs."""
+    WRITERS.register("test-writer")(FlakyWriter)
+    try:
+        out = tmp_path_factory.mktemp("ref") / "ds"
+        manifest = run_generate(cfg("n=45"), out, workers=1)
+    finally:
+        WRITERS.unregister("test-writer")
+    return out, manifest
+
+
+def test_n_counts_accepted_pairs_in_sample_order(reference):
+    out, manifest = reference
+    ids = rows(out, "index")
+    assert len(ids) == 45 == manifest["counts"]["accepted"] and manifest["status"] == "complete"
+    assert ids == sorted(ids) and manifest["counts"]["rejected"] > 0
+    rejected = [i for p in sorted((out / "rejects").glob("*.parquet")) for i in pq.read_table(p).column("index").to_pylist()]
+    assert max(rejected) < max(ids)  # rejects past the last kept pair are not counted
+    assert sorted(ids + rejected) == list(range(max(ids) + 1))  # every sample up to the cut is accounted for
+    assert not (out / "work").exists()
+
+
+def test_short_plan_gets_one_deterministic_top_up_round(tmp_path):
+    m1 = run_generate(cfg("n=30", "plan_margin=0"), tmp_path / "a", workers=1)
+    m2 = run_generate(cfg("n=30", "plan_margin=0"), tmp_path / "b", workers=1)
+    assert m1["counts"]["accepted"] == 30 and m1["plan"]["top_up"]["samples"] > 0
+    assert hashes(tmp_path / "a") == hashes(tmp_path / "b")
+
+
+def test_infrastructure_failure_fails_the_shard_and_the_rerun_loses_nothing(reference, tmp_path):
+    out = tmp_path / "ds"
+    FAIL["infra"] = True
+    with pytest.raises(RunFailed, match="rerun the same command"):
+        run_generate(cfg("n=45"), out, workers=1)
+    assert len(hashes(out)) < len(hashes(reference[0]))  # the failed shard left no final file
+    FAIL.clear()
+    run_generate(cfg("n=45"), out, workers=1)
+    assert hashes(out) == hashes(reference[0])
+
+
+def test_a_later_stage_failure_does_not_repeat_the_writer(reference, tmp_path, monkeypatch):
+    from syncxr.image import stage as image_stage
+
+    out = tmp_path / "ds"
+    real = image_stage.ImageStage.process
+
+    def broken(self, batch):
+        raise InfrastructureError("CUDA out of memory at batch size 1")
+
+    monkeypatch.setattr(image_stage.ImageStage, "process", broken)
+    with pytest.raises(RunFailed):
+        run_generate(cfg("n=45"), out, workers=1)
+    assert (out / "work" / "shard-00000" / "after-label.json").is_file()
+    written = len(CALLS)
+    monkeypatch.setattr(image_stage.ImageStage, "process", real)
+    manifest = run_generate(cfg("n=45"), out, workers=1)
+    assert manifest["throughput_last_run"]["resumed_from_work_folder"] == ["label"]
+    assert hashes(out) == hashes(reference[0])
+    first_run_seeds = set(CALLS[:written])
+    assert not first_run_seeds & set(CALLS[written:])  # shard 0's reports were not written again
+
+
+def test_a_locked_folder_is_refused(tmp_path):
+    out = tmp_path / "ds"
+    out.mkdir()
+    with FolderLock(out):
+        with pytest.raises(UserError, match="being written by another syncxr run"):
+            run_generate(cfg("n=12"), out, workers=1)
+
+
+def test_damaged_or_swapped_shards_are_redone(reference, tmp_path):
+    out = tmp_path / "ds"
+    shutil.copytree(reference[0], out)
+    shards = sorted((out / "shards").glob("*.parquet"))
+    shards[0].write_bytes(shards[0].read_bytes()[:300])  # truncated
+    shutil.copy(shards[2], shards[1])  # another shard's content under this name
+    run_generate(cfg("n=45"), out, workers=1)
+    assert hashes(out) == hashes(reference[0])
+
+
+def test_a_run_that_cannot_succeed_stops_early_with_the_reasons(tmp_path):
+    with pytest.raises(UserError, match=r"stopping early: the first 2 shards accepted \d+ of 20 .*write:sample_error"):
+        run_generate(cfg("n=20", "early_stop.min_accept_rate=0.9"), tmp_path / "ds", workers=1)
