@@ -89,6 +89,7 @@ def test_short_plan_gets_one_deterministic_top_up_round(tmp_path):
     m1 = run_generate(cfg("n=30", "plan_margin=0"), tmp_path / "a", workers=1)
     m2 = run_generate(cfg("n=30", "plan_margin=0"), tmp_path / "b", workers=1)
     assert m1["counts"]["accepted"] == 30 and m1["plan"]["top_up"]["samples"] > 0
+    assert m2["counts"] == m1["counts"] and m2["plan"]["top_up"] == m1["plan"]["top_up"]
     assert hashes(tmp_path / "a") == hashes(tmp_path / "b")
 
 
