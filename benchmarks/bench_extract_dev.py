@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--hold-out", type=int, default=4, help="fold never shown by --errors")
     ap.add_argument("--errors", default="", help="list false positives/negatives of FINDING (other folds only)")
+    ap.add_argument("--train", action="store_true", help="score only the folds rules are tuned on")
     args = ap.parse_args()
     with open(args.dev, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -128,6 +129,11 @@ def main() -> None:
         show_errors(gold, pred, ents, args.errors, folds, args.hold_out)
         return
     print(f"dev set: {args.dev} ({len(rows)} reports, {len(gold)} coded)\n")
+    if args.train:
+        gold = [g for g in gold if folds[g["uid"]] != args.hold_out]
+        print(f"tuning folds only ({len(gold)} coded reports; fold {args.hold_out} left out)")
+        table(gold, pred)
+        return
     table(gold, pred)
     print(f"\nper fold (seed {args.seed}; fold {args.hold_out} held out from rule tuning):")
     scores = {1: [], 0: []}

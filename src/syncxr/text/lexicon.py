@@ -43,7 +43,7 @@ ATTRIBUTE_WORDS: dict[str, tuple[tuple[str, str], ...]] = {
     "biapical": (("laterality", "bilateral"), ("zone", "upper")),
     **{
         w: (("severity", "mild"),)
-        for w in ("trace", "minimal", "minimally", "small", "mild", "mildly", "tiny", "slight", "slightly", "subtle", "minor")
+        for w in ("trace", "minimal", "minimally", "small", "mild", "mildly", "tiny", "slight", "slightly", "subtle", "minor", "borderline")
     },
     **{w: (("severity", "moderate"),) for w in ("moderate", "moderately")},
     **{
@@ -81,8 +81,15 @@ def tokenize(text_lower: str, start: int = 0, end: int | None = None) -> list[tu
 
 
 def literal_words(patterns: list[str]) -> frozenset[str]:
-    """Every word written literally in some regex: a match can only start at one of them."""
-    return frozenset(w for p in patterns for w in re.findall(r"[a-z0-9]+", p.lower()))
+    """Every word written literally in some regex: a match can only start at one of them. A word
+    whose last letter is optional ("suggests?") is listed in both forms."""
+    words = set()
+    for p in patterns:
+        for w in re.findall(r"[a-z0-9]+\??", p.lower()):
+            words.add(w.rstrip("?"))
+            if w.endswith("?"):
+                words.add(w[:-2])
+    return frozenset(words)
 
 
 def scan_at_words(

@@ -42,6 +42,10 @@ from syncxr.text.lexicon import literal_words, scan_at_words, tokenize
 NEG_F, NEG_B, NEG_BI = "neg_f", "neg_b", "neg_bi"
 UNC_F, UNC_B, UNC_BI = "unc_f", "unc_b", "unc_bi"
 PSEUDO, TERM = "pseudo", "term"
+# Links from one finding to the diagnosis it would mean ("opacity to suggest pneumonia"): they carry
+# a negation of what precedes them onto what follows ("no opacity to suggest pneumonia"); alone,
+# LINK_UNC hedges what follows and LINK does nothing ("opacity consistent with pneumonia").
+LINK, LINK_UNC = "link", "link_unc"
 
 _BE = r"(?:is|are|was|were|has been|have been)"
 _SEEN = r"(?:seen|identified|visualized|visualised|appreciated|present|evident|demonstrated|noted|detected|visible|apparent)"
@@ -54,6 +58,12 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"not (?:only|necessarily|changed|significantly changed)", PSEUDO),
     (r"no longer (?:intubated)", PSEUDO),
     (r"gram[- ]negative", PSEUDO),
+    # links (see LINK): longer than the hedges they contain ("to suggest" before "suggest")
+    (r"(?:to|that would) (?:suggest|indicate|represent|be consistent with|explain)", LINK_UNC),
+    (r"(?:suggestive|suspicious|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
+    (r"(?:to )?suggesting", LINK_UNC),
+    (r"(?:consistent|compatible) with", LINK),
+    (r"diagnostic of", LINK),
     # forward negation
     (r"no", NEG_F),
     (r"not", NEG_F),
@@ -94,20 +104,15 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"could", UNC_F),
     (r"questionable", UNC_F),
     (r"question of", UNC_F),
-    (r"suspicious (?:for|of)", UNC_F),
-    (r"concerning for", UNC_F),
     (r"concern for", UNC_F),
-    (r"worrisome for", UNC_F),
-    (r"suggestive of", UNC_F),
-    (r"suggesting", UNC_F),
-    (r"suggests?", UNC_F),
+    (r"suggest", UNC_F),
+    (r"suggests", UNC_F),
     (r"(?:cannot|can not|can't|could not) (?:entirely |completely |definitely )?(?:exclude|rule out)", UNC_F),
     (r"possibility of", UNC_F),
     (r"differential (?:diagnosis )?(?:includes|would include|of)", UNC_F),
     (r"versus", UNC_F),
     (r"vs", UNC_F),
     (r"equivocal", UNC_F),
-    (r"borderline", UNC_F),
     (r"suspected", UNC_F),
     (r"presumed", UNC_F),
     (r"presumably", UNC_F),
@@ -142,14 +147,18 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"and(?= (?:the|there|a|an|is|are)\b)", TERM),
 ]
 
-_FORWARD = {NEG_F: ABSENT, NEG_BI: ABSENT, UNC_F: UNCERTAIN, UNC_BI: UNCERTAIN}
+_FORWARD = {NEG_F: ABSENT, NEG_BI: ABSENT, UNC_F: UNCERTAIN, UNC_BI: UNCERTAIN, LINK_UNC: UNCERTAIN}
 _BACKWARD = {NEG_B: ABSENT, NEG_BI: ABSENT, UNC_B: UNCERTAIN, UNC_BI: UNCERTAIN}
 
+# De-identification tokens ("No XXXX of pleural effusion"): a removed word of unknown role, never
+# read as a trigger and transparent to list and scope rules.
+DEID_WORDS = frozenset(("xxxx",))
 # Words allowed between two mentions of one list ("effusion, or small left pneumothorax").
 LIST_WORDS = frozenset(
     "and or nor the a an any of in at on within both either acute focal new definite large small "
-    "moderate mild left right bilateral sided significant other residual overt frank discrete".split()
-)
+    "moderate mild left right bilateral sided significant other residual overt frank discrete "
+    "visible visualized appreciable evident obvious gross suspicious".split()
+) | DEID_WORDS
 # Words that make a list member affirmative after a comma / "and" join ("no pneumothorax, mild
 # cardiomegaly"): severity and size words plus change-over-time words.
 AFFIRMATIVE = frozenset(
@@ -161,13 +170,13 @@ AFFIRMATIVE = frozenset(
 )
 SIDE_WORDS = frozenset("left right bilateral bilaterally bibasilar bibasal biapical both leftsided rightsided".split())
 # Verbs after a list member make it a statement of its own ("no effusion, pneumothorax is seen").
-VERB_WORDS = frozenset(
-    "is are was were be been has have seen noted present identified demonstrated visualized appreciated "
-    "evident remains remain appears appear persist shows show demonstrates".split()
-)
+# Between two members only the finite verbs count: a participle there is an adjective of the next
+# member ("no large effusion or visualized pneumothorax").
+FINITE_VERBS = frozenset("is are was were be been has have remains remain appears appear persist persists shows show demonstrates".split())
+VERB_WORDS = FINITE_VERBS | frozenset("seen noted present identified demonstrated visualized appreciated evident".split())
 _OR_JOIN = frozenset(("or", "nor"))
 _AND_JOIN = frozenset(("and", "plus"))
-ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split())
+ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split()) | DEID_WORDS
 
 
 _PUNCT = {";", ":", r"\?(?=\s*[a-z])", r"(?<=[a-z])\?"}
@@ -262,8 +271,25 @@ def assert_mentions(
                     break
                 offer(j, t.start - spans[j].end, _BACKWARD[t.kind])
                 last = j
+    for t in triggers:
+        if t.kind in (LINK, LINK_UNC) and _negated_before(t, spans, findings, triggers, result):
+            stop = min((x.start for x in terms if x.start >= t.end), default=float("inf"))
+            for i in forward_scope(spans, t.end, stop, gap_words, text_lower):
+                best[i], result[i] = -1.0, ABSENT
     _alternatives(spans, findings, result, gap_words)
     return result
+
+
+def _negated_before(link: Trigger, spans: list[Span], findings: list[int], triggers: list[Trigger], result: list[str]) -> bool:
+    """True when the words before a link are negated: its nearest finding in the same clause is
+    absent ("no opacity to suggest pneumonia"), or a forward negation reaches it over no finding
+    ("no evidence to suggest pneumonia")."""
+    terms = [x for x in triggers if x.kind == TERM and x.end <= link.start]
+    floor = terms[-1].end if terms else -1
+    before = [i for i in findings if floor <= spans[i].start and spans[i].end <= link.start]
+    if before:
+        return result[before[-1]] == ABSENT
+    return any(x.kind == NEG_F and floor <= x.start and x.end <= link.start for x in triggers)
 
 
 def forward_scope(spans: list[Span], start: int, stop: float, gap_words: GapWords, text_lower: str) -> list[int]:
@@ -289,7 +315,7 @@ def _joins(
     """True when `cur` continues the list `prev` belongs to (see `forward_scope`)."""
     words = gap_words(prev.end, cur.start)
     comma = "," in text_lower[prev.end : cur.start] or "/" in text_lower[prev.end : cur.start]
-    if VERB_WORDS.intersection(words):
+    if FINITE_VERBS.intersection(words):
         return False
     if _OR_JOIN.intersection(words):
         return True  # negation distributes over "or": "no pneumothorax or large effusion"
@@ -297,6 +323,8 @@ def _joins(
         return False
     if not (comma or _AND_JOIN.intersection(words)):
         return False  # juxtaposed mentions: two statements run together
+    if comma and _closes_with_or(cur, later, spans, gap_words):
+        return True  # "no consolidation, large effusion, or pneumothorax": one negated list
     own = text_lower[cur.start : cur.end].split()[:1]  # "increased interstitial markings" is one phrase
     if AFFIRMATIVE.intersection(words) or AFFIRMATIVE.intersection(own):
         return False
