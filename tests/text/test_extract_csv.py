@@ -43,14 +43,15 @@ def test_happy_path(tmp_path, x):
     out = tmp_path / "out" / "labels.csv"
     stats = extract_csv(src, ["findings", "impression"], "study_id", out, extractor=x)
     rows = read_csv(out)
-    assert list(rows[0]) == ["study_id", *CHEXPERT14_SNAKE, "entities"]
+    assert list(rows[0]) == ["study_id", *CHEXPERT14_SNAKE, "no_finding_chexpert", "entities"]
     assert [r["study_id"] for r in rows] == ["s1", "s2", "s3", "s4"]
     s1, s2, s3, s4 = rows
-    assert (s1["pleural_effusion"], s1["pneumothorax"], s1["no_finding"], s1["edema"]) == ("1.0", "0.0", "", "")
+    assert (s1["pleural_effusion"], s1["pneumothorax"], s1["no_finding"], s1["edema"]) == ("1.0", "0.0", "0.0", "")
+    assert s1["no_finding_chexpert"] == ""
     ents = json.loads(s1["entities"])
     assert [(e["name"], e["section"]) for e in ents] == [("pleural_effusion", "findings"), ("pneumothorax", "findings")]
     assert ents[0]["attributes"] == {"laterality": "left", "severity": "mild"}
-    assert s2["no_finding"] == "1.0"
+    assert s2["no_finding"] == s2["no_finding_chexpert"] == "1.0"
     assert all(s3[k] == "" for k in CHEXPERT14_SNAKE) and json.loads(s3["entities"]) == []
     assert s4["pneumonia"] == "-1.0"
     assert {e["name"] for e in json.loads(s4["entities"])} == {"pneumonia", "right_lower_lobe"}

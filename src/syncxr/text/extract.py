@@ -53,6 +53,19 @@ from syncxr.vocab import Concept, Ontology, load_ontology
 
 FINDING_TYPES = ("ABNORMALITY", "DISEASE")
 
+# EXPLAINED_NODULE: radiologists describe a density as nodular and, in the same sentence, say what
+# it is: "nodular densities consistent with prior granulomatous disease", "nodular opacity, probably
+# a calcified granuloma", "nodular density ... secondary to soft tissue overlap", "... may represent
+# the nipple". Such a density is not called a nodule: it is read as a density (Lung Opacity). A
+# lesion the radiologist calls a nodule stays a nodule ("8 mm nodule, likely a granuloma").
+NODULE, OPACITY = "nodule", "lung_opacity"
+_NODULAR = re.compile(r"nodular")
+GRANULOMATOUS = frozenset(("granuloma", "tuberculosis"))
+PSEUDONODULE_WORDS = frozenset(
+    "nipple nipples artifact artifactual telemetry overlap overlapping overlay superimposed superimposition "
+    "summation scapular scapula costochondral".split()
+)
+
 # Separators between the modifiers of two list members ("left effusion and right pneumothorax").
 _SEPARATOR = re.compile(r",|;|/|\b(?:and|or|nor|with|plus|versus|vs|while|as well as)\b")
 # Terminators that also end an attribute clause (the rest only end a negation scope).
@@ -139,9 +152,23 @@ class LexiconExtractor:
         ]
         assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True), low)
         attrs = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
+        concepts = self._explained(matches, concepts, set(sent.norms), low)
         return [
             _Mention(m, c, a if c.type in FINDING_TYPES else PRESENT, at, index)
             for m, c, a, at in zip(matches, concepts, assertions, attrs)
+        ]
+
+    def _explained(self, matches: list[Match], concepts: list[Concept], words: set[str], low: str) -> list[Concept]:
+        """A nodular density the same sentence explains is a density (`EXPLAINED_NODULE`)."""
+        opacity = self.lexicon.concepts.get(OPACITY)
+        if opacity is None or not any(c.name == NODULE for c in concepts):
+            return concepts
+        names = {c.name for c in concepts}
+        if not (names & GRANULOMATOUS or words & PSEUDONODULE_WORDS):
+            return concepts
+        return [
+            opacity if c.name == NODULE and _NODULAR.search(low, m.start, m.end) else c
+            for m, c in zip(matches, concepts)
         ]
 
 

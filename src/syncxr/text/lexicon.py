@@ -30,7 +30,9 @@ TOKEN_RE = re.compile(r"[a-z0-9]+")
 MIN_TYPO_LEN = 7
 # Ordinary report words one edit away from a lexicon word: never "corrected" ("interval" is not
 # a typo of "internal").
-NEVER_CORRECT = frozenset("interval intervals ventral arterial partial central lateral mineral neutral".split())
+NEVER_CORRECT = frozenset(
+    "interval intervals ventral arterial partial central lateral mineral neutral injection injections".split()
+)
 ATTR_ONLY = ""  # concept id of attribute-only phrases ("upper lung zone")
 
 # Attribute words (normalised tokens) -> (kind, value) pairs. Values are vocab.LATERALITY /

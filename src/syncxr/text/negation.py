@@ -58,6 +58,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"not (?:only|necessarily|changed|significantly changed)", PSEUDO),
     (r"no longer (?:intubated)", PSEUDO),
     (r"gram[- ]negative", PSEUDO),
+    (r"(?:age[- ]indeterminate|of indeterminate age|indeterminate age)", PSEUDO),  # a definite finding of unknown age
     # links (see LINK): longer than the hedges they contain ("to suggest" before "suggest")
     (r"(?:to|that would) (?:suggest|indicate|represent|be consistent with|explain)", LINK_UNC),
     (r"(?:suggestive|suspicious|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
@@ -79,12 +80,19 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"no longer", NEG_F),
     (r"rather than", NEG_F),
     (r"(?:has|have) been ruled out", NEG_B),
+    # hypotheticals: advice and limits of the study, not findings ("if there is concern for fracture",
+    # "symptoms of infection", "fractures may not be demonstrated")
+    (r"if (?:there (?:is|are) )?(?:clinical )?(?:concern|suspicion|question) (?:for|of)", NEG_F),
+    (r"(?:signs|symptoms) of", NEG_F),
+    (r"(?:could|may|might|can) (?:obscure|hide|mask)", NEG_F),
+    (r"may not be (?:demonstrated|seen|visualized|visible|detected|apparent|evident)", NEG_B),
     # backward negation
     (rf"{_BE} not {_SEEN}", NEG_B),
     (rf"{_BE} no longer {_SEEN}", NEG_B),
     (rf"not {_SEEN}", NEG_B),
     (rf"no longer {_SEEN}", NEG_B),
     (rf"{_BE} (?:now )?(?:absent|gone)", NEG_B),
+    (r"(?:is|are|appears?|remains?) (?:within (?:the )?(?:normal limits|limits of normal)|normal|unremarkable)", NEG_B),
     (r"(?:has|have) (?:since |now |completely |nearly |almost )?(?:resolved|cleared|disappeared)", NEG_B),
     (r"(?:has|have) (?:since |now )?been removed", NEG_B),
     (r"(?:was|were|is|are) removed", NEG_B),
@@ -119,14 +127,15 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"indeterminate", UNC_F),
     (r"uncertain", UNC_F),
     (r"not certain", UNC_F),
-    (r"(?:rule out|r/o|evaluate for|assess for)", UNC_F),
+    (r"(?:rule out|r/o|evaluate for|assess for|to exclude|to identify|to detect)", UNC_F),
     (r"\?(?=\s*[a-z])", UNC_F),
     (r"difficult to (?:exclude|rule out)", UNC_BI),
     # backward uncertainty
     (r"(?:cannot|can not|can't|could not|may not) (?:be )?(?:entirely |completely |definitely )?(?:excluded|ruled out)", UNC_B),
     (rf"{_BE} not (?:entirely |completely )?(?:excluded|ruled out)", UNC_B),
     (r"not (?:excluded|ruled out)", UNC_B),
-    (rf"{_BE} (?:also |more )?(?:possible|likely|suspected|questioned|a consideration|considered|not excluded)", UNC_B),
+    (rf"{_BE} (?:also |more )?(?:possible|likely|suspected|questioned|a consideration|another consideration|considered|not excluded)", UNC_B),
+    (r"alternatively", UNC_F),
     (r"(?<=[a-z])\?", UNC_B),
     # terminators
     (r";", TERM),
@@ -339,7 +348,7 @@ def _followed_by_verb(cur: Span, later: list[int], spans: list[Span], gap_words:
     """'..., pneumothorax is seen': a verb right after the member (before the next mention)."""
     end = spans[later[0]].start if later else cur.end + 40
     words = gap_words(cur.end, end)[:2]
-    return bool(words) and (words[0] in VERB_WORDS or (words[0] in ("also", "now") and VERB_WORDS.intersection(words)))
+    return bool(words) and (words[0] in FINITE_VERBS or (words[0] in ("also", "now") and FINITE_VERBS.intersection(words)))
 
 
 def _closes_with_or(cur: Span, later: list[int], spans: list[Span], gap_words: GapWords) -> bool:
