@@ -60,6 +60,11 @@ FINDING_TYPES = ("ABNORMALITY", "DISEASE")
 # lesion the radiologist calls a nodule stays a nodule ("8 mm nodule, likely a granuloma").
 NODULE, OPACITY = "nodule", "lung_opacity"
 _NODULAR = re.compile(r"nodular")
+# Anatomy outside the lung (see `_outside_lung`). Ribs, clavicles, the heart and the soft tissues
+# are left out: they locate lung opacities too ("opacity overlying the left 5th rib", "retrocardiac
+# opacity", "soft tissue density over the left upper chest").
+EXTRAPULMONARY = frozenset(("mediastinum", "spine", "sternum", "aorta", "stomach", "shoulders", "trachea"))
+PROJECTED = frozenset("over overlying projecting projected projects surrounding overlies".split())
 GRANULOMATOUS = frozenset(("granuloma", "tuberculosis"))
 PSEUDONODULE_WORDS = frozenset(
     "nipple nipples artifact artifactual telemetry overlap overlapping overlay superimposed superimposition "
@@ -151,24 +156,28 @@ class LexiconExtractor:
             for m, c in zip(matches, concepts)
         ]
         assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True), low)
-        attrs = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
-        concepts = self._explained(matches, concepts, set(sent.norms), low)
+        attrs, bound = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
+        concepts = self._explained(matches, concepts, assertions, set(sent.norms), low)
         return [
             _Mention(m, c, a if c.type in FINDING_TYPES else PRESENT, at, index)
-            for m, c, a, at in zip(matches, concepts, assertions, attrs)
+            for i, (m, c, a, at) in enumerate(zip(matches, concepts, assertions, attrs))
+            if not _outside_lung(sent, i, concepts, bound.get(i, []))
         ]
 
-    def _explained(self, matches: list[Match], concepts: list[Concept], words: set[str], low: str) -> list[Concept]:
-        """A nodular density the same sentence explains is a density (`EXPLAINED_NODULE`)."""
+    def _explained(
+        self, matches: list[Match], concepts: list[Concept], assertions: list[str], words: set[str], low: str
+    ) -> list[Concept]:
+        """A nodular density the same sentence explains is a density (`EXPLAINED_NODULE`); negated
+        mentions explain nothing and are left as they are."""
         opacity = self.lexicon.concepts.get(OPACITY)
         if opacity is None or not any(c.name == NODULE for c in concepts):
             return concepts
-        names = {c.name for c in concepts}
+        names = {c.name for c, a in zip(concepts, assertions) if a != ABSENT}
         if not (names & GRANULOMATOUS or words & PSEUDONODULE_WORDS):
             return concepts
         return [
-            opacity if c.name == NODULE and _NODULAR.search(low, m.start, m.end) else c
-            for m, c in zip(matches, concepts)
+            opacity if c.name == NODULE and a != ABSENT and _NODULAR.search(low, m.start, m.end) else c
+            for m, c, a in zip(matches, concepts, assertions)
         ]
 
 
@@ -241,8 +250,22 @@ def _resolve(found: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def _bind_attributes(sent: _Sentence, concepts: list[Concept], clauses: list[tuple[int, int]]) -> list[dict[str, str]]:
-    """Attributes of each finding from its own modifier words, then from the anatomy bound to it."""
+def _outside_lung(sent: _Sentence, i: int, concepts: list[Concept], bound: list[int]) -> bool:
+    """EXTRAPULMONARY: a density projected only over structures outside the lung ("density
+    overlying the mediastinum", "opacity projecting over the spine") is not a lung finding."""
+    if concepts[i].name != OPACITY or not bound:
+        return False
+    if not all(concepts[k].name in EXTRAPULMONARY for k in bound):
+        return False
+    m, a = sent.matches[i], sent.matches[bound[0]]
+    return a.start > m.end and bool(PROJECTED.intersection(sent.words(m.end, a.start)))
+
+
+def _bind_attributes(
+    sent: _Sentence, concepts: list[Concept], clauses: list[tuple[int, int]]
+) -> tuple[list[dict[str, str]], dict[int, list[int]]]:
+    """Attributes of each finding from its own modifier words, then from the anatomy bound to it;
+    and the anatomy bound to each finding (finding index -> anatomy indices)."""
     matches, low = sent.matches, sent.low
     n = len(matches)
     clause_starts = [s for s, _ in clauses]
@@ -275,7 +298,7 @@ def _bind_attributes(sent: _Sentence, concepts: list[Concept], clauses: list[tup
         for kind, value in from_anatomy.items():
             attrs.setdefault(kind, value)
         out.append({k: v for k, v in attrs.items() if k in concepts[i].attributes})
-    return out
+    return out, bound
 
 
 def _post_words(sent: _Sentence, i: int, finding: list[bool], clause_of: list[int], ce: int) -> list[str]:
