@@ -76,6 +76,7 @@ def read(x, text):
         ("Moderate right pleural effusion with an air-fluid level.", {"hydropneumothorax": PRESENT}),
         ("Stable mild cardiomegaly and increased pulmonary vascularity.",
          {"cardiomegaly": PRESENT, "vascular_congestion": PRESENT}),
+        ("There are broken left posterior ribs.", {"fracture": PRESENT}),
         ("Left medication injection port.", {}),  # "injection" is not a typo of "infection"
     ],
 )
