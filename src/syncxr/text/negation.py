@@ -61,7 +61,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"(?:age[- ]indeterminate|of indeterminate age|indeterminate age)", PSEUDO),  # a definite finding of unknown age
     # links (see LINK): longer than the hedges they contain ("to suggest" before "suggest")
     (r"(?:to|that would) (?:suggest|indicate|represent|be consistent with|explain)", LINK_UNC),
-    (r"(?:suggestive|suspicious|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
+    (r"(?:suggestive|suspicious|suspicion|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
     (r"(?:to )?suggesting", LINK_UNC),
     (r"(?:consistent|compatible) with", LINK),
     (r"diagnostic of", LINK),
