@@ -125,3 +125,28 @@ def test_overwrite_in_place_is_atomic(tmp_path, x):
     src = write_csv(tmp_path / "r.csv", ["id", "text"], [["a", "No pneumothorax."]])
     extract_csv(src, ["text"], "id", src, extractor=x)  # reading and replacing the same file
     assert read_csv(src)[0]["pneumothorax"] == "0.0"
+
+
+def test_chexpert14_plus_columns(tmp_path, x):
+    src = write_csv(
+        tmp_path / "r.csv",
+        ["id", "findings", "impression"],
+        [["a", "Calcified granuloma in the left upper lobe. Bullous emphysema.", "No acute process."],
+         ["b", "Right upper lobe mass. Small hiatal hernia.", ""]],
+    )
+    out = tmp_path / "plus.csv"
+    stats = extract_csv(src, ["findings", "impression"], "id", out, extractor=x, labels="chexpert14+")
+    a, b = read_csv(out)
+    assert list(a)[-8:] == ["no_finding_chexpert", "emphysema", "fibrosis", "nodule", "mass", "hernia",
+                            "calcified_granuloma", "entities"]
+    assert (a["calcified_granuloma"], a["emphysema"], a["lung_lesion"], a["nodule"]) == ("1.0", "1.0", "", "")
+    assert (a["no_finding"], a["no_finding_chexpert"]) == ("0.0", "1.0")
+    assert (b["mass"], b["lung_lesion"], b["hernia"], b["calcified_granuloma"]) == ("1.0", "1.0", "1.0", "")
+    assert stats["labels"]["hernia"] == {"positive": 1, "negative": 0, "uncertain": 0}
+
+
+def test_unknown_label_set_is_refused(tmp_path, x):
+    src = write_csv(tmp_path / "r.csv", ["id", "findings"], [["a", "No effusion."]])
+    with pytest.raises(UserError, match="chexpert14\\+"):
+        extract_csv(src, ["findings"], "id", tmp_path / "o.csv", extractor=x, labels="chexpert15")
+    assert not (tmp_path / "o.csv").exists()
