@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN
-from syncxr.text.lexicon import literal_words, scan_at_words, tokenize
+from syncxr.text.lexicon import WordAlternation, glued_stems, literal_words, tokenize
 
 NEG_F, NEG_B, NEG_BI = "neg_f", "neg_b", "neg_bi"
 UNC_F, UNC_B, UNC_BI = "unc_f", "unc_b", "unc_bi"
@@ -58,11 +58,13 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"not (?:only|necessarily|changed|significantly changed)", PSEUDO),
     (r"no longer (?:intubated)", PSEUDO),
     (r"gram[- ]negative", PSEUDO),
-    (r"(?:age[- ]indeterminate|of indeterminate age|indeterminate age)", PSEUDO),  # a definite finding of unknown age
+    (r"(?:age[- ]indeterminate|indeterminate age)", PSEUDO),  # a definite finding of unknown age
     # links (see LINK): longer than the hedges they contain ("to suggest" before "suggest")
-    (r"(?:to|that would) (?:suggest|indicate|represent|be consistent with|explain)", LINK_UNC),
+    # (a match starts at its verb, after a look-behind for "to": very common words such as "to"
+    # and "of" are kept out of the words a trigger may start at, for speed)
+    (r"(?<=to\s)(?:suggest|indicate|represent|explain)", LINK_UNC),
     (r"(?:suggestive|suspicious|suspicion|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
-    (r"(?:to )?suggesting", LINK_UNC),
+    (r"suggesting", LINK_UNC),
     (r"(?:consistent|compatible) with", LINK),
     (r"diagnostic of", LINK),
     # forward negation
@@ -127,7 +129,8 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"indeterminate", UNC_F),
     (r"uncertain", UNC_F),
     (r"not certain", UNC_F),
-    (r"(?:rule out|r/o|evaluate for|assess for|to exclude|to identify|to detect)", UNC_F),
+    (r"(?:rule out|r/o|evaluate for|assess for)", UNC_F),
+    (r"(?<=to\s)(?:exclude|identify|detect)", UNC_F),
     (r"\?(?=\s*[a-z])", UNC_F),
     (r"difficult to (?:exclude|rule out)", UNC_BI),
     # backward uncertainty
@@ -198,9 +201,17 @@ def _alternative(i: int, pat: str, kind: str) -> str:
     return f"(?P<{kind}__{i}>{body})"
 
 
+def _start_words(pat: str) -> frozenset[str]:
+    punct = {";": ";", ":": ":"}.get(pat) or ("?" if "\\?" in pat else None)
+    return frozenset((punct,)) if punct else literal_words([pat])
+
+
 # Longest alternative first: a regex alternation takes the first alternative that matches.
-_TRIGGER_RE = re.compile(
-    "|".join(_alternative(i, p, k) for i, (p, k) in enumerate(sorted(TRIGGERS, key=lambda t: -len(t[0]))))
+_ORDERED = sorted(TRIGGERS, key=lambda t: -len(t[0]))
+_TRIGGER_RE = WordAlternation(
+    [_alternative(i, p, k) for i, (p, k) in enumerate(_ORDERED)],
+    [_start_words(p) for p, _ in _ORDERED],
+    [glued_stems(p) for p, _ in _ORDERED],
 )
 
 
@@ -211,7 +222,6 @@ class Trigger:
     kind: str
 
 
-_TRIGGER_WORDS = literal_words([p for p, _ in TRIGGERS])
 _PUNCT_RE = re.compile(r"[;:?]")
 
 
@@ -223,7 +233,7 @@ def find_triggers(text_lower: str, start: int, end: int, toks: list[tuple[str, i
     starts = toks + [(p.group(), p.start(), p.end()) for p in _PUNCT_RE.finditer(text_lower, start, end)]
     starts.sort(key=lambda t: t[1])
     out = []
-    for m in scan_at_words(_TRIGGER_RE, _TRIGGER_WORDS | {";", ":", "?"}, text_lower, starts, end):
+    for m in _TRIGGER_RE.scan(text_lower, starts, end):
         out.append(Trigger(m.start(), m.end(), m.lastgroup.split("__")[0]))  # type: ignore[union-attr]
     return out
 
