@@ -53,6 +53,11 @@ def read(x, text):
         ("A small right effusion cannot be excluded.", {"pleural_effusion": UNCERTAIN}),
         ("Right basilar atelectasis versus scarring.", {"atelectasis": UNCERTAIN, "fibrosis": UNCERTAIN}),
         ("Atypical infection is another consideration.", {"pneumonia": UNCERTAIN}),
+        # a named finding hedged again under another name of the same concept stays present; a sign
+        # hedged as the finding it suggests is uncertain
+        ("Mild streaky opacities in the left base, atelectasis versus infiltrate.",
+         {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
+        ("Blunting of the right costophrenic angle may represent a small effusion.", {"pleural_effusion": UNCERTAIN}),
         # resolved / stable / chronic / old / healed
         ("Previously seen left pleural effusion has resolved.", {"pleural_effusion": ABSENT}),
         ("Stable mild cardiomegaly.", {"cardiomegaly": PRESENT}),

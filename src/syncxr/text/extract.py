@@ -31,8 +31,10 @@ extractor). For every concept C of the ontology and every phrase S in C.synonyms
 
 Per call, entities are unique by key (name|TYPE): the first mention gives span, text and
 attributes; later mentions of the same key only fill attributes the first lacked (left and right
-mentions merge into "bilateral"). A key seen present and uncertain in one sentence is uncertain
-("opacity may represent pneumonia" style hedges of one finding); across sentences present wins.
+mentions merge into "bilateral"). Within one sentence, a key named present (a synonym: "streaky
+opacities ..., atelectasis versus infiltrate") stays present however it is hedged again; a key
+seen only through a sign (a pattern phrasing: "blunting of the costophrenic angle may represent a
+small effusion") and hedged is uncertain. Across sentences present wins.
 Output is in text order of first mentions and deterministic.
 """
 
@@ -348,7 +350,7 @@ def _bind_anatomy(sent: _Sentence, finding: list[bool], anatomy: list[bool], cla
 def _merge_mentions(mentions: list[_Mention], text: str, section: str) -> list[Entity]:
     """One entity per key (module docstring: merge rule)."""
     entities: dict[str, Entity] = {}
-    per_sentence: dict[str, dict[int, set[str]]] = {}
+    per_sentence: dict[str, dict[int, set[tuple[str, bool]]]] = {}
     for m in mentions:
         typ = typed(m.concept.type, m.assertion)
         key = f"{m.concept.name}|{typ}"
@@ -360,13 +362,20 @@ def _merge_mentions(mentions: list[_Mention], text: str, section: str) -> list[E
             )
         else:
             _fill_attributes(ent.attributes, m.attributes)
-        per_sentence.setdefault(key, {}).setdefault(m.sentence, set()).add(m.assertion)
+        per_sentence.setdefault(key, {}).setdefault(m.sentence, set()).add((m.assertion, m.match.pattern))
     for key, ent in entities.items():
         if ent.assertion == ABSENT:
             continue
-        sentence_level = [UNCERTAIN if UNCERTAIN in s else PRESENT for s in per_sentence[key].values()]
+        sentence_level = [_sentence_assertion(s) for s in per_sentence[key].values()]
         ent.assertion = PRESENT if PRESENT in sentence_level else UNCERTAIN
     return list(entities.values())
+
+
+def _sentence_assertion(seen: set[tuple[str, bool]]) -> str:
+    """One key's assertion in one sentence from its (assertion, read-from-a-pattern) mentions."""
+    if (PRESENT, False) in seen:
+        return PRESENT
+    return UNCERTAIN if any(a == UNCERTAIN for a, _ in seen) else PRESENT
 
 
 def _fill_attributes(have: dict[str, str], new: dict[str, str]) -> None:
