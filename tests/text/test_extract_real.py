@@ -110,6 +110,10 @@ def test_real_phrasing(x, text, expected):
         ("Increased density overlying the lower mediastinum.", {}),
         ("Patchy opacity overlying the left 5th rib.", {"lung_opacity": PRESENT}),  # ribs locate lung findings
         ("Large masslike opacity in the right lung base.", {"mass": PRESENT}),
+        # a mediastinal mass is not a lung lesion; a catheter fracture is not a bone fracture
+        ("Right paratracheal mass, possibly lymphadenopathy.",
+         {"enlarged_cardiomediastinum": PRESENT, "lymphadenopathy": UNCERTAIN}),
+        ("Tunneled central venous catheter fracture at the level of the first rib.", {"central_line": PRESENT}),
     ],
 )
 def test_lesions_and_densities(x, text, expected):
