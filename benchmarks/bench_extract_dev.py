@@ -11,8 +11,13 @@ same split on every run). `--hold-out K` names the fold rules must not be tuned 
 (`--errors`) never show its reports. The per-fold table shows every fold's micro-F1 with the
 current rules, its mean and standard deviation.
 
+Protocol used for issue 11: rules were changed looking only at folds 0-3 (`--train` tables,
+`--errors` listings); fold 4 (seed 0) was scored, never listed.
+
 Usage:
-    python benchmarks/bench_extract_dev.py [--dev PATH] [--errors FINDING] [--hold-out 4]
+    PYTHONPATH=src python benchmarks/bench_extract_dev.py             # full table, per-fold table, rate
+    PYTHONPATH=src python benchmarks/bench_extract_dev.py --train     # tuning folds only
+    PYTHONPATH=src python benchmarks/bench_extract_dev.py --errors pneumonia   # FP/FN reports, folds 0-3
 """
 
 from __future__ import annotations
