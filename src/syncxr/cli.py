@@ -97,6 +97,10 @@ def extract(
     text_columns: str = typer.Option("findings,impression", "--text-columns", help="Comma-separated text columns"),
     id_column: str = typer.Option(..., "--id-column", help="Column that identifies a report"),
     out: Path = typer.Option(..., "--out", help="Output labels CSV"),
+    labels: str = typer.Option(
+        "chexpert14", "--labels", help="Label columns: chexpert14, or chexpert14+ (adds emphysema, fibrosis, "
+        "nodule, mass, hernia, calcified_granuloma)"
+    ),
 ) -> None:
     """Extract typed entities and CheXpert-14 labels from a CSV of reports."""
     from syncxr.text.extract_csv import extract_csv
@@ -104,7 +108,7 @@ def extract(
     cols = [c.strip() for c in text_columns.split(",") if c.strip()]
     if not cols:
         raise UserError("--text-columns is empty; give e.g. findings,impression")
-    stats = extract_csv(in_path, cols, id_column, out)
+    stats = extract_csv(in_path, cols, id_column, out, labels=labels)
     failed = f", {len(stats['failed'])} failed (see log)" if stats["failed"] else ""
     console.print(
         f"[green]done[/]: {stats['rows']} reports ({stats['empty_rows']} empty{failed}), "

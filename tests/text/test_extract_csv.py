@@ -43,14 +43,15 @@ def test_happy_path(tmp_path, x):
     out = tmp_path / "out" / "labels.csv"
     stats = extract_csv(src, ["findings", "impression"], "study_id", out, extractor=x)
     rows = read_csv(out)
-    assert list(rows[0]) == ["study_id", *CHEXPERT14_SNAKE, "entities"]
+    assert list(rows[0]) == ["study_id", *CHEXPERT14_SNAKE, "no_finding_chexpert", "entities"]
     assert [r["study_id"] for r in rows] == ["s1", "s2", "s3", "s4"]
     s1, s2, s3, s4 = rows
-    assert (s1["pleural_effusion"], s1["pneumothorax"], s1["no_finding"], s1["edema"]) == ("1.0", "0.0", "", "")
+    assert (s1["pleural_effusion"], s1["pneumothorax"], s1["no_finding"], s1["edema"]) == ("1.0", "0.0", "0.0", "")
+    assert s1["no_finding_chexpert"] == ""
     ents = json.loads(s1["entities"])
     assert [(e["name"], e["section"]) for e in ents] == [("pleural_effusion", "findings"), ("pneumothorax", "findings")]
     assert ents[0]["attributes"] == {"laterality": "left", "severity": "mild"}
-    assert s2["no_finding"] == "1.0"
+    assert s2["no_finding"] == s2["no_finding_chexpert"] == "1.0"
     assert all(s3[k] == "" for k in CHEXPERT14_SNAKE) and json.loads(s3["entities"]) == []
     assert s4["pneumonia"] == "-1.0"
     assert {e["name"] for e in json.loads(s4["entities"])} == {"pneumonia", "right_lower_lobe"}
@@ -124,3 +125,28 @@ def test_overwrite_in_place_is_atomic(tmp_path, x):
     src = write_csv(tmp_path / "r.csv", ["id", "text"], [["a", "No pneumothorax."]])
     extract_csv(src, ["text"], "id", src, extractor=x)  # reading and replacing the same file
     assert read_csv(src)[0]["pneumothorax"] == "0.0"
+
+
+def test_chexpert14_plus_columns(tmp_path, x):
+    src = write_csv(
+        tmp_path / "r.csv",
+        ["id", "findings", "impression"],
+        [["a", "Calcified granuloma in the left upper lobe. Bullous emphysema.", "No acute process."],
+         ["b", "Right upper lobe mass. Small hiatal hernia.", ""]],
+    )
+    out = tmp_path / "plus.csv"
+    stats = extract_csv(src, ["findings", "impression"], "id", out, extractor=x, labels="chexpert14+")
+    a, b = read_csv(out)
+    assert list(a)[-8:] == ["no_finding_chexpert", "emphysema", "fibrosis", "nodule", "mass", "hernia",
+                            "calcified_granuloma", "entities"]
+    assert (a["calcified_granuloma"], a["emphysema"], a["lung_lesion"], a["nodule"]) == ("1.0", "1.0", "", "")
+    assert (a["no_finding"], a["no_finding_chexpert"]) == ("0.0", "1.0")
+    assert (b["mass"], b["lung_lesion"], b["hernia"], b["calcified_granuloma"]) == ("1.0", "1.0", "1.0", "")
+    assert stats["labels"]["hernia"] == {"positive": 1, "negative": 0, "uncertain": 0}
+
+
+def test_unknown_label_set_is_refused(tmp_path, x):
+    src = write_csv(tmp_path / "r.csv", ["id", "findings"], [["a", "No effusion."]])
+    with pytest.raises(UserError, match="chexpert14\\+"):
+        extract_csv(src, ["findings"], "id", tmp_path / "o.csv", extractor=x, labels="chexpert15")
+    assert not (tmp_path / "o.csv").exists()

@@ -137,7 +137,7 @@ def test_built_in_writer_extractor_and_labels_end_to_end():
     for s in (s for s in batch if s.ok):
         assert s.findings and s.impression and s.backends["write"] == "grammar-v3"
         assert {e.key for e in s.extracted if e.section == "impression"} == {e.key for e in s.entities}
-        assert set(s.labels) == set(CHEXPERT14_SNAKE)
+        assert set(s.labels) == {*CHEXPERT14_SNAKE, "no_finding_chexpert"}
         for e in s.entities:  # a present finding with a CheXpert label is labelled positive
             label = onto.concept(e.name).chexpert
             if e.assertion == "present" and label and label != "No Finding" and e.type != "ANATOMY":

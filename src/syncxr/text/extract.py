@@ -31,8 +31,10 @@ extractor). For every concept C of the ontology and every phrase S in C.synonyms
 
 Per call, entities are unique by key (name|TYPE): the first mention gives span, text and
 attributes; later mentions of the same key only fill attributes the first lacked (left and right
-mentions merge into "bilateral"). A key seen present and uncertain in one sentence is uncertain
-("opacity may represent pneumonia" style hedges of one finding); across sentences present wins.
+mentions merge into "bilateral"). Within one sentence, a key named present (a synonym: "streaky
+opacities ..., atelectasis versus infiltrate") stays present however it is hedged again; a key
+seen only through a sign (a pattern phrasing: "blunting of the costophrenic angle may represent a
+small effusion") and hedged is uncertain. Across sentences present wins.
 Output is in text order of first mentions and deterministic.
 """
 
@@ -52,6 +54,24 @@ from syncxr.text.sentences import split_sentences
 from syncxr.vocab import Concept, Ontology, load_ontology
 
 FINDING_TYPES = ("ABNORMALITY", "DISEASE")
+
+# EXPLAINED_NODULE: radiologists describe a density as nodular and, in the same sentence, say what
+# it is: "nodular densities consistent with prior granulomatous disease", "nodular opacity, probably
+# a calcified granuloma", "nodular density ... secondary to soft tissue overlap", "... may represent
+# the nipple". Such a density is not called a nodule: it is read as a density (Lung Opacity). A
+# lesion the radiologist calls a nodule stays a nodule ("8 mm nodule, likely a granuloma").
+NODULE, OPACITY = "nodule", "lung_opacity"
+_NODULAR = re.compile(r"nodular")
+# Anatomy outside the lung (see `_outside_lung`). Ribs, clavicles, the heart and the soft tissues
+# are left out: they locate lung opacities too ("opacity overlying the left 5th rib", "retrocardiac
+# opacity", "soft tissue density over the left upper chest").
+EXTRAPULMONARY = frozenset(("mediastinum", "spine", "sternum", "aorta", "stomach", "shoulders", "trachea"))
+PROJECTED = frozenset("over overlying projecting projected projects surrounding overlies".split())
+GRANULOMATOUS = frozenset(("granuloma", "tuberculosis"))
+PSEUDONODULE_WORDS = frozenset(
+    "nipple nipples artifact artifactual telemetry overlap overlapping overlay superimposed superimposition "
+    "summation scapular scapula costochondral".split()
+)
 
 # Separators between the modifiers of two list members ("left effusion and right pneumothorax").
 _SEPARATOR = re.compile(r",|;|/|\b(?:and|or|nor|with|plus|versus|vs|while|as well as)\b")
@@ -137,10 +157,28 @@ class LexiconExtractor(ExtractOneByOne):
             for m, c in zip(matches, concepts)
         ]
         assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True), low)
-        attrs = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
+        attrs, bound = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
+        concepts = self._explained(matches, concepts, assertions, set(sent.norms), low)
         return [
             _Mention(m, c, a if c.type in FINDING_TYPES else PRESENT, at, index)
-            for m, c, a, at in zip(matches, concepts, assertions, attrs)
+            for i, (m, c, a, at) in enumerate(zip(matches, concepts, assertions, attrs))
+            if not _outside_lung(sent, i, concepts, bound.get(i, []))
+        ]
+
+    def _explained(
+        self, matches: list[Match], concepts: list[Concept], assertions: list[str], words: set[str], low: str
+    ) -> list[Concept]:
+        """A nodular density the same sentence explains is a density (`EXPLAINED_NODULE`); negated
+        mentions explain nothing and are left as they are."""
+        opacity = self.lexicon.concepts.get(OPACITY)
+        if opacity is None or not any(c.name == NODULE for c in concepts):
+            return concepts
+        names = {c.name for c, a in zip(concepts, assertions) if a != ABSENT}
+        if not (names & GRANULOMATOUS or words & PSEUDONODULE_WORDS):
+            return concepts
+        return [
+            opacity if c.name == NODULE and a != ABSENT and _NODULAR.search(low, m.start, m.end) else c
+            for m, c, a in zip(matches, concepts, assertions)
         ]
 
 
@@ -213,8 +251,22 @@ def _resolve(found: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-def _bind_attributes(sent: _Sentence, concepts: list[Concept], clauses: list[tuple[int, int]]) -> list[dict[str, str]]:
-    """Attributes of each finding from its own modifier words, then from the anatomy bound to it."""
+def _outside_lung(sent: _Sentence, i: int, concepts: list[Concept], bound: list[int]) -> bool:
+    """EXTRAPULMONARY: a density projected only over structures outside the lung ("density
+    overlying the mediastinum", "opacity projecting over the spine") is not a lung finding."""
+    if concepts[i].name != OPACITY or not bound:
+        return False
+    if not all(concepts[k].name in EXTRAPULMONARY for k in bound):
+        return False
+    m, a = sent.matches[i], sent.matches[bound[0]]
+    return a.start > m.end and bool(PROJECTED.intersection(sent.words(m.end, a.start)))
+
+
+def _bind_attributes(
+    sent: _Sentence, concepts: list[Concept], clauses: list[tuple[int, int]]
+) -> tuple[list[dict[str, str]], dict[int, list[int]]]:
+    """Attributes of each finding from its own modifier words, then from the anatomy bound to it;
+    and the anatomy bound to each finding (finding index -> anatomy indices)."""
     matches, low = sent.matches, sent.low
     n = len(matches)
     clause_starts = [s for s, _ in clauses]
@@ -247,7 +299,7 @@ def _bind_attributes(sent: _Sentence, concepts: list[Concept], clauses: list[tup
         for kind, value in from_anatomy.items():
             attrs.setdefault(kind, value)
         out.append({k: v for k, v in attrs.items() if k in concepts[i].attributes})
-    return out
+    return out, bound
 
 
 def _post_words(sent: _Sentence, i: int, finding: list[bool], clause_of: list[int], ce: int) -> list[str]:
@@ -297,7 +349,7 @@ def _bind_anatomy(sent: _Sentence, finding: list[bool], anatomy: list[bool], cla
 def _merge_mentions(mentions: list[_Mention], text: str, section: str) -> list[Entity]:
     """One entity per key (module docstring: merge rule)."""
     entities: dict[str, Entity] = {}
-    per_sentence: dict[str, dict[int, set[str]]] = {}
+    per_sentence: dict[str, dict[int, set[tuple[str, bool]]]] = {}
     for m in mentions:
         typ = typed(m.concept.type, m.assertion)
         key = f"{m.concept.name}|{typ}"
@@ -309,13 +361,20 @@ def _merge_mentions(mentions: list[_Mention], text: str, section: str) -> list[E
             )
         else:
             _fill_attributes(ent.attributes, m.attributes)
-        per_sentence.setdefault(key, {}).setdefault(m.sentence, set()).add(m.assertion)
+        per_sentence.setdefault(key, {}).setdefault(m.sentence, set()).add((m.assertion, m.match.pattern))
     for key, ent in entities.items():
         if ent.assertion == ABSENT:
             continue
-        sentence_level = [UNCERTAIN if UNCERTAIN in s else PRESENT for s in per_sentence[key].values()]
+        sentence_level = [_sentence_assertion(s) for s in per_sentence[key].values()]
         ent.assertion = PRESENT if PRESENT in sentence_level else UNCERTAIN
     return list(entities.values())
+
+
+def _sentence_assertion(seen: set[tuple[str, bool]]) -> str:
+    """One key's assertion in one sentence from its (assertion, read-from-a-pattern) mentions."""
+    if (PRESENT, False) in seen:
+        return PRESENT
+    return UNCERTAIN if any(a == UNCERTAIN for a, _ in seen) else PRESENT
 
 
 def _fill_attributes(have: dict[str, str], new: dict[str, str]) -> None:

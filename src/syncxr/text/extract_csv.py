@@ -1,8 +1,9 @@
 """Extract entities and CheXpert-14 labels from the report texts of a CSV file.
 
-Output CSV: the id column, the 14 snake_case CheXpert label columns ("1.0" / "0.0" / "-1.0", blank
-when unmentioned, as in mimic-cxr-2.0.0-chexpert.csv) and an `entities` column holding a JSON list
-of Entity dicts. With several text columns (e.g. findings + impression) each column is read as one
+Output CSV: the id column, the label columns of the chosen scheme (`labels.columns`: the 14
+snake_case CheXpert columns, "1.0" / "0.0" / "-1.0", blank when unmentioned, as in
+mimic-cxr-2.0.0-chexpert.csv, then `no_finding_chexpert`, then with "chexpert14+" the extra columns
+of `labels.PLUS_COLUMNS`) and an `entities` column holding a JSON list of Entity dicts. With several text columns (e.g. findings + impression) each column is read as one
 section named after it, and entities are merged by key across sections (`merge_entities`).
 
 Rows are streamed (constant memory); the output is written to a temporary file in the target
@@ -22,10 +23,10 @@ from pathlib import Path
 from typing import Callable
 
 from syncxr.errors import UserError
-from syncxr.records import CHEXPERT14_SNAKE, Entity
+from syncxr.records import Entity
 from syncxr.text.base import Extractor
 from syncxr.text.extract import LexiconExtractor, merge_entities
-from syncxr.text.labels import chexpert_vector
+from syncxr.text.labels import SCHEMES, columns, label_vector
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)
@@ -97,14 +98,19 @@ def extract_csv(
     extractor: Extractor | None = None,
     ontology: Ontology | None = None,
     progress: Callable[[int], None] | None = None,
+    labels: str = "chexpert14",
 ) -> dict:
     """Read `text_columns` of each row of `in_path`, write labels + entities to `out_path`.
 
     Returns stats: rows, empty_rows (no text in any text column), failed (ids of rows whose
     extraction raised; written with blank labels), entities, per-label counts, seconds, rows_per_s,
     out. `progress`, if given, is called with the number of rows done every 1000 rows and at the end.
+    `labels`: the label scheme, "chexpert14" or "chexpert14+" (text/labels.py).
     Raises UserError for a missing/unreadable/empty file or missing columns (nothing is written).
     """
+    if labels not in SCHEMES:
+        raise UserError(f"unknown label set {labels!r}; expected one of {', '.join(SCHEMES)}")
+    keys = columns(labels)
     in_path, out_path = Path(in_path), Path(out_path)
     text_columns = list(text_columns)
     if not text_columns:
@@ -123,15 +129,15 @@ def extract_csv(
         raise UserError(f"{out_path}: cannot write the output ({e.strerror}); choose a writable --out path") from None
     stats = {
         "rows": 0, "empty_rows": 0, "failed": [], "entities": 0,
-        "labels": {k: {"positive": 0, "negative": 0, "uncertain": 0} for k in CHEXPERT14_SNAKE},
+        "labels": {k: {"positive": 0, "negative": 0, "uncertain": 0} for k in keys},
     }
     t0 = time.perf_counter()
     try:
         with fh, tmp:
             writer = csv.writer(tmp)
-            writer.writerow([id_column, *CHEXPERT14_SNAKE, ENTITIES_COLUMN])
+            writer.writerow([id_column, *keys, ENTITIES_COLUMN])
             for row in _rows(reader, in_path):
-                _one_row(row, writer, extractor, onto, text_columns, id_column, stats)
+                _one_row(row, writer, extractor, onto, text_columns, id_column, stats, labels)
                 if progress and stats["rows"] % 1000 == 0:
                     progress(stats["rows"])
         if stats["rows"] == 0:
@@ -155,21 +161,23 @@ def _rows(reader: csv.DictReader, path: Path):
         raise UserError(f"{path}: unreadable CSV near line {reader.line_num} ({e}); is it UTF-8 CSV?") from None
 
 
-def _one_row(row, writer, extractor: Extractor, onto: Ontology, text_columns, id_column: str, stats: dict) -> None:
+def _one_row(
+    row, writer, extractor: Extractor, onto: Ontology, text_columns, id_column: str, stats: dict, scheme: str
+) -> None:
     stats["rows"] += 1
     row_id = row.get(id_column) or ""
     if not any(_text(row.get(c)) for c in text_columns):
         stats["empty_rows"] += 1
     try:
         ents = _row_entities(extractor, row, text_columns)
-        labels = chexpert_vector(ents, onto)
+        labels = label_vector(ents, onto, scheme)
     except Exception as e:  # one bad row is data, not a crash: blank labels, reason logged and counted
         log.warning("row %d (id %r): extraction failed: %s: %s", stats["rows"], row_id, type(e).__name__, e)
         stats["failed"].append(row_id)
-        ents, labels = [], {k: None for k in CHEXPERT14_SNAKE}
+        ents, labels = [], dict.fromkeys(columns(scheme))
     stats["entities"] += len(ents)
     for k, v in labels.items():
         if v is not None:
             stats["labels"][k][{1.0: "positive", 0.0: "negative", -1.0: "uncertain"}[v]] += 1
     entities_json = json.dumps([e.to_dict() for e in ents], separators=(",", ":"))
-    writer.writerow([row_id, *(_FORMAT[labels[k]] for k in CHEXPERT14_SNAKE), entities_json])
+    writer.writerow([row_id, *(_FORMAT[v] for v in labels.values()), entities_json])

@@ -37,11 +37,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN
-from syncxr.text.lexicon import literal_words, scan_at_words, tokenize
+from syncxr.text.lexicon import WordAlternation, glued_stems, literal_words, tokenize
 
 NEG_F, NEG_B, NEG_BI = "neg_f", "neg_b", "neg_bi"
 UNC_F, UNC_B, UNC_BI = "unc_f", "unc_b", "unc_bi"
 PSEUDO, TERM = "pseudo", "term"
+# Links from one finding to the diagnosis it would mean ("opacity to suggest pneumonia"): they carry
+# a negation of what precedes them onto what follows ("no opacity to suggest pneumonia"); alone,
+# LINK_UNC hedges what follows and LINK does nothing ("opacity consistent with pneumonia").
+LINK, LINK_UNC = "link", "link_unc"
 
 _BE = r"(?:is|are|was|were|has been|have been)"
 _SEEN = r"(?:seen|identified|visualized|visualised|appreciated|present|evident|demonstrated|noted|detected|visible|apparent)"
@@ -54,6 +58,15 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"not (?:only|necessarily|changed|significantly changed)", PSEUDO),
     (r"no longer (?:intubated)", PSEUDO),
     (r"gram[- ]negative", PSEUDO),
+    (r"(?:age[- ]indeterminate|indeterminate age)", PSEUDO),  # a definite finding of unknown age
+    # links (see LINK): longer than the hedges they contain ("to suggest" before "suggest")
+    # (a match starts at its verb, after a look-behind for "to": very common words such as "to"
+    # and "of" are kept out of the words a trigger may start at, for speed)
+    (r"(?<=to\s)(?:suggest|indicate|represent|explain)", LINK_UNC),
+    (r"(?:suggestive|suspicious|suspicion|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
+    (r"suggesting", LINK_UNC),
+    (r"(?:consistent|compatible) with", LINK),
+    (r"diagnostic of", LINK),
     # forward negation
     (r"no", NEG_F),
     (r"not", NEG_F),
@@ -69,12 +82,19 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"no longer", NEG_F),
     (r"rather than", NEG_F),
     (r"(?:has|have) been ruled out", NEG_B),
+    # hypotheticals: advice and limits of the study, not findings ("if there is concern for fracture",
+    # "symptoms of infection", "fractures may not be demonstrated")
+    (r"if (?:there (?:is|are) )?(?:clinical )?(?:concern|suspicion|question) (?:for|of)", NEG_F),
+    (r"(?:signs|symptoms) of", NEG_F),
+    (r"(?:could|may|might|can) (?:obscure|hide|mask)", NEG_F),
+    (r"may not be (?:demonstrated|seen|visualized|visible|detected|apparent|evident)", NEG_B),
     # backward negation
     (rf"{_BE} not {_SEEN}", NEG_B),
     (rf"{_BE} no longer {_SEEN}", NEG_B),
     (rf"not {_SEEN}", NEG_B),
     (rf"no longer {_SEEN}", NEG_B),
     (rf"{_BE} (?:now )?(?:absent|gone)", NEG_B),
+    (r"(?:is|are|appears?|remains?) (?:within (?:the )?(?:normal limits|limits of normal)|normal|unremarkable)", NEG_B),
     (r"(?:has|have) (?:since |now |completely |nearly |almost )?(?:resolved|cleared|disappeared)", NEG_B),
     (r"(?:has|have) (?:since |now )?been removed", NEG_B),
     (r"(?:was|were|is|are) removed", NEG_B),
@@ -94,20 +114,15 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"could", UNC_F),
     (r"questionable", UNC_F),
     (r"question of", UNC_F),
-    (r"suspicious (?:for|of)", UNC_F),
-    (r"concerning for", UNC_F),
     (r"concern for", UNC_F),
-    (r"worrisome for", UNC_F),
-    (r"suggestive of", UNC_F),
-    (r"suggesting", UNC_F),
-    (r"suggests?", UNC_F),
+    (r"suggest", UNC_F),
+    (r"suggests", UNC_F),
     (r"(?:cannot|can not|can't|could not) (?:entirely |completely |definitely )?(?:exclude|rule out)", UNC_F),
     (r"possibility of", UNC_F),
     (r"differential (?:diagnosis )?(?:includes|would include|of)", UNC_F),
     (r"versus", UNC_F),
     (r"vs", UNC_F),
     (r"equivocal", UNC_F),
-    (r"borderline", UNC_F),
     (r"suspected", UNC_F),
     (r"presumed", UNC_F),
     (r"presumably", UNC_F),
@@ -115,13 +130,15 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"uncertain", UNC_F),
     (r"not certain", UNC_F),
     (r"(?:rule out|r/o|evaluate for|assess for)", UNC_F),
+    (r"(?<=to\s)(?:exclude|identify|detect)", UNC_F),
     (r"\?(?=\s*[a-z])", UNC_F),
     (r"difficult to (?:exclude|rule out)", UNC_BI),
     # backward uncertainty
     (r"(?:cannot|can not|can't|could not|may not) (?:be )?(?:entirely |completely |definitely )?(?:excluded|ruled out)", UNC_B),
     (rf"{_BE} not (?:entirely |completely )?(?:excluded|ruled out)", UNC_B),
     (r"not (?:excluded|ruled out)", UNC_B),
-    (rf"{_BE} (?:also |more )?(?:possible|likely|suspected|questioned|a consideration|considered|not excluded)", UNC_B),
+    (rf"{_BE} (?:also |more )?(?:possible|likely|suspected|questioned|a consideration|another consideration|considered|not excluded)", UNC_B),
+    (r"alternatively", UNC_F),
     (r"(?<=[a-z])\?", UNC_B),
     # terminators
     (r";", TERM),
@@ -142,14 +159,18 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"and(?= (?:the|there|a|an|is|are)\b)", TERM),
 ]
 
-_FORWARD = {NEG_F: ABSENT, NEG_BI: ABSENT, UNC_F: UNCERTAIN, UNC_BI: UNCERTAIN}
+_FORWARD = {NEG_F: ABSENT, NEG_BI: ABSENT, UNC_F: UNCERTAIN, UNC_BI: UNCERTAIN, LINK_UNC: UNCERTAIN}
 _BACKWARD = {NEG_B: ABSENT, NEG_BI: ABSENT, UNC_B: UNCERTAIN, UNC_BI: UNCERTAIN}
 
+# De-identification tokens ("No XXXX of pleural effusion"): a removed word of unknown role, never
+# read as a trigger and transparent to list and scope rules.
+DEID_WORDS = frozenset(("xxxx",))
 # Words allowed between two mentions of one list ("effusion, or small left pneumothorax").
 LIST_WORDS = frozenset(
     "and or nor the a an any of in at on within both either acute focal new definite large small "
-    "moderate mild left right bilateral sided significant other residual overt frank discrete".split()
-)
+    "moderate mild left right bilateral sided significant other residual overt frank discrete "
+    "visible visualized appreciable evident obvious gross suspicious".split()
+) | DEID_WORDS
 # Words that make a list member affirmative after a comma / "and" join ("no pneumothorax, mild
 # cardiomegaly"): severity and size words plus change-over-time words.
 AFFIRMATIVE = frozenset(
@@ -161,13 +182,13 @@ AFFIRMATIVE = frozenset(
 )
 SIDE_WORDS = frozenset("left right bilateral bilaterally bibasilar bibasal biapical both leftsided rightsided".split())
 # Verbs after a list member make it a statement of its own ("no effusion, pneumothorax is seen").
-VERB_WORDS = frozenset(
-    "is are was were be been has have seen noted present identified demonstrated visualized appreciated "
-    "evident remains remain appears appear persist shows show demonstrates".split()
-)
+# Between two members only the finite verbs count: a participle there is an adjective of the next
+# member ("no large effusion or visualized pneumothorax").
+FINITE_VERBS = frozenset("is are was were be been has have remains remain appears appear persist persists shows show demonstrates".split())
+VERB_WORDS = FINITE_VERBS | frozenset("seen noted present identified demonstrated visualized appreciated evident".split())
 _OR_JOIN = frozenset(("or", "nor"))
 _AND_JOIN = frozenset(("and", "plus"))
-ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split())
+ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split()) | DEID_WORDS
 
 
 _PUNCT = {";", ":", r"\?(?=\s*[a-z])", r"(?<=[a-z])\?"}
@@ -180,9 +201,17 @@ def _alternative(i: int, pat: str, kind: str) -> str:
     return f"(?P<{kind}__{i}>{body})"
 
 
+def _start_words(pat: str) -> frozenset[str]:
+    punct = {";": ";", ":": ":"}.get(pat) or ("?" if "\\?" in pat else None)
+    return frozenset((punct,)) if punct else literal_words([pat])
+
+
 # Longest alternative first: a regex alternation takes the first alternative that matches.
-_TRIGGER_RE = re.compile(
-    "|".join(_alternative(i, p, k) for i, (p, k) in enumerate(sorted(TRIGGERS, key=lambda t: -len(t[0]))))
+_ORDERED = sorted(TRIGGERS, key=lambda t: -len(t[0]))
+_TRIGGER_RE = WordAlternation(
+    [_alternative(i, p, k) for i, (p, k) in enumerate(_ORDERED)],
+    [_start_words(p) for p, _ in _ORDERED],
+    [glued_stems(p) for p, _ in _ORDERED],
 )
 
 
@@ -193,7 +222,6 @@ class Trigger:
     kind: str
 
 
-_TRIGGER_WORDS = literal_words([p for p, _ in TRIGGERS])
 _PUNCT_RE = re.compile(r"[;:?]")
 
 
@@ -205,7 +233,7 @@ def find_triggers(text_lower: str, start: int, end: int, toks: list[tuple[str, i
     starts = toks + [(p.group(), p.start(), p.end()) for p in _PUNCT_RE.finditer(text_lower, start, end)]
     starts.sort(key=lambda t: t[1])
     out = []
-    for m in scan_at_words(_TRIGGER_RE, _TRIGGER_WORDS | {";", ":", "?"}, text_lower, starts, end):
+    for m in _TRIGGER_RE.scan(text_lower, starts, end):
         out.append(Trigger(m.start(), m.end(), m.lastgroup.split("__")[0]))  # type: ignore[union-attr]
     return out
 
@@ -262,8 +290,25 @@ def assert_mentions(
                     break
                 offer(j, t.start - spans[j].end, _BACKWARD[t.kind])
                 last = j
+    for t in triggers:
+        if t.kind in (LINK, LINK_UNC) and _negated_before(t, spans, findings, triggers, result):
+            stop = min((x.start for x in terms if x.start >= t.end), default=float("inf"))
+            for i in forward_scope(spans, t.end, stop, gap_words, text_lower):
+                best[i], result[i] = -1.0, ABSENT
     _alternatives(spans, findings, result, gap_words)
     return result
+
+
+def _negated_before(link: Trigger, spans: list[Span], findings: list[int], triggers: list[Trigger], result: list[str]) -> bool:
+    """True when the words before a link are negated: its nearest finding in the same clause is
+    absent ("no opacity to suggest pneumonia"), or a forward negation reaches it over no finding
+    ("no evidence to suggest pneumonia")."""
+    terms = [x for x in triggers if x.kind == TERM and x.end <= link.start]
+    floor = terms[-1].end if terms else -1
+    before = [i for i in findings if floor <= spans[i].start and spans[i].end <= link.start]
+    if before:
+        return result[before[-1]] == ABSENT
+    return any(x.kind == NEG_F and floor <= x.start and x.end <= link.start for x in triggers)
 
 
 def forward_scope(spans: list[Span], start: int, stop: float, gap_words: GapWords, text_lower: str) -> list[int]:
@@ -289,7 +334,7 @@ def _joins(
     """True when `cur` continues the list `prev` belongs to (see `forward_scope`)."""
     words = gap_words(prev.end, cur.start)
     comma = "," in text_lower[prev.end : cur.start] or "/" in text_lower[prev.end : cur.start]
-    if VERB_WORDS.intersection(words):
+    if FINITE_VERBS.intersection(words):
         return False
     if _OR_JOIN.intersection(words):
         return True  # negation distributes over "or": "no pneumothorax or large effusion"
@@ -297,6 +342,8 @@ def _joins(
         return False
     if not (comma or _AND_JOIN.intersection(words)):
         return False  # juxtaposed mentions: two statements run together
+    if comma and _closes_with_or(cur, later, spans, gap_words):
+        return True  # "no consolidation, large effusion, or pneumothorax": one negated list
     own = text_lower[cur.start : cur.end].split()[:1]  # "increased interstitial markings" is one phrase
     if AFFIRMATIVE.intersection(words) or AFFIRMATIVE.intersection(own):
         return False
@@ -311,7 +358,7 @@ def _followed_by_verb(cur: Span, later: list[int], spans: list[Span], gap_words:
     """'..., pneumothorax is seen': a verb right after the member (before the next mention)."""
     end = spans[later[0]].start if later else cur.end + 40
     words = gap_words(cur.end, end)[:2]
-    return bool(words) and (words[0] in VERB_WORDS or (words[0] in ("also", "now") and VERB_WORDS.intersection(words)))
+    return bool(words) and (words[0] in FINITE_VERBS or (words[0] in ("also", "now") and FINITE_VERBS.intersection(words)))
 
 
 def _closes_with_or(cur: Span, later: list[int], spans: list[Span], gap_words: GapWords) -> bool:

@@ -1,0 +1,139 @@
+"""The built-in extractor on real-report phrasing (sentences written for these tests in the style of
+dictated chest X-ray reports: de-identification tokens, negated lists, hedges, chronic findings)."""
+
+import pytest
+
+from syncxr.records import ABSENT, PRESENT, UNCERTAIN
+from syncxr.text.extract import LexiconExtractor, extract_report
+from syncxr.text.labels import chexpert_vector, label_vector
+from syncxr.vocab import load_ontology
+
+
+@pytest.fixture(scope="module")
+def x():
+    return LexiconExtractor()
+
+
+def read(x, text):
+    """name -> assertion of the non-anatomy entities (absent wins over the others, present over
+    uncertain, when a concept is read more than once)."""
+    out = {}
+    rank = {ABSENT: 0, UNCERTAIN: 1, PRESENT: 2}
+    for e in x.extract(text):
+        if e.type != "ANATOMY" and rank[e.assertion] >= rank.get(out.get(e.name), -1):
+            out[e.name] = e.assertion
+    return out
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a de-identification token inside the negation phrase or the list
+        ("No XXXX of pleural effusion or pneumothorax.", {"pleural_effusion": ABSENT, "pneumothorax": ABSENT}),
+        ("There is no XXXX focal airspace disease.", {"lung_opacity": ABSENT}),
+        ("There is no evidence of pneumothorax, XXXX pleural effusion or focal consolidation.",
+         {"pneumothorax": ABSENT, "pleural_effusion": ABSENT, "consolidation": ABSENT}),
+        ("The lungs are clear without focal infiltrate, XXXX, or effusion.",
+         {"clear_lungs": PRESENT, "lung_opacity": ABSENT, "pleural_effusion": ABSENT}),
+        # negated lists: size words and participles inside an or-closed list stay negated
+        ("No focal consolidation, large pleural effusion, or pneumothorax is identified.",
+         {"consolidation": ABSENT, "pleural_effusion": ABSENT, "pneumothorax": ABSENT}),
+        ("No large effusion or visualized pneumothorax.", {"pleural_effusion": ABSENT, "pneumothorax": ABSENT}),
+        ("No pulmonary edema / overt heart failure identified.", {"pulmonary_edema": ABSENT, "heart_failure": ABSENT}),
+        # ... but a comma list without "or" still ends at an affirmative member
+        ("No pneumothorax, mild cardiomegaly.", {"pneumothorax": ABSENT, "cardiomegaly": PRESENT}),
+        # links carry the negation onto the diagnosis
+        ("There is no focal airspace opacity to suggest a pneumonia.", {"lung_opacity": ABSENT, "pneumonia": ABSENT}),
+        ("No focal consolidation to suggest pneumonia.", {"consolidation": ABSENT, "pneumonia": ABSENT}),
+        ("No findings to suggest edema.", {"pulmonary_edema": ABSENT}),
+        ("Streaky right basilar opacity, suggestive of pneumonia.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
+        ("Patchy opacity consistent with pneumonia.", {"lung_opacity": PRESENT, "pneumonia": PRESENT}),
+        # hedges
+        ("Left basilar opacity may represent atelectasis.", {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
+        ("A small right effusion cannot be excluded.", {"pleural_effusion": UNCERTAIN}),
+        ("Right basilar atelectasis versus scarring.", {"atelectasis": UNCERTAIN, "fibrosis": UNCERTAIN}),
+        ("Atypical infection is another consideration.", {"pneumonia": UNCERTAIN}),
+        # a named finding hedged again under another name of the same concept stays present; a sign
+        # hedged as the finding it suggests is uncertain
+        ("Mild streaky opacities in the left base, atelectasis versus infiltrate.",
+         {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
+        ("Blunting of the right costophrenic angle may represent a small effusion.", {"pleural_effusion": UNCERTAIN}),
+        # resolved / stable / chronic / old / healed
+        ("Previously seen left pleural effusion has resolved.", {"pleural_effusion": ABSENT}),
+        ("Stable mild cardiomegaly.", {"cardiomegaly": PRESENT}),
+        ("Old healed right rib fractures.", {"fracture": PRESENT}),
+        ("Age-indeterminate T12 compression fracture.", {"compression_fracture": PRESENT}),
+        ("Chronic interstitial markings.", {"interstitial_markings": PRESENT}),
+        # borderline cardiomegaly is a (mild) cardiomegaly; upper limits of normal is not
+        ("Heart size is borderline enlarged.", {"cardiomegaly": PRESENT}),
+        ("Borderline heart size.", {"cardiomegaly": PRESENT}),
+        ("Borderline cardiomegaly without acute disease.", {"cardiomegaly": PRESENT}),
+        ("Heart size is at the upper limits of normal.", {}),
+        # hypotheticals, advice and limits of the study
+        ("If there is concern for rib fracture, consider dedicated rib views.", {"fracture": ABSENT}),
+        ("Nondisplaced fractures may not be demonstrated on this study.", {"fracture": ABSENT}),
+        ("Correlate for symptoms of infection.", {"pneumonia": ABSENT}),
+        ("Overlying bony structures could obscure a small nodule.", {"nodule": ABSENT}),
+        # a normal-limits statement negates the finding before it
+        ("Heart size and pulmonary vascular congestion appear within normal limits.", {"vascular_congestion": ABSENT}),
+        # new phrasings of known findings
+        ("Small medial left apical pleural air collection.", {"pneumothorax": PRESENT}),
+        ("Moderate right pleural effusion with an air-fluid level.", {"hydropneumothorax": PRESENT}),
+        ("Stable mild cardiomegaly and increased pulmonary vascularity.",
+         {"cardiomegaly": PRESENT, "vascular_congestion": PRESENT}),
+        ("There are broken left posterior ribs.", {"fracture": PRESENT}),
+        ("Left medication injection port.", {}),  # "injection" is not a typo of "infection"
+    ],
+)
+def test_real_phrasing(x, text, expected):
+    assert read(x, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # a calcified granuloma is its own finding, never a lung lesion
+        ("Stable calcified granuloma in the right upper lobe.", {"granuloma": PRESENT}),
+        ("Scattered calcified densities in the left lung.", {"granuloma": PRESENT}),
+        ("Calcified right hilar granulomata.", {"granuloma": PRESENT}),
+        # a nodular density explained in the same sentence is a density, not a lesion
+        ("Nodular densities consistent with prior granulomatous disease.", {"lung_opacity": PRESENT, "tuberculosis": PRESENT}),
+        ("Nodular density at the left base, likely a nipple shadow.", {"lung_opacity": PRESENT}),
+        # ... but a lesion called a nodule stays a nodule
+        ("8 mm nodule in the left lung base, likely a granuloma.", {"nodule": PRESENT, "granuloma": UNCERTAIN}),
+        ("Calcified nodules in the right upper lung.", {"nodule": PRESENT}),
+        ("There is no granulomatous process or nodular opacity.", {"tuberculosis": ABSENT, "nodule": ABSENT}),
+        # granulomatous and fungal infections are not pneumonia
+        ("Calcified hilar nodes suggesting prior histoplasmosis infection.", {"tuberculosis": UNCERTAIN}),
+        # densities projected over structures outside the lung
+        ("Density projecting over the thoracic spine.", {}),
+        ("Increased density overlying the lower mediastinum.", {}),
+        ("Patchy opacity overlying the left 5th rib.", {"lung_opacity": PRESENT}),  # ribs locate lung findings
+        ("Large masslike opacity in the right lung base.", {"mass": PRESENT}),
+        # a mediastinal mass is not a lung lesion; a catheter fracture is not a bone fracture
+        ("Right paratracheal mass, possibly lymphadenopathy.",
+         {"enlarged_cardiomediastinum": PRESENT, "lymphadenopathy": UNCERTAIN}),
+        ("Tunneled central venous catheter fracture at the level of the first rib.", {"central_line": PRESENT}),
+    ],
+)
+def test_lesions_and_densities(x, text, expected):
+    assert read(x, text) == expected
+
+
+def test_report_labels(x):
+    onto = load_ontology()
+    ents = extract_report(
+        x,
+        "The heart, pulmonary XXXX and mediastinum are within normal limits. There is no pleural effusion "
+        "or pneumothorax. There is no focal air space opacity to suggest a pneumonia. Calcified granuloma "
+        "in the left upper lobe.",
+        "No acute cardiopulmonary disease.",
+    )
+    v = label_vector(ents, onto, "chexpert14+")
+    assert (v["pneumonia"], v["pleural_effusion"], v["pneumothorax"], v["lung_opacity"]) == (0.0,) * 4
+    assert (v["lung_lesion"], v["nodule"], v["calcified_granuloma"]) == (None, None, 1.0)
+    assert (v["no_finding"], v["no_finding_chexpert"]) == (0.0, 1.0)  # a granuloma is a finding, not a pathology
+    ents = extract_report(x, "Borderline heart size. Bibasilar atelectasis. Large hiatal hernia.", "")
+    v = label_vector(ents, onto, "chexpert14+")
+    assert (v["cardiomegaly"], v["atelectasis"], v["lung_opacity"], v["hernia"]) == (1.0, 1.0, 1.0, 1.0)
+    assert chexpert_vector(ents, onto)["no_finding"] == 0.0
