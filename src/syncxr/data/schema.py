@@ -32,7 +32,10 @@ SHARD_SCHEMA = pa.schema(
         ("entities", pa.string()),  # JSON list of Entity dicts: the sampled (target) set
         ("extracted", pa.string()),  # JSON list of Entity dicts: what verification read back
         ("masks", pa.list_(MASK_TYPE)),  # per rendered finding: 1-bit PNG mask, same size as image
-        *[(name, pa.float32()) for name in CHEXPERT14_SNAKE],  # 1 / 0 / -1, null = unmentioned
+        # 1 / 0 / -1, null = unmentioned. no_finding is clinical (0 when any abnormality is asserted);
+        # no_finding_chexpert is CheXpert's strict value (rules: syncxr/text/labels.py).
+        *[(name, pa.float32()) for name in CHEXPERT14_SNAKE],
+        ("no_finding_chexpert", pa.float32()),
         ("qc", pa.string()),  # JSON dict of QC scores (e.g. bank_max_sim, contrast)
         ("write_attempts", pa.int32()),
         ("image_attempts", pa.int32()),

@@ -45,7 +45,7 @@ def accepted_table(samples: list[Sample], width: int, height: int) -> pa.Table:
         rows["entities"].append(_entities_json(s.entities))
         rows["extracted"].append(_entities_json(s.extracted))
         rows["masks"].append([{"name": k, "png": v} for k, v in sorted(s.masks.items())])
-        for label in CHEXPERT14_SNAKE:
+        for label in (*CHEXPERT14_SNAKE, "no_finding_chexpert"):
             rows[label].append(s.labels.get(label))
         rows["qc"].append(json.dumps(s.qc, sort_keys=True))
         rows["write_attempts"].append(s.write_attempts)
