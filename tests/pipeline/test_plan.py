@@ -49,3 +49,12 @@ def test_paper_preset_builds_backend_options_that_real_backends_accept():
         inspect.signature(cls).bind(**opts)
     params = inspect.signature(build_llm_writer).parameters
     assert "transport" in params and any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def test_corpus_counts_merge_type_disagreements_onto_the_ontology_keys():
+    from syncxr.vocab import load_ontology
+
+    onto = load_ontology()
+    counts = {"pleural_effusion|DISEASE": 5, "pleural_effusion|ABNORMALITY": 2, "pleural_effusion|NON-ABNORMALITY": 3,
+              "made_up_thing|DISEASE": 9}
+    assert P.canonical_counts(counts, onto) == {"pleural_effusion|DISEASE": 7, "pleural_effusion|NON-DISEASE": 3}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from syncxr.text.base import ExtractOneByOne
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, Entity
 from syncxr.text.verify import Verifier
 
 
-class TableExtractor:
+class TableExtractor(ExtractOneByOne):
     """Returns the entities listed for a text (a stand-in that isolates the verifier's logic)."""
 
     backend_id = "table"
@@ -18,7 +19,8 @@ class TableExtractor:
         self.table = table
 
     def extract(self, text: str, section: str = "") -> list[Entity]:
-        return [Entity(e.name, e.type, e.assertion, dict(e.attributes), section=section) for e in self.table.get(text, [])]
+        return [Entity(e.name, e.type, e.assertion, dict(e.attributes), e.text, section, e.start, e.end)
+                for e in self.table.get(text, [])]
 
 
 EFF = Entity("pleural_effusion", "DISEASE", attributes={"laterality": "left", "severity": "mild"})
@@ -30,8 +32,9 @@ NO_CARDIO = Entity("cardiomegaly", "NON-ABNORMALITY", ABSENT)
 SAMPLED = [EFF, NO_PTX, RLL]
 
 
-def _verifier(mode="impression", **table) -> Verifier:
-    return Verifier(TableExtractor({k.replace("_", " "): v for k, v in table.items()}), mode=mode)
+def _verifier(mode="impression", allow_extra=("summaries",), unknown="reject", **table) -> Verifier:
+    return Verifier(TableExtractor({k.replace("_", " "): v for k, v in table.items()}), mode=mode,
+                    allow_extra=allow_extra, unknown=unknown)
 
 
 def test_ok_with_filler_in_findings():
@@ -55,10 +58,66 @@ def test_missing_in_impression_and_in_findings():
 
 
 def test_extra_in_impression():
-    v = _verifier(findings=SAMPLED, impression=SAMPLED + [NORMAL_HEART])
+    v = _verifier(findings=SAMPLED, impression=SAMPLED + [NORMAL_HEART, CARDIO_NO_ATTR], allow_extra=())
     verdict = v.check(SAMPLED, "findings", "impression")
     assert verdict.reason == "extra_entities" and "normal_heart_size|NON-ABNORMALITY" in verdict.detail
-    assert verdict.scores["precision"] == pytest.approx(3 / 4)
+    assert "cardiomegaly|ABNORMALITY" in verdict.detail
+    assert verdict.scores["precision"] == pytest.approx(3 / 5)
+    # A normal-statement summary is allowed by default; a positive finding never is.
+    assert _verifier(findings=SAMPLED, impression=SAMPLED + [NORMAL_HEART]).check(SAMPLED, "findings", "impression").ok
+    assert _verifier(findings=SAMPLED, impression=SAMPLED + [CARDIO]).check(SAMPLED, "findings", "impression").reason == "extra_entities"
+
+
+CARDIO_NO_ATTR = Entity("cardiomegaly", "ABNORMALITY")
+NO_ACUTE = Entity("no_acute_process", "NON-ABNORMALITY")
+
+
+def test_entity_type_disagreements_are_not_mismatches_but_polarity_is():
+    """A real NER model may type a finding DISEASE where the ontology says ABNORMALITY, or
+    NON-ABNORMALITY where the plan says NON-DISEASE: the same concept and polarity pass."""
+    eff_as_abnormality = Entity("pleural_effusion", "ABNORMALITY", attributes={"laterality": "left", "severity": "mild"})
+    no_ptx_other_type = Entity("pneumothorax", "NON-ABNORMALITY", ABSENT)
+    read = [eff_as_abnormality, no_ptx_other_type, RLL]
+    assert _verifier(findings=read, impression=read).check(SAMPLED, "findings", "impression").ok
+    # Wrong polarity: the report says the sampled absent pneumothorax is present.
+    ptx_present = Entity("pneumothorax", "DISEASE")
+    wrong = [EFF, ptx_present, RLL]
+    verdict = _verifier(findings=wrong, impression=wrong).check(SAMPLED, "findings", "impression")
+    assert verdict.reason == "missing_entities" and "pneumothorax|NON-DISEASE" in verdict.detail
+
+
+def test_a_summary_that_contradicts_a_finding_fails_unless_qualified():
+    sampled = [CARDIO, RLL]
+    plain = "Cardiomegaly.  No acute cardiopulmonary process."
+    qualified = "Cardiomegaly. Otherwise no acute cardiopulmonary process."
+    table = {
+        "findings": [CARDIO, RLL],
+        plain: [CARDIO, RLL, Entity("no_acute_process", "NON-ABNORMALITY", start=15, end=48)],
+        qualified: [CARDIO, RLL, Entity("no_acute_process", "NON-ABNORMALITY", start=24, end=56)],
+    }
+    v = Verifier(TableExtractor(table))
+    verdict = v.check(sampled, "findings", plain)
+    assert verdict.reason == "extra_entities" and "contradicts" not in verdict.detail  # in the impression itself
+    assert "no_acute_process|NON-ABNORMALITY" in verdict.detail
+    assert v.check(sampled, "findings", qualified).ok
+
+
+def test_negations_and_anatomy_beyond_the_plan_follow_allow_extra():
+    extra = SAMPLED + [Entity("consolidation", "NON-DISEASE", ABSENT), Entity("left_lung", "ANATOMY")]
+    strict = _verifier(findings=SAMPLED, impression=extra)
+    assert strict.check(SAMPLED, "findings", "impression").reason == "extra_entities"
+    loose = _verifier(findings=SAMPLED, impression=extra, allow_extra=("summaries", "negations", "anatomy"))
+    assert loose.check(SAMPLED, "findings", "impression").ok
+
+
+def test_unknown_phrases_follow_the_policy_with_a_boilerplate_list():
+    odd = Entity("bronchial_cuffing_xyz", "ABNORMALITY", text="bronchial cuffing xyz")
+    boiler = Entity("portable", "ABNORMALITY", text="portable")
+    imp = SAMPLED + [odd, boiler]
+    verdict = _verifier(findings=SAMPLED, impression=imp).check(SAMPLED, "findings", "impression")
+    assert verdict.reason == "unknown_entities" and "bronchial cuffing xyz" in verdict.detail
+    assert "portable" not in verdict.detail
+    assert _verifier(findings=SAMPLED, impression=imp, unknown="ignore").check(SAMPLED, "findings", "impression").ok
 
 
 def test_findings_may_not_contradict_a_sampled_entity():

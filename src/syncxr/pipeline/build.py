@@ -115,13 +115,12 @@ def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Stage]:
     """The per-sample stages, in order: write+verify, label, image (+QC); the chain is checked."""
     from syncxr.image.stage import ImageStage
     from syncxr.text.stages import LabelStage, WriteVerifyStage
-    from syncxr.text.verify import Verifier
 
     ontology = ontology_of(cfg)
     extractor = build_extractor(cfg, ontology)
     context = context_of(cfg, ontology, extractor)
     writer = build_backend("writer", cfg.write.backend, cfg.write.options, context)
-    verifier = Verifier(extractor, mode=cfg.verify.mode, check_attributes=cfg.verify.check_attributes)
+    verifier = build_verifier(cfg, extractor)
     generator = build_backend("generator", cfg.image.backend, cfg.image.options, context)
     image_filter = build_filter(cfg, bank_path) if cfg.qc.enabled else None
     stages: Sequence[Stage] = [
@@ -136,6 +135,20 @@ def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Stage]:
     ]
     check_chain(stages, PLANNED_FIELDS)
     return list(stages)
+
+
+def build_verifier(cfg: GenerateConfig, extractor: Any) -> Any:
+    from syncxr.text.verify import DEFAULT_BOILERPLATE, Verifier
+
+    v = cfg.verify
+    return Verifier(
+        extractor,
+        mode=v.mode,
+        check_attributes=v.check_attributes,
+        allow_extra=v.allow_extra,
+        unknown=v.unknown,
+        boilerplate=DEFAULT_BOILERPLATE if v.boilerplate is None else v.boilerplate,
+    )
 
 
 def build_features(cfg: GenerateConfig) -> Any:

@@ -63,6 +63,11 @@ class WriteConfig(BackendConfig):
 class VerifyConfig(_Section):
     mode: Literal["impression", "exact"] = "impression"
     check_attributes: bool = True
+    # What may appear beyond the sampled entities (syncxr/text/verify.py): summaries ("No acute
+    # cardiopulmonary process"), negations ("No pneumothorax"), anatomy ("right lower lobe").
+    allow_extra: list[Literal["summaries", "negations", "anatomy"]] = Field(default_factory=lambda: ["summaries"])
+    unknown: Literal["reject", "ignore"] = "reject"  # phrases the extractor maps to no concept
+    boilerplate: Optional[list[str]] = None  # phrases never counted as unknown; None = the built-in list
 
 
 class ImageConfig(BackendConfig):

@@ -38,12 +38,26 @@ def reference_counts(cfg: GenerateConfig) -> dict[str, int] | None:
         from syncxr.text.corpus import corpus_entity_counts
 
         counts = corpus_entity_counts(cfg.entities.corpus, cfg.entities.corpus_text_columns, extractor)
-    known = set(ontology_of(cfg).all_keys())
-    unknown = sorted(k for k in counts if k not in known)
+    return canonical_counts(counts, ontology_of(cfg))
+
+
+def canonical_counts(counts: dict[str, int], ontology: Any) -> dict[str, int]:
+    """Counts keyed by the ontology's own keys: a type the extractor gives differently (DISEASE
+    for ABNORMALITY) counts for the same concept and polarity; unknown concepts are left out."""
+    from syncxr.vocab.conflicts import canonical_key
+
+    out: Counter = Counter()
+    unknown = []
+    for key, count in counts.items():
+        canon = canonical_key(ontology, key)
+        if canon is None:
+            unknown.append(key)
+        else:
+            out[canon] += count
     if unknown:  # e.g. a NER backend's entities that map to no ontology concept
         log.warning("%d extracted entity keys are not in the ontology and are left out of the pool, e.g. %s",
-                    len(unknown), unknown[:5])
-    return {k: v for k, v in counts.items() if k in known}
+                    len(unknown), sorted(unknown)[:5])
+    return dict(out)
 
 
 def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tuple[list[str], dict[str, Any]]:

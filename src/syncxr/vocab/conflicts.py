@@ -72,3 +72,16 @@ def _no_finding_clash(normal: Concept, other: Concept) -> bool:
         and other.type in ("ABNORMALITY", "DISEASE")
         and other.chexpert not in _NO_FINDING_COMPATIBLE
     )
+
+
+def canonical_key(ontology: Ontology, key: str) -> str | None:
+    """The ontology's key for an entity key whose type may differ from the ontology's (a NER
+    model's DISEASE for the ontology's ABNORMALITY): same concept, same polarity. None for a
+    concept the ontology lacks."""
+    name, typ = split_key(key)
+    concept = ontology.by_name.get(name)
+    if concept is None:
+        return None
+    keys = concept.keys()
+    negated = typ.startswith("NON-") and concept.negatable
+    return keys[1] if negated else keys[0]
