@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from syncxr.errors import UserError
 from syncxr.image.base import GENERATORS
@@ -111,30 +111,48 @@ def build_extractor(cfg: GenerateConfig, ontology: Ontology | None = None) -> An
     return build_backend("extractor", cfg.extract.backend, cfg.extract.options, context_of(cfg, ontology))
 
 
+STAGE_NAMES = ("write", "label", "image")
+
+
 def build_stages(cfg: GenerateConfig, bank_path: Path | None) -> list[Stage]:
-    """The per-sample stages, in order: write+verify, label, image (+QC); the chain is checked."""
+    """The per-sample stages, in order: write+verify, label, image (+QC); the chain is checked.
+    One extractor serves the verifier and the phantom generator."""
+    ontology = ontology_of(cfg)
+    extractor = build_extractor(cfg, ontology)
+    stages = [build_stage(cfg, name, bank_path, ontology, extractor) for name in STAGE_NAMES]
+    check_chain(stages, PLANNED_FIELDS)
+    return stages
+
+
+def build_stage(
+    cfg: GenerateConfig,
+    name: str,
+    bank_path: Path | None,
+    ontology: Ontology | None = None,
+    extractor: Any = None,
+) -> Stage:
+    """One stage with only the models it needs (an executor may place stages on different
+    workers or GPUs)."""
     from syncxr.image.stage import ImageStage
     from syncxr.text.stages import LabelStage, WriteVerifyStage
 
-    ontology = ontology_of(cfg)
-    extractor = build_extractor(cfg, ontology)
+    ontology = ontology or ontology_of(cfg)
+    if name == "label":
+        return LabelStage(ontology)
+    extractor = extractor or build_extractor(cfg, ontology)
     context = context_of(cfg, ontology, extractor)
-    writer = build_backend("writer", cfg.write.backend, cfg.write.options, context)
-    verifier = build_verifier(cfg, extractor)
-    generator = build_backend("generator", cfg.image.backend, cfg.image.options, context)
-    image_filter = build_filter(cfg, bank_path) if cfg.qc.enabled else None
-    stages: Sequence[Stage] = [
-        WriteVerifyStage(writer, verifier, max_attempts=cfg.write.max_attempts),
-        LabelStage(ontology),
-        ImageStage(
+    if name == "write":
+        writer = build_backend("writer", cfg.write.backend, cfg.write.options, context)
+        return WriteVerifyStage(writer, build_verifier(cfg, extractor), max_attempts=cfg.write.max_attempts)
+    if name == "image":
+        generator = build_backend("generator", cfg.image.backend, cfg.image.options, context)
+        return ImageStage(
             generator,
-            image_filter=image_filter,
+            image_filter=build_filter(cfg, bank_path) if cfg.qc.enabled else None,
             max_attempts=cfg.image.max_attempts,
             compress_level=cfg.image.png_compress_level,
-        ),
-    ]
-    check_chain(stages, PLANNED_FIELDS)
-    return list(stages)
+        )
+    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
 
 
 def build_verifier(cfg: GenerateConfig, extractor: Any) -> Any:

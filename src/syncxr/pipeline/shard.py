@@ -66,6 +66,30 @@ def make_samples(run_seed: int, task: ShardTask) -> list[Sample]:
     return samples
 
 
+def resume_point(stages: Sequence[Stage], checkpoints: Path | None) -> tuple[int, str]:
+    """(index of the first stage to run, name of the stage resumed after) from the latest
+    checkpoint in the shard's work folder; (0, "") when there is none."""
+    if checkpoints is not None:
+        for i in range(len(stages) - 2, -1, -1):  # the last stage is never checkpointed
+            if (checkpoints / f"after-{stages[i].name}.json").is_file():
+                return i + 1, stages[i].name
+    return 0, ""
+
+
+def load_checkpoint(checkpoints: Path, stage_name: str) -> list[Sample]:
+    return [Sample.from_state(s) for s in json.loads((checkpoints / f"after-{stage_name}.json").read_text())]
+
+
+def apply_stage(stage: Stage, samples: list[Sample], batch_size: int, checkpoint: Path | None = None) -> float:
+    """Run one stage over the samples in batches (and save them after it); returns seconds."""
+    t0 = time.perf_counter()
+    for lo in range(0, len(samples), batch_size):
+        stage.process(samples[lo : lo + batch_size])
+    if checkpoint is not None:
+        _save(checkpoint, samples)
+    return time.perf_counter() - t0
+
+
 def run_stages(
     stages: Sequence[Stage],
     samples: list[Sample],
@@ -75,24 +99,16 @@ def run_stages(
 ) -> tuple[list[Sample], str]:
     """Run the stages over the samples in batches; with `checkpoints`, save after each stage but
     the last and start from the latest saved stage. Returns (samples, stage resumed after)."""
-    resumed = ""
-    start = 0
-    if checkpoints is not None:
-        for i in range(len(stages) - 1, -1, -1):
-            saved = checkpoints / f"after-{stages[i].name}.json"
-            if i < len(stages) - 1 and saved.is_file():
-                samples = [Sample.from_state(s) for s in json.loads(saved.read_text())]
-                resumed, start = stages[i].name, i + 1
-                break
+    start, resumed = resume_point(stages, checkpoints)
+    if resumed:
+        assert checkpoints is not None
+        samples = load_checkpoint(checkpoints, resumed)
     for i in range(start, len(stages)):
         stage = stages[i]
-        t0 = time.perf_counter()
-        for lo in range(0, len(samples), batch_size):
-            stage.process(samples[lo : lo + batch_size])
+        save = checkpoints / f"after-{stage.name}.json" if checkpoints is not None and i < len(stages) - 1 else None
+        seconds = apply_stage(stage, samples, batch_size, save)
         if timings is not None:
-            timings[stage.name] = timings.get(stage.name, 0.0) + time.perf_counter() - t0
-        if checkpoints is not None and i < len(stages) - 1:
-            _save(checkpoints / f"after-{stage.name}.json", samples)
+            timings[stage.name] = timings.get(stage.name, 0.0) + seconds
     return samples, resumed
 
 
@@ -111,12 +127,18 @@ def write_shard(out: Path, shard: int, samples: list[Sample], image_size: int) -
     return len(ok), len(bad)
 
 
+def finish_shard(out: Path, shard: int, samples: list[Sample], image_size: int) -> tuple[int, int]:
+    """Write the shard's files, then clear its work folder; returns (ok, rejected)."""
+    counts = write_shard(out, shard, samples, image_size)
+    shutil.rmtree(work_dir(out, shard), ignore_errors=True)
+    return counts
+
+
 def process_shard(stages: Sequence[Stage], run_seed: int, batch_size: int, image_size: int, task: ShardTask, out: Path) -> ShardResult:
     """Generate one shard into `out` (resuming from its work folder), then clear its work folder."""
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     folder = work_dir(out, task.shard)
     samples, resumed = run_stages(stages, make_samples(run_seed, task), batch_size, folder, timings)
-    n_ok, n_bad = write_shard(out, task.shard, samples, image_size)
-    shutil.rmtree(folder, ignore_errors=True)
+    n_ok, n_bad = finish_shard(out, task.shard, samples, image_size)
     return ShardResult(task.shard, n_ok, n_bad, time.perf_counter() - t0, timings, resumed)
