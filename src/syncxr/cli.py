@@ -92,6 +92,44 @@ def generate(
 
 @app.command()
 @user_errors
+def doctor(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A generation YAML to check"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to check (default: RAY_ADDRESS)"),
+) -> None:
+    """List every backend and executor, the devices, the Ray cluster, and whether a config can run."""
+    from rich.table import Table
+
+    from syncxr.doctor import FAIL, OK, diagnose
+
+    report = diagnose(config, ray_address)
+    table = Table("area", "item", "status", "detail", show_lines=False)
+    colour = {OK: "green", FAIL: "red"}
+    for c in report.checks:
+        table.add_row(c.area, c.item, f"[{colour.get(c.status, 'yellow')}]{c.status}[/]", escape(c.detail))
+    console.print(table)
+    failure = report.first_failure
+    if failure is not None:
+        raise UserError(f"fix first: {failure.area} {failure.item}: {failure.detail}")
+    if config is not None:
+        console.print(f"[green]ok[/]: {config} can run here")
+
+
+@app.command()
+@user_errors
+def verify(folder: Path = typer.Argument(..., help="A syncxr dataset folder")) -> None:
+    """Check a dataset against its manifest: hashes, row counts, sample ids, missing or extra shards."""
+    from syncxr.data.integrity import verify_dataset
+
+    problems = verify_dataset(folder)
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise UserError(f"{folder}: {len(problems)} problem(s)\n  {shown}\nRerun the generate command to repair "
+                        "(damaged shards are regenerated), or regenerate into a new folder.")
+    console.print(f"[green]ok[/]: {folder} matches its manifest")
+
+
+@app.command()
+@user_errors
 def extract(
     in_path: Path = typer.Option(..., "--in", help="CSV of reports"),
     text_columns: str = typer.Option("findings,impression", "--text-columns", help="Comma-separated text columns"),

@@ -223,4 +223,5 @@ TRANSPORTS: Registry[Transport] = Registry(
         "transformers": "syncxr.llm_transports:TransformersTransport",
         "vllm": "syncxr.llm_transports:VLLMTransport",
     },
+    requires={"transformers": ("torch", "transformers"), "vllm": ("vllm",)},
 )

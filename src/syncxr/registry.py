@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
-from typing import Any, Callable, Generic, Mapping, TypeVar
+from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
@@ -37,10 +37,17 @@ class UnknownName(UserError, KeyError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, entries: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        entries: Mapping[str, str] | None = None,
+        requires: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.kind = kind
         self._targets: dict[str, str] = {}
         self._loaded: dict[str, Callable[..., T]] = {}
+        # Import names of the optional packages a plug-in needs (for `syncxr doctor`).
+        self._requires: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in (requires or {}).items()}
         for name, target in (entries or {}).items():
             self.add(name, target)
 
@@ -64,6 +71,11 @@ class Registry(Generic[T]):
             return factory
 
         return deco
+
+    def requires(self, name: str) -> tuple[str, ...]:
+        """Optional packages `name` needs (import names), as declared with the registry."""
+        self._require(name)
+        return self._requires.get(name, ())
 
     def unregister(self, name: str) -> None:
         """Remove a name (plug-ins registered at run time, tests)."""

@@ -18,6 +18,11 @@ from syncxr.records import CHEXPERT14_SNAKE, Sample
 SHARDS_DIR, REJECTS_DIR = "shards", "rejects"
 
 
+def sample_id_of(index: int) -> str:
+    """The id of the sample at position `index` of a run (part of the dataset format)."""
+    return f"syncxr-{index:08d}"
+
+
 def shard_name(shard: int) -> str:
     return f"shard-{shard:05d}.parquet"
 

@@ -87,4 +87,5 @@ GENERATORS: Registry[ImageGenerator] = Registry(
         "phantom": "syncxr.image.stage:PhantomGenerator",
         "diffusion": "syncxr.image.diffusion:DiffusionGenerator",
     },
+    requires={"diffusion": ("torch", "diffusers")},
 )

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from syncxr.data.integrity import shard_problem
 from syncxr.data.manifest import check_folder, finish_manifest, read_manifest, start_manifest
 from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, clean_temp_files, shard_name, write_table_atomic
 from syncxr.errors import UserError
@@ -37,7 +38,7 @@ from syncxr.pipeline.config import GenerateConfig
 from syncxr.pipeline.lock import FolderLock
 from syncxr.pipeline.local import LocalExecutor, ShardFailure, visible_gpus
 from syncxr.pipeline.plan import make_plan
-from syncxr.pipeline.shard import WORK_DIR, ShardResult, ShardTask, sample_id_of
+from syncxr.pipeline.shard import WORK_DIR, ShardResult, ShardTask
 
 log = logging.getLogger(__name__)
 
@@ -278,27 +279,6 @@ def _existing_shards(out: Path, ranges: list[tuple[int, int]], ledger: _Ledger, 
         ledger.add(i, n_ok, n_ok + n_bad)
         done.add(i)
     return done
-
-
-def shard_problem(path: Path, index_range: tuple[int, int], sha256: Optional[str] = None) -> str:
-    """Why a shard file is not the shard it should be ("" when it is): unreadable, sample ids
-    outside its range, duplicates, or a hash different from the manifest's record."""
-    from syncxr.data.shards import sha256_file
-
-    try:
-        table = pq.read_table(path, columns=["sample_id", "index"])
-    except Exception as e:  # truncated or not Parquet
-        return f"unreadable ({type(e).__name__}: {str(e)[:120]})"
-    a, b = index_range
-    indices = table.column("index").to_pylist()
-    ids = table.column("sample_id").to_pylist()
-    if any(not a <= i < b for i in indices) or ids != [sample_id_of(i) for i in indices]:
-        return f"holds samples outside its range {sample_id_of(a)}..{sample_id_of(b - 1)} (copied from another shard?)"
-    if len(set(indices)) != len(indices) or indices != sorted(indices):
-        return "holds duplicate or unordered samples"
-    if sha256 and sha256_file(path) != sha256:
-        return "its content differs from the hash the manifest recorded"
-    return ""
 
 
 def _early_stop(cfg: GenerateConfig, out: Path, ledger: _Ledger) -> None:

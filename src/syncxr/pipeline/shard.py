@@ -19,15 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, accepted_table, rejects_table, shard_name, write_table_atomic
+from syncxr.data.shards import (
+    REJECTS_DIR,
+    SHARDS_DIR,
+    accepted_table,
+    rejects_table,
+    sample_id_of,
+    shard_name,
+    write_table_atomic,
+)
 from syncxr.records import Entity, Sample, derive_seed
 from syncxr.stage import Stage
 
 WORK_DIR = "work"
-
-
-def sample_id_of(index: int) -> str:
-    return f"syncxr-{index:08d}"
 
 
 @dataclass(frozen=True)

@@ -26,4 +26,5 @@ FEATURES: Registry[FeatureExtractor] = Registry(
         "builtin": "syncxr.qc.features:BuiltinFeatures",
         "rad-dino": "syncxr.qc.rad_dino:RadDinoFeatures",
     },
+    requires={"rad-dino": ("torch", "transformers")},
 )

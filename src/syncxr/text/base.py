@@ -98,6 +98,7 @@ EXTRACTORS: Registry[Extractor] = Registry(
         "lexicon": "syncxr.text.extract:LexiconExtractor",
         "rate-ner": "syncxr.text.rate_ner:RateNerExtractor",
     },
+    requires={"rate-ner": ("torch", "transformers")},
 )
 WRITERS: Registry[ReportWriter] = Registry(
     "report writer",
