@@ -11,6 +11,7 @@ from syncxr.errors import UserError
 from syncxr.qc.defects import DEFECTS, apply_defect
 from syncxr.qc.bank import ProblemBank, bank_from_images, build_bank
 from syncxr.qc.base import ImageFilter
+from syncxr.qc.features import BuiltinFeatures
 from syncxr.qc.filter import DEFAULT_THRESHOLD, BankFilter, choose_threshold, evaluate_filter
 
 
@@ -31,7 +32,7 @@ def qc(bank) -> BankFilter:
 def test_build_bank_labels_and_shape(bank):
     assert len(bank) == 6 * len(DEFECTS) and bank.features.shape[0] == len(bank)
     assert sorted(set(bank.labels)) == sorted(DEFECTS)
-    assert bank.backend_id == "builtin-qc-v2"
+    assert bank.backend_id == BuiltinFeatures().backend_id  # the bank records the features it was built with
 
 
 def test_save_load_round_trip_without_pickle(bank, tmp_path):
@@ -86,8 +87,12 @@ def test_heuristics_run_first_and_can_be_disabled(bank, qc):
     dark = (toy_chest(5, 256) // 8).astype(np.uint8)
     v = qc.check(dark)
     assert v.reason == "qc_too_dark" and "bank_max_sim" not in v.scores
-    v2 = BankFilter(bank, heuristics=False).check(dark)
-    assert "bank_max_sim" in v2.scores and v2.reason in ("", "qc_bank_similarity")
+    off = BankFilter(bank, heuristics=False)
+    v2 = off.check(dark)
+    assert v2.reason != "qc_too_dark" and "bank_max_sim" in v2.scores
+    # with heuristics off, the bank alone decides
+    assert v2.ok == (v2.scores["bank_max_sim"] <= off.threshold)
+    assert v2.reason == ("" if v2.ok else "qc_bank_similarity")
 
 
 def test_invalid_image_is_a_reject_not_a_crash(qc):

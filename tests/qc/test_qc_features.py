@@ -18,7 +18,9 @@ def images() -> list[np.ndarray]:
 
 def test_registered_and_conforms():
     ext = FEATURES.build("builtin")
-    assert isinstance(ext, FeatureExtractor) and ext.backend_id == "builtin-qc-v2"
+    assert isinstance(ext, FeatureExtractor) and isinstance(ext, BuiltinFeatures)
+    imgs = [toy_chest(s) for s in range(2)]
+    np.testing.assert_array_equal(ext.features(imgs), BuiltinFeatures().features(imgs))
 
 
 def test_shape_norm_dtype(images):

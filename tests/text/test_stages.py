@@ -121,8 +121,7 @@ def test_label_stage():
 
 
 def test_built_in_writer_extractor_and_labels_end_to_end():
-    extract = pytest.importorskip("syncxr.text.extract", reason="built-in extractor not available")
-    pytest.importorskip("syncxr.text.labels", reason="label mapping not available")
+    from syncxr.text import extract
     from syncxr.records import CHEXPERT14_SNAKE, derive_seed
     from syncxr.text.sample import BalancedSampler
     from syncxr.text.write import GrammarWriter

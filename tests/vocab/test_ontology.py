@@ -84,9 +84,20 @@ def test_synonyms_are_clean_and_unique(onto):
 
 
 def test_patterns_compile_and_stay_with_their_concept(onto):
+    """A concept's regex patterns never match another concept's own names: a pattern that did
+    would read that concept's mentions as this one."""
+    names = {c.name: [c.name.replace("_", " "), *c.synonyms] for c in onto.concepts}
+    checked = 0
     for c in onto.concepts:
         for p in c.patterns:
-            re.compile(p)
+            rx = re.compile(p, re.IGNORECASE)
+            for other, phrases in names.items():
+                if other == c.name:
+                    continue
+                stolen = [s for s in phrases if rx.fullmatch(s)]
+                assert not stolen, f"pattern {p!r} of {c.name} matches {other}'s name(s) {stolen}"
+            checked += 1
+    assert checked > 10  # the ontology has patterns to check
 
 
 def test_anatomy_fields(onto):
