@@ -93,24 +93,40 @@ def test_decode_bio_handles_subwords_stray_i_and_punctuation():
     labels = ["O", "O", "O", "B-DISEASE", "O", "I-DISEASE", "B-DISEASE", "O", "O", "I-NON-DISEASE", "O", "O", "O"]
     # "ral" is tagged O but glued to "▁pleu": it continues the span; "usion" tagged B- of the same
     # type but glued: continues; "." is glued but not alphanumeric: ends the span; a stray
-    # I-NON-DISEASE opens a new span and its glued sub-word "x" continues it.
+    # I-NON-DISEASE (no open span) opens nothing, and its glued sub-word "x" joins nothing.
+    assert decode_bio(text, offsets, labels) == [Span(12, 28, "DISEASE")]
+    assert text[12:28] == "pleural effusion"
+    labels[9] = "B-NON-DISEASE"  # the same token, properly opened
     assert decode_bio(text, offsets, labels) == [Span(12, 28, "DISEASE"), Span(33, 36, "NON-DISEASE")]
-    assert text[12:28] == "pleural effusion" and text[33:36] == "ptx"
 
 
-def test_decode_bio_splits_adjacent_entities_of_different_type():
+def test_decode_bio_splits_adjacent_entities_and_ignores_stray_i():
     text = "lung opacity"
     offsets = [(0, 4), (4, 12)]
-    assert decode_bio(text, offsets, ["B-ANATOMY", "I-ABNORMALITY"]) == [Span(0, 4, "ANATOMY"), Span(5, 12, "ABNORMALITY")]
+    assert decode_bio(text, offsets, ["B-ANATOMY", "B-ABNORMALITY"]) == [Span(0, 4, "ANATOMY"), Span(5, 12, "ABNORMALITY")]
+    # an I- of another type closes the open span and opens nothing
+    assert decode_bio(text, offsets, ["B-ANATOMY", "I-ABNORMALITY"]) == [Span(0, 4, "ANATOMY")]
+    assert decode_bio(text, offsets, ["I-ANATOMY", "I-ANATOMY"]) == []
     assert decode_bio(text, offsets, ["O", "O"]) == []
     # a bare space piece between the words is neutral: the span runs across it
     spaced = [(0, 4), (4, 5), (5, 12)]
     assert decode_bio(text, spaced, ["B-ABNORMALITY", "O", "I-ABNORMALITY"]) == [Span(0, 12, "ABNORMALITY")]
 
 
-def test_sentences_cover_text():
-    text = "No effusion. Heart normal!\nLungs clear"
-    assert [text[s:e] for s, e in sentences(text)] == ["No effusion.", " Heart normal!", "Lungs clear"]
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("No effusion. Heart normal!\nLungs clear", ["No effusion.", " Heart normal!", "Lungs clear"]),
+        ("A 1.5 cm nodule in the right upper lobe. No effusion.", ["A 1.5 cm nodule in the right upper lobe.", " No effusion."]),
+        ("Measures 2.0 x 1.5 cm.  Stable.\n\nPortable AP. Clear.", ["Measures 2.0 x 1.5 cm.", "  Stable.", "Portable AP.", " Clear."]),
+        ("Opacity, e.g. pneumonia. Approx. 2 cm. Dr. Smith was notified.", ["Opacity, e.g. pneumonia.", " Approx. 2 cm.", " Dr. Smith was notified."]),
+        ("1. Small effusion. 2. No pneumothorax.", ["1. Small effusion.", " 2. No pneumothorax."]),
+        ("Is there a pneumothorax? No. Effusion vs. atelectasis at L4.5 level", ["Is there a pneumothorax?", " No.", " Effusion vs. atelectasis at L4.5 level"]),
+        ("", []),
+    ],
+)
+def test_sentences_survive_decimals_abbreviations_and_list_numbers(text, expected):
+    assert [text[s:e] for s, e in sentences(text)] == expected
 
 
 def test_random_model_loads_and_returns_consistent_spans(extractor):
@@ -180,6 +196,36 @@ def test_non_rate_labels_are_refused(tmp_path):
     _save_model(tmp_path, _tokenizer(), ["O", "B-PER", "I-PER"])
     with pytest.raises(UserError, match="not RaTE-NER BIO labels"):
         EXTRACTORS.build("rate-ner", model=str(tmp_path))
+
+
+def test_label_map_renames_generic_labels(tmp_path):
+    rate = ["O", "B-ABNORMALITY", "I-ABNORMALITY", "B-ANATOMY", "I-ANATOMY"]
+    _save_model(tmp_path, _tokenizer(), [f"LABEL_{i}" for i in range(len(rate))])
+    with pytest.raises(UserError, match="set extract.options.label_map"):
+        EXTRACTORS.build("rate-ner", model=str(tmp_path))
+    mapping = {f"LABEL_{i}": lab for i, lab in enumerate(rate[:-1])} | {"4": "i-anatomy"}  # by name or index
+    ext = EXTRACTORS.build("rate-ner", model=str(tmp_path), label_map=mapping)
+    assert ext.labels == rate
+    with pytest.raises(UserError, match=r"keys \['LABEL_9'\].*values \['B-PERSON'\]"):
+        EXTRACTORS.build("rate-ner", model=str(tmp_path), label_map={"LABEL_9": "O", "LABEL_0": "B-PERSON"})
+
+
+def test_max_length_defaults_to_512_capped_by_the_model(extractor):
+    import inspect
+
+    from syncxr.text.rate_ner import RateNerExtractor
+
+    assert inspect.signature(RateNerExtractor).parameters["max_length"].default == 512
+    assert extractor.max_length == 128  # the tiny model's position table
+    long_sentence = " ".join(["small right pleural effusion"] * 80) + "."
+    (entities,) = extractor.extract_batch([long_sentence])  # truncated, not a crash
+    assert all(e.end <= len(long_sentence) for e in entities)
+
+
+def test_batched_extraction_equals_one_text_at_a_time(extractor):
+    batched = extractor.extract_batch(CORPUS, ["findings"] * len(CORPUS))
+    assert batched == [extractor.extract(t, "findings") for t in CORPUS]
+    assert sum(map(len, batched)) > 0  # the random tagger does tag something
 
 
 def test_missing_model_folder_is_a_user_error(tmp_path):
