@@ -67,3 +67,17 @@ def test_empty_and_bad_inputs(feats, tmp_path):
         feats.features([np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32)])
     with pytest.raises(UserError, match="could not load RAD-DINO"):
         FEATURES.build("rad-dino", model=str(tmp_path / "missing"))
+
+
+def test_batch_features_equal_per_image_features(feats):
+    """fp32 CPU: a feature never depends on its batch-mates (batch of 5 vs one at a time)."""
+    images = _images()
+    saved = feats.batch_size
+    try:
+        feats.batch_size = 5
+        batched = feats.features(images)
+        single = np.stack([feats.features([img])[0] for img in images])
+    finally:
+        feats.batch_size = saved
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert np.abs(batched - batched[::-1]).max() > 1e-2  # the images do differ
