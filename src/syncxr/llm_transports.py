@@ -430,8 +430,6 @@ class VLLMTransport:
     def complete(
         self, messages: list[Message], temperature: float = 0.0, max_tokens: int | None = None, seed: int | None = None
     ) -> str:
-        from vllm import SamplingParams
-
         result = self.complete_batch([ChatRequest(messages, temperature, max_tokens, seed)])[0]
         if isinstance(result, Exception):
             raise result

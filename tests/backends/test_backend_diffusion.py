@@ -4,7 +4,6 @@ tokenizer, DDIM) and PixArt-Sigma (transformer, VAE, T5 encoder, offline T5 toke
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -17,6 +16,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 diffusers = pytest.importorskip("diffusers")
 
+from tiny import build_pixart, build_sd  # noqa: E402
+
 from syncxr.errors import InfrastructureError, UserError  # noqa: E402
 from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator, ImageRequest  # noqa: E402
 from syncxr.image.diffusion import DiffusionGenerator, to_gray_uint8  # noqa: E402
@@ -24,90 +25,14 @@ from syncxr.image.diffusion import DiffusionGenerator, to_gray_uint8  # noqa: E4
 LONG_PROMPT = " ".join(["small right pleural effusion and cardiomegaly"] * 30)
 
 
-def _clip_tokenizer():
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import CLIPTokenizer
-
-    corpus = ["small right pleural effusion", "no acute cardiopulmonary process", "cardiomegaly"] * 5
-    tok = Tokenizer(models.BPE(unk_token="<|endoftext|>", end_of_word_suffix="</w>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    specials = ["<|startoftext|>", "<|endoftext|>"]
-    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=120, special_tokens=specials, end_of_word_suffix="</w>"))
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(tok.to_str())["model"]["merges"]]
-    return CLIPTokenizer(vocab=tok.get_vocab(), merges=merges)
-
-
 @pytest.fixture(scope="module")
 def sd_dir(tmp_path_factory):
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    torch.manual_seed(0)
-    tokenizer = _clip_tokenizer()
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-        num_attention_heads=2, max_position_embeddings=77, projection_dim=16,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    ))
-    unet = UNet2DConditionModel(
-        sample_size=4, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4,
-        sample_size=32,
-    )
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    path = tmp_path_factory.mktemp("sd")
-    pipe.save_pretrained(path)
-    return path
-
-
-def _t5_tokenizer():
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import T5Tokenizer
-
-    corpus = ["small right pleural effusion", "no acute cardiopulmonary process", "cardiomegaly"] * 5
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.train_from_iterator(corpus, trainers.UnigramTrainer(vocab_size=80, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"))
-    vocab = [(piece, score) for piece, score in json.loads(tok.to_str())["model"]["vocab"]]
-    return T5Tokenizer(vocab=vocab, extra_ids=0)
+    return build_sd(tmp_path_factory.mktemp("sd"))
 
 
 @pytest.fixture(scope="module")
 def pixart_dir(tmp_path_factory):
-    from diffusers import AutoencoderKL, DDIMScheduler, PixArtSigmaPipeline, PixArtTransformer2DModel
-    from transformers import T5Config, T5EncoderModel
-
-    torch.manual_seed(0)
-    tokenizer = _t5_tokenizer()
-    text_encoder = T5EncoderModel(T5Config(
-        vocab_size=len(tokenizer), d_model=16, d_ff=32, d_kv=8, num_layers=1, num_heads=2,
-        relative_attention_num_buckets=8, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-    ))
-    transformer = PixArtTransformer2DModel(
-        sample_size=8, num_layers=1, patch_size=2, attention_head_dim=8, num_attention_heads=2, caption_channels=16,
-        in_channels=4, cross_attention_dim=16, out_channels=8, attention_bias=True, activation_fn="gelu-approximate",
-        num_embeds_ada_norm=1000, norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6,
-    )
-    vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, norm_num_groups=4,
-        sample_size=32,
-    )
-    pipe = PixArtSigmaPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae, scheduler=DDIMScheduler())
-    path = tmp_path_factory.mktemp("pixart")
-    pipe.save_pretrained(path)
-    return path
+    return build_pixart(tmp_path_factory.mktemp("pixart"))
 
 
 @pytest.fixture(scope="module")

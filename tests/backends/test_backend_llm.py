@@ -27,7 +27,7 @@ from syncxr.text.llm import (  # noqa: E402
     load_prompt,
     parse_report,
 )
-from syncxr.llm_transports import ChatRequest, LLMBadReply, LLMRequestRejected, OpenAIChatTransport, VLLMTransport  # noqa: E402
+from syncxr.llm_transports import LLMBadReply, LLMRequestRejected, OpenAIChatTransport, VLLMTransport  # noqa: E402
 from syncxr.text.llm import preflight_llm  # noqa: E402
 
 ONTOLOGY_YAML = """

@@ -14,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny import build_token_classifier, deberta_tokenizer  # noqa: E402
+
 from syncxr.errors import UserError  # noqa: E402
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN  # noqa: E402
 from syncxr.text.base import EXTRACTORS, Extractor  # noqa: E402
@@ -37,37 +39,10 @@ concepts:
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import DebertaV2TokenizerFast
-
-    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(CORPUS * 5, trainers.UnigramTrainer(vocab_size=120, special_tokens=specials, unk_token="[UNK]"))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    return DebertaV2TokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        unk_token="[UNK]", mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]",
-    )
+    return deberta_tokenizer(CORPUS)
 
 
-def _save_model(path, tokenizer, labels):
-    from transformers import DebertaV2Config, DebertaV2ForTokenClassification
-
-    torch.manual_seed(0)
-    config = DebertaV2Config(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
-        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
-    )
-    DebertaV2ForTokenClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+_save_model = build_token_classifier
 
 
 @pytest.fixture(scope="module")
