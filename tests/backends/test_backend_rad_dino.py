@@ -81,3 +81,15 @@ def test_batch_features_equal_per_image_features(feats):
         feats.batch_size = saved
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert np.abs(batched - batched[::-1]).max() > 1e-2  # the images do differ
+
+
+def test_half_precision_features_stay_close_to_float32(dino_dir, feats):
+    half = FEATURES.build("rad-dino", model=str(dino_dir), batch_size=2, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    images = _images()
+    low, full = half.features(images), feats.features(images)
+    assert low.dtype == np.float32 and low.shape == full.shape
+    cosine = (low * full).sum(axis=1)
+    assert cosine.min() > 0.98  # bf16 rounding, not another feature
+    with pytest.raises(UserError, match="dtype 'int8' is not one of"):
+        FEATURES.build("rad-dino", model=str(dino_dir), dtype="int8")

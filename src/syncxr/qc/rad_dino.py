@@ -18,17 +18,24 @@ from syncxr.errors import UserError
 log = logging.getLogger(__name__)
 
 
-class RadDinoFeatures:
-    """FeatureExtractor over a RAD-DINO (or any DINOv2 / ViT) checkpoint from a folder or hub name."""
+_DTYPES = ("float32", "float16", "bfloat16")
 
-    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 16) -> None:
+
+class RadDinoFeatures:
+    """FeatureExtractor over a RAD-DINO (or any DINOv2 / ViT) checkpoint from a folder or hub name.
+
+    dtype: float32, or bfloat16 / float16 on a GPU (features are normalised in float32)."""
+
+    def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 16, dtype: str = "float32") -> None:
         try:
-            import torch  # noqa: F401
+            import torch
             from transformers import AutoImageProcessor, AutoModel
         except ImportError as e:
             raise UserError(
                 f"the rad-dino features need torch and transformers ({e}); pip install 'syncxr[train]'"
             ) from None
+        if dtype not in _DTYPES:
+            raise UserError(f"qc.feature_options.dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
         try:
             self.processor = AutoImageProcessor.from_pretrained(str(model))
             self.model = AutoModel.from_pretrained(str(model))
@@ -37,7 +44,8 @@ class RadDinoFeatures:
                 f"could not load RAD-DINO from {str(model)!r}: {e}. Expected a local folder or hub name with "
                 "config.json, weights and preprocessor_config.json (a DINOv2/ViT image model)."
             ) from None
-        self.model.to(device).eval()
+        self.dtype = getattr(torch, dtype)
+        self.model.to(device=device, dtype=self.dtype).eval()
         self.device = device
         self.batch_size = batch_size
         self.dim = int(self.model.config.hidden_size)
@@ -50,8 +58,9 @@ class RadDinoFeatures:
         out = []
         for lo in range(0, len(images), self.batch_size):
             batch = [_to_rgb(img, lo + i) for i, img in enumerate(images[lo : lo + self.batch_size])]
-            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)  # (B, 3, h, w)
-            with torch.no_grad():
+            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]  # (B, 3, h, w)
+            pixels = pixels.to(device=self.device, dtype=self.dtype)
+            with torch.inference_mode():
                 result = self.model(pixel_values=pixels)
             pooled = getattr(result, "pooler_output", None)
             if pooled is None:  # a model without a pooler: take the CLS token
