@@ -6,6 +6,7 @@
 - `trickle_s`: send each body one byte at a time, `trickle_s` seconds apart (a slow server).
 - `delay_s`: wait this long before answering (to measure concurrency).
 - GET /v1/models lists `models` (None: 404, as on servers without the endpoint).
+- `cut_next`: that many next answers stop half-way and the connection closes (IncompleteRead).
 - `api_key`: when set, a request without `Authorization: Bearer <api_key>` gets 401.
 - `stop()` takes the server down (connections refused); `start()` brings it back on the same port.
 """
@@ -33,6 +34,7 @@ class ChatStub:
         self.delay_s = 0.0
         self.models: list[str] | None = ["m"]
         self.api_key: str | None = None
+        self.cut_next = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -90,6 +92,12 @@ class ChatStub:
                     self.send_header(key, value)
                 self.end_headers()
                 try:
+                    if stub.cut_next and self.command == "POST":
+                        stub.cut_next -= 1
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
                     if stub.trickle_s:
                         for i in range(len(data)):
                             self.wfile.write(data[i : i + 1])

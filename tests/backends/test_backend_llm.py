@@ -152,6 +152,17 @@ def test_openai_transport_retries_server_errors_not_client_errors(stub):
     assert info.value.reason == "llm_bad_reply"
 
 
+def test_truncated_answers_and_resets_are_retried(stub):
+    transport = OpenAIChatTransport(stub.base_url, "m", api_key_env=None, max_retries=2, retry_backoff_s=0.0)
+    stub.default = "whole answer"
+    stub.cut_next = 2  # two answers stop half-way: IncompleteRead, then the third is whole
+    assert transport.complete(HI) == "whole answer"
+    assert len(stub.requests) == 3
+    stub.cut_next = 3
+    with pytest.raises(TransportError, match="gave up after 3 tries: IncompleteRead"):
+        transport.complete(HI)
+
+
 def test_retry_after_is_honoured_and_capped(stub, monkeypatch):
     waits = []
     monkeypatch.setattr("syncxr.llm_transports.time.sleep", waits.append)
