@@ -206,9 +206,17 @@ def test_auth_failure_is_infrastructure_and_preflight_says_what_to_fix(stub, mon
     preflight_llm(options)
     assert stub.requests[-1][2]["max_tokens"] == 1 and len(stub.requests) == n + 2
     preflight_llm({"transport": "transformers", "model": "/nowhere"})  # in-process: nothing to reach
+    assert WRITERS.get("llm").preflight is preflight_llm  # the hook the pipeline's preflight calls
     stub.stop()
     with pytest.raises(UserError, match="cannot reach the LLM server"):
-        preflight_llm(options)
+        WRITERS.get("llm").preflight(options)
+
+
+def test_writer_fingerprint_hook_names_served_or_local_weights(tiny_llama):
+    hook = WRITERS.get("llm").fingerprint
+    assert hook({"transport": "openai", "base_url": "http://h:8000/v1/", "model": "llama"}) == "served:http://h:8000/v1#llama"
+    local = hook({"transport": "transformers", "model": str(tiny_llama)})
+    assert local.startswith("sha256:") and local == hook({"transport": "vllm", "model": str(tiny_llama)})
 
 
 def _echo_seed(body):

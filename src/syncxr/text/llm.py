@@ -263,3 +263,20 @@ def preflight_llm(options: dict[str, Any]) -> None:
         return
     own = {p for p in inspect.signature(build_llm_writer).parameters if p != "transport_kwargs"}
     TRANSPORTS.build("openai", **{k: v for k, v in options.items() if k not in own}).preflight()
+
+
+def fingerprint_llm(options: dict[str, Any]) -> str:
+    """What identifies the writer's weights, computed without loading them: for the openai
+    transport the served model name at its server (the weights live there, unseen:
+    'served:<base_url>#<model>'); for in-process transports `syncxr.weights.fingerprint` of the
+    model folder or hub name."""
+    from syncxr.weights import fingerprint
+
+    if options.get("transport", "openai") == "openai":
+        return f"served:{str(options.get('base_url', '')).rstrip('/')}#{options.get('model', '')}"
+    return fingerprint(options["model"])
+
+
+# Hooks the pipeline looks up on the factory (parent process, nothing built or loaded).
+build_llm_writer.preflight = preflight_llm  # type: ignore[attr-defined]
+build_llm_writer.fingerprint = fingerprint_llm  # type: ignore[attr-defined]
