@@ -93,3 +93,25 @@ def test_half_precision_features_stay_close_to_float32(dino_dir, feats):
     assert cosine.min() > 0.98  # bf16 rounding, not another feature
     with pytest.raises(UserError, match="dtype 'int8' is not one of"):
         FEATURES.build("rad-dino", model=str(dino_dir), dtype="int8")
+
+
+def test_out_of_memory_halves_the_batch_then_fails_the_shard(dino_dir, monkeypatch):
+    from syncxr.errors import InfrastructureError
+
+    fx = FEATURES.build("rad-dino", model=str(dino_dir), batch_size=4)
+    images = _images()
+    expected = fx.features(images)
+    real, sizes = fx._embed, []
+
+    def embed(batch, fits=2):
+        sizes.append(len(batch))
+        if len(batch) > fits:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return real(batch)
+
+    monkeypatch.setattr(fx, "_embed", embed)
+    np.testing.assert_allclose(fx.features(images), expected, atol=1e-5)
+    assert sizes == [4, 2, 2, 1] and fx.batch_size == 2  # 4 fails; then 2 + 2 + 1
+    monkeypatch.setattr(fx, "_embed", lambda batch: embed(batch, fits=0))
+    with pytest.raises(InfrastructureError, match="out of memory at batch size 1"):
+        fx.features(images)

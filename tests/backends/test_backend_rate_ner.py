@@ -206,3 +206,24 @@ def test_batched_extraction_equals_one_text_at_a_time(extractor):
 def test_missing_model_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="could not load the RaTE-NER model"):
         EXTRACTORS.build("rate-ner", model=str(tmp_path / "nope"))
+
+
+def test_out_of_memory_halves_the_batch_then_fails_the_shard(model_dir, monkeypatch):
+    from syncxr.errors import InfrastructureError
+
+    ext = EXTRACTORS.build("rate-ner", model=str(model_dir), ontology_path=str(model_dir / "onto.yaml"), batch_size=8)
+    expected = ext.extract_batch(CORPUS)  # 6 sentences
+    real, sizes = ext._tag, []
+
+    def tag(sents, fits=3):
+        sizes.append(len(sents))
+        if len(sents) > fits:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(sents)
+
+    monkeypatch.setattr(ext, "_tag", tag)
+    assert ext.extract_batch(CORPUS) == expected
+    assert sizes == [6, 4, 2, 2, 2] and ext.batch_size == 2  # 6 and 4 fail; then 2 + 2 + 2
+    monkeypatch.setattr(ext, "_tag", lambda sents: tag(sents, fits=0))
+    with pytest.raises(InfrastructureError, match="rate-ner: CUDA out of memory at batch size 1"):
+        ext.extract_batch(CORPUS)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from syncxr.errors import UserError
+from syncxr.errors import InfrastructureError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,36 @@ class RadDinoFeatures:
         import torch
 
         out = []
-        for lo in range(0, len(images), self.batch_size):
+        lo = 0
+        while lo < len(images):
             batch = [_to_rgb(img, lo + i) for i, img in enumerate(images[lo : lo + self.batch_size])]
-            pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]  # (B, 3, h, w)
-            pixels = pixels.to(device=self.device, dtype=self.dtype)
-            with torch.inference_mode():
-                result = self.model(pixel_values=pixels)
-            pooled = getattr(result, "pooler_output", None)
-            if pooled is None:  # a model without a pooler: take the CLS token
-                pooled = result.last_hidden_state[:, 0]
-            feats = torch.nn.functional.normalize(pooled.float(), dim=-1)  # (B, D)
-            out.append(feats.cpu().numpy())
+            try:
+                out.append(self._embed(batch))
+            except torch.OutOfMemoryError as e:  # halve; at batch 1 the shard fails, not the samples
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                if self.batch_size <= 1:
+                    raise InfrastructureError(f"rad-dino: CUDA out of memory at batch size 1: {e}") from e
+                self.batch_size //= 2
+                log.warning("rad-dino: CUDA out of memory, batch size halved to %d", self.batch_size)
+                continue
+            lo += len(batch)
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+    def _embed(self, batch: list[np.ndarray]) -> np.ndarray:
+        """(B, D) normalised features of (H, W, 3) uint8 images."""
+        import torch
+
+        pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"]  # (B, 3, h, w)
+        pixels = pixels.to(device=self.device, dtype=self.dtype)
+        with torch.inference_mode():
+            result = self.model(pixel_values=pixels)
+        pooled = getattr(result, "pooler_output", None)
+        if pooled is None:  # a model without a pooler: take the CLS token
+            pooled = result.last_hidden_state[:, 0]  # (B, D)
+        return torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()  # (B, D)
 
 
 def _to_rgb(image: np.ndarray, index: int) -> np.ndarray:

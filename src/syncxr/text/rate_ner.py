@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncxr.errors import UserError
+from syncxr.errors import InfrastructureError, UserError
 from syncxr.records import ABSENT, ENTITY_TYPES, PRESENT, UNCERTAIN, Entity
 from syncxr.vocab import Ontology, load_ontology
 
@@ -221,6 +221,25 @@ def read_attributes(span_text: str, context: str, allowed: list[str] | None) -> 
     return attrs
 
 
+def _is_oom(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError)
+
+
+def _halve_after_oom(batch_size: int, error: BaseException, what: str) -> int:
+    """The next batch size after CUDA out of memory; InfrastructureError (fails the shard, not
+    the samples) when it was already 1."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if batch_size <= 1:
+        raise InfrastructureError(f"{what}: CUDA out of memory at batch size 1: {error}") from error
+    log.warning("%s: CUDA out of memory, batch size halved to %d", what, batch_size // 2)
+    return batch_size // 2
+
+
 class RateNerExtractor:
     """Extractor backed by a RaTE-NER-style token classifier (transformers).
 
@@ -300,11 +319,19 @@ class RateNerExtractor:
         sections = sections or [""] * len(texts)
         pieces = [(i, s, e) for i, text in enumerate(texts) for s, e in sentences(text)]
         out: list[list[Entity]] = [[] for _ in texts]
-        for lo in range(0, len(pieces), self.batch_size):
+        lo = 0
+        while lo < len(pieces):
             chunk = pieces[lo : lo + self.batch_size]
-            tagged = self._tag([texts[i][s:e] for i, s, e in chunk])
+            try:
+                tagged = self._tag([texts[i][s:e] for i, s, e in chunk])
+            except Exception as e:
+                if not _is_oom(e):
+                    raise
+                self.batch_size = _halve_after_oom(self.batch_size, e, "rate-ner")
+                continue
             for (i, s, e), spans in zip(chunk, tagged):
                 out[i].extend(self._entity(texts[i], s, e, span, sections[i]) for span in spans)
+            lo += len(chunk)
         return out
 
     def _tag(self, sents: list[str]) -> list[list[Span]]:
