@@ -15,7 +15,9 @@
 #   4. RAD-DINO-size ViT-B/14 features at 518x518 (float32 and bfloat16, batch 64): images/s end
 #      to end (CPU preprocessing included) and forward-only, and bf16-vs-fp32 feature cosine.
 # Environment: PYTHON (default python), DEVICE (default cuda), GPU_CHECK_TINY=1 (small models).
-# Not run in CI.
+# Needs syncxr's own dependencies in that Python (torch, diffusers, transformers, tokenizers,
+# pydantic, rich: pip install -e '.[diffusion,train]'); it reads the repository, not an install.
+# Not run in CI. Verified here only in the GPU_CHECK_TINY=1 DEVICE=cpu mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="src:tests/backends${PYTHONPATH:+:$PYTHONPATH}"
