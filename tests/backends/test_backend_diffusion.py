@@ -1,6 +1,7 @@
-"""Diffusion generator: tiny random pipelines of two families, saved to a temp folder and loaded
+"""Diffusion generator: tiny random pipelines of three families, saved to a temp folder and loaded
 back through the real path: Stable Diffusion (UNet, VAE, CLIP text encoder, offline CLIP
-tokenizer, DDIM) and PixArt-Sigma (transformer, VAE, T5 encoder, offline T5 tokenizer)."""
+tokenizer, DDIM), PixArt-Sigma (transformer, VAE, T5 encoder, offline T5 tokenizer) and Sana
+(linear-attention transformer, DC-AE, Gemma-2 encoder, flow-matching scheduler)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 diffusers = pytest.importorskip("diffusers")
 
-from tiny import build_pixart, build_sd  # noqa: E402
+from tiny import build_pixart, build_sana, build_sd  # noqa: E402
 
 from syncxr.errors import InfrastructureError, UserError  # noqa: E402
 from syncxr.image.base import GENERATORS, GeneratedImage, ImageGenerator, ImageRequest  # noqa: E402
@@ -33,6 +34,15 @@ def sd_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pixart_dir(tmp_path_factory):
     return build_pixart(tmp_path_factory.mktemp("pixart"))
+
+
+@pytest.fixture(scope="module")
+def sana(tmp_path_factory):
+    # Sana prepends a long "complex human instruction" by default; off, to keep the tiny model fast
+    return GENERATORS.build(
+        "diffusion", model=str(build_sana(tmp_path_factory.mktemp("sana"))), steps=2, height=32, width=64,
+        call_options={"use_resolution_binning": False, "complex_human_instruction": None, "max_sequence_length": 40},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +64,9 @@ def _requests(n: int = 8) -> list[ImageRequest]:
     return [ImageRequest(prompts[i % len(prompts)], seed=100 + i, attempt=i % 2) for i in range(n)]
 
 
-@pytest.mark.parametrize("family", ["sd", "pixart"])
-def test_batch_of_8_equals_one_at_a_time(family, generator, pixart):
-    gen = generator if family == "sd" else pixart
+@pytest.mark.parametrize("family", ["sd", "pixart", "sana"])
+def test_batch_of_8_equals_one_at_a_time(family, generator, pixart, sana):
+    gen = {"sd": generator, "pixart": pixart, "sana": sana}[family]
     gen.batch_size = 8
     requests = _requests(8)
     batched = gen.generate_batch(requests)
@@ -80,9 +90,11 @@ def _assert_same_draw(a: np.ndarray, b: np.ndarray) -> None:
     assert diff.max() <= 1 and (diff == 0).mean() >= 0.995, (diff.max(), (diff == 0).mean())
 
 
-def test_families_load_through_the_auto_pipeline(generator, pixart):
+def test_families_load_through_the_auto_pipeline(generator, pixart, sana):
     assert type(generator.pipe).__name__ == "StableDiffusionPipeline"
     assert type(pixart.pipe).__name__ == "PixArtSigmaPipeline"
+    assert type(sana.pipe).__name__ == "SanaPipeline"
+    assert sana.generate("cardiomegaly", seed=1).image.shape == (32, 64)
     assert getattr(generator.pipe, "safety_checker", None) is None
 
 

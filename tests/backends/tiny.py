@@ -126,3 +126,45 @@ def build_token_classifier(path, tokenizer, labels):
     )
     DebertaV2ForTokenClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
+
+
+def gemma_tokenizer():
+    """A Gemma fast tokenizer (BPE, trained offline) for Sana's Gemma-2 text encoder."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GemmaTokenizerFast
+
+    corpus = ["small right pleural effusion", "no acute cardiopulmonary process", "cardiomegaly"] * 5
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=100, special_tokens=["<pad>", "<eos>", "<bos>", "<unk>"]))
+    return GemmaTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>")
+
+
+def build_sana(path):
+    """A tiny random Sana pipeline (linear-attention DiT, DC-AE, Gemma-2 encoder) saved to `path`."""
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(0)
+    tokenizer = gemma_tokenizer()
+    text_encoder = Gemma2Model(Gemma2Config(
+        head_dim=16, hidden_size=8, intermediate_size=16, max_position_embeddings=1024, num_attention_heads=2,
+        num_hidden_layers=1, num_key_value_heads=2, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    ))
+    transformer = SanaTransformer2DModel(
+        patch_size=1, in_channels=4, out_channels=4, num_layers=1, num_attention_heads=2, attention_head_dim=4,
+        num_cross_attention_heads=2, cross_attention_head_dim=4, cross_attention_dim=8, caption_channels=8, sample_size=32,
+    )
+    vae = AutoencoderDC(
+        in_channels=3, latent_channels=4, attention_head_dim=2, encoder_block_types=("ResBlock", "EfficientViTBlock"),
+        decoder_block_types=("ResBlock", "EfficientViTBlock"), encoder_block_out_channels=(8, 8),
+        decoder_block_out_channels=(8, 8), encoder_qkv_multiscales=((), (5,)), decoder_qkv_multiscales=((), (5,)),
+        encoder_layers_per_block=(1, 1), decoder_layers_per_block=[1, 1], downsample_block_type="conv",
+        upsample_block_type="interpolate", decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+    )
+    pipe = SanaPipeline(tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer, vae=vae,
+                        scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0))
+    pipe.save_pretrained(path)
+    return path
