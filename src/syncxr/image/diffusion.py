@@ -6,7 +6,7 @@ an image never depends on its batch-mates: a batch is one pipeline call with a *
 generators, one per request. No masks: a diffusion model does not say where it drew a finding.
 
 Any family diffusers can load works: SD 1.x/2.x (RoentGen), SD3, PixArt-alpha/Sigma, Sana, Flux,
-Lumina... The pipeline class comes from the checkpoint's `model_index.json` (through
+Lumina... (SD-1, PixArt-Sigma and Sana are tested with tiny random models). The pipeline class comes from the checkpoint's `model_index.json` (through
 `AutoPipelineForText2Image`, or `DiffusionPipeline` for classes the auto mapping lacks); per-family
 knobs go through `load_options` (from_pretrained keywords) and `call_options` (pipeline-call
 keywords such as PixArt/Sana's `use_resolution_binning` or `max_sequence_length`).
@@ -110,7 +110,8 @@ class DiffusionGenerator:
 
         Pipelines with a `max_sequence_length` call parameter (PixArt, Sana, SD3, Flux) cap their
         T5/LLM text encoder there (the highest-numbered tokenizer: `tokenizer_3` in SD3,
-        `tokenizer_2` in Flux); CLIP-only pipelines cap at the tokenizer's 77."""
+        `tokenizer_2` in Flux); CLIP-only pipelines cap at the tokenizer's 77. (Sana's default
+        "complex human instruction" is prepended outside this budget, as Sana does.)"""
         if "max_sequence_length" in self._call_params:
             tok = next(t for t in (getattr(self.pipe, n, None) for n in ("tokenizer_3", "tokenizer_2", "tokenizer")) if t is not None)
             default = inspect.signature(self.pipe.__call__).parameters["max_sequence_length"].default
