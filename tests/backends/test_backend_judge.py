@@ -82,9 +82,12 @@ def test_judge_images_request_shape_and_per_image_failures(stub, tmp_path):
 def test_transport_failure_is_recorded_and_missing_files_refused(stub, tmp_path):
     good = tmp_path / "a.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(good)
-    stub.replies = [(404, {"error": "no such model"})]
-    (result,) = MLLMJudge(stub.base_url, "m", api_key_env=None, max_retries=0).judge_images([good])
-    assert result.problematic is None and result.error.startswith("llm_transport_error: HTTP 404")
+    stub.replies = [(404, {"error": "no such model"}), (500, {"error": "engine dead"})]
+    judge = MLLMJudge(stub.base_url, "m", api_key_env=None, max_retries=0)
+    (result,) = judge.judge_images([good])
+    assert result.problematic is None and result.error.startswith("llm_request_rejected: HTTP 404")
+    (result,) = judge.judge_images([good])  # an infrastructure failure is recorded too
+    assert result.problematic is None and result.error.startswith("llm_transport_error: gave up after 1 tries: HTTP 500")
     with pytest.raises(UserError, match="1 image file"):
         MLLMJudge(stub.base_url, "m").judge_images([good, tmp_path / "gone.png"])
 

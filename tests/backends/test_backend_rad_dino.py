@@ -67,3 +67,51 @@ def test_empty_and_bad_inputs(feats, tmp_path):
         feats.features([np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32)])
     with pytest.raises(UserError, match="could not load RAD-DINO"):
         FEATURES.build("rad-dino", model=str(tmp_path / "missing"))
+
+
+def test_batch_features_equal_per_image_features(feats):
+    """fp32 CPU: a feature never depends on its batch-mates (batch of 5 vs one at a time)."""
+    images = _images()
+    saved = feats.batch_size
+    try:
+        feats.batch_size = 5
+        batched = feats.features(images)
+        single = np.stack([feats.features([img])[0] for img in images])
+    finally:
+        feats.batch_size = saved
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert np.abs(batched - batched[::-1]).max() > 1e-2  # the images do differ
+
+
+def test_half_precision_features_stay_close_to_float32(dino_dir, feats):
+    half = FEATURES.build("rad-dino", model=str(dino_dir), batch_size=2, dtype="bfloat16")
+    assert next(half.model.parameters()).dtype == torch.bfloat16
+    images = _images()
+    low, full = half.features(images), feats.features(images)
+    assert low.dtype == np.float32 and low.shape == full.shape
+    cosine = (low * full).sum(axis=1)
+    assert cosine.min() > 0.98  # bf16 rounding, not another feature
+    with pytest.raises(UserError, match="dtype 'int8' is not one of"):
+        FEATURES.build("rad-dino", model=str(dino_dir), dtype="int8")
+
+
+def test_out_of_memory_halves_the_batch_then_fails_the_shard(dino_dir, monkeypatch):
+    from syncxr.errors import InfrastructureError
+
+    fx = FEATURES.build("rad-dino", model=str(dino_dir), batch_size=4)
+    images = _images()
+    expected = fx.features(images)
+    real, sizes = fx._embed, []
+
+    def embed(batch, fits=2):
+        sizes.append(len(batch))
+        if len(batch) > fits:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9.00 GiB")
+        return real(batch)
+
+    monkeypatch.setattr(fx, "_embed", embed)
+    np.testing.assert_allclose(fx.features(images), expected, atol=1e-5)
+    assert sizes == [4, 2, 2, 1] and fx.batch_size == 2  # 4 fails; then 2 + 2 + 1
+    monkeypatch.setattr(fx, "_embed", lambda batch: embed(batch, fits=0))
+    with pytest.raises(InfrastructureError, match="out of memory at batch size 1"):
+        fx.features(images)

@@ -14,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny import build_token_classifier, deberta_tokenizer  # noqa: E402
+
 from syncxr.errors import UserError  # noqa: E402
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN  # noqa: E402
 from syncxr.text.base import EXTRACTORS, Extractor  # noqa: E402
@@ -37,37 +39,10 @@ concepts:
 
 
 def _tokenizer():
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import DebertaV2TokenizerFast
-
-    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
-    tok = Tokenizer(models.Unigram())
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Metaspace()
-    tok.decoder = decoders.Metaspace()
-    tok.train_from_iterator(CORPUS * 5, trainers.UnigramTrainer(vocab_size=120, special_tokens=specials, unk_token="[UNK]"))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    return DebertaV2TokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
-        unk_token="[UNK]", mask_token="[MASK]", bos_token="[CLS]", eos_token="[SEP]",
-    )
+    return deberta_tokenizer(CORPUS)
 
 
-def _save_model(path, tokenizer, labels):
-    from transformers import DebertaV2Config, DebertaV2ForTokenClassification
-
-    torch.manual_seed(0)
-    config = DebertaV2Config(
-        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=37, max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
-        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
-    )
-    DebertaV2ForTokenClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+_save_model = build_token_classifier
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +68,40 @@ def test_decode_bio_handles_subwords_stray_i_and_punctuation():
     labels = ["O", "O", "O", "B-DISEASE", "O", "I-DISEASE", "B-DISEASE", "O", "O", "I-NON-DISEASE", "O", "O", "O"]
     # "ral" is tagged O but glued to "▁pleu": it continues the span; "usion" tagged B- of the same
     # type but glued: continues; "." is glued but not alphanumeric: ends the span; a stray
-    # I-NON-DISEASE opens a new span and its glued sub-word "x" continues it.
+    # I-NON-DISEASE (no open span) opens nothing, and its glued sub-word "x" joins nothing.
+    assert decode_bio(text, offsets, labels) == [Span(12, 28, "DISEASE")]
+    assert text[12:28] == "pleural effusion"
+    labels[9] = "B-NON-DISEASE"  # the same token, properly opened
     assert decode_bio(text, offsets, labels) == [Span(12, 28, "DISEASE"), Span(33, 36, "NON-DISEASE")]
-    assert text[12:28] == "pleural effusion" and text[33:36] == "ptx"
 
 
-def test_decode_bio_splits_adjacent_entities_of_different_type():
+def test_decode_bio_splits_adjacent_entities_and_ignores_stray_i():
     text = "lung opacity"
     offsets = [(0, 4), (4, 12)]
-    assert decode_bio(text, offsets, ["B-ANATOMY", "I-ABNORMALITY"]) == [Span(0, 4, "ANATOMY"), Span(5, 12, "ABNORMALITY")]
+    assert decode_bio(text, offsets, ["B-ANATOMY", "B-ABNORMALITY"]) == [Span(0, 4, "ANATOMY"), Span(5, 12, "ABNORMALITY")]
+    # an I- of another type closes the open span and opens nothing
+    assert decode_bio(text, offsets, ["B-ANATOMY", "I-ABNORMALITY"]) == [Span(0, 4, "ANATOMY")]
+    assert decode_bio(text, offsets, ["I-ANATOMY", "I-ANATOMY"]) == []
     assert decode_bio(text, offsets, ["O", "O"]) == []
     # a bare space piece between the words is neutral: the span runs across it
     spaced = [(0, 4), (4, 5), (5, 12)]
     assert decode_bio(text, spaced, ["B-ABNORMALITY", "O", "I-ABNORMALITY"]) == [Span(0, 12, "ABNORMALITY")]
 
 
-def test_sentences_cover_text():
-    text = "No effusion. Heart normal!\nLungs clear"
-    assert [text[s:e] for s, e in sentences(text)] == ["No effusion.", " Heart normal!", "Lungs clear"]
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("No effusion. Heart normal!\nLungs clear", ["No effusion.", " Heart normal!", "Lungs clear"]),
+        ("A 1.5 cm nodule in the right upper lobe. No effusion.", ["A 1.5 cm nodule in the right upper lobe.", " No effusion."]),
+        ("Measures 2.0 x 1.5 cm.  Stable.\n\nPortable AP. Clear.", ["Measures 2.0 x 1.5 cm.", "  Stable.", "Portable AP.", " Clear."]),
+        ("Opacity, e.g. pneumonia. Approx. 2 cm. Dr. Smith was notified.", ["Opacity, e.g. pneumonia.", " Approx. 2 cm.", " Dr. Smith was notified."]),
+        ("1. Small effusion. 2. No pneumothorax.", ["1. Small effusion.", " 2. No pneumothorax."]),
+        ("Is there a pneumothorax? No. Effusion vs. atelectasis at L4.5 level", ["Is there a pneumothorax?", " No.", " Effusion vs. atelectasis at L4.5 level"]),
+        ("", []),
+    ],
+)
+def test_sentences_survive_decimals_abbreviations_and_list_numbers(text, expected):
+    assert [text[s:e] for s, e in sentences(text)] == expected
 
 
 def test_random_model_loads_and_returns_consistent_spans(extractor):
@@ -182,6 +173,57 @@ def test_non_rate_labels_are_refused(tmp_path):
         EXTRACTORS.build("rate-ner", model=str(tmp_path))
 
 
+def test_label_map_renames_generic_labels(tmp_path):
+    rate = ["O", "B-ABNORMALITY", "I-ABNORMALITY", "B-ANATOMY", "I-ANATOMY"]
+    _save_model(tmp_path, _tokenizer(), [f"LABEL_{i}" for i in range(len(rate))])
+    with pytest.raises(UserError, match="set extract.options.label_map"):
+        EXTRACTORS.build("rate-ner", model=str(tmp_path))
+    mapping = {f"LABEL_{i}": lab for i, lab in enumerate(rate[:-1])} | {"4": "i-anatomy"}  # by name or index
+    ext = EXTRACTORS.build("rate-ner", model=str(tmp_path), label_map=mapping)
+    assert ext.labels == rate
+    with pytest.raises(UserError, match=r"keys \['LABEL_9'\].*values \['B-PERSON'\]"):
+        EXTRACTORS.build("rate-ner", model=str(tmp_path), label_map={"LABEL_9": "O", "LABEL_0": "B-PERSON"})
+
+
+def test_max_length_defaults_to_512_capped_by_the_model(extractor):
+    import inspect
+
+    from syncxr.text.rate_ner import RateNerExtractor
+
+    assert inspect.signature(RateNerExtractor).parameters["max_length"].default == 512
+    assert extractor.max_length == 128  # the tiny model's position table
+    long_sentence = " ".join(["small right pleural effusion"] * 80) + "."
+    (entities,) = extractor.extract_batch([long_sentence])  # truncated, not a crash
+    assert all(e.end <= len(long_sentence) for e in entities)
+
+
+def test_batched_extraction_equals_one_text_at_a_time(extractor):
+    batched = extractor.extract_batch(CORPUS, ["findings"] * len(CORPUS))
+    assert batched == [extractor.extract(t, "findings") for t in CORPUS]
+    assert sum(map(len, batched)) > 0  # the random tagger does tag something
+
+
 def test_missing_model_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="could not load the RaTE-NER model"):
         EXTRACTORS.build("rate-ner", model=str(tmp_path / "nope"))
+
+
+def test_out_of_memory_halves_the_batch_then_fails_the_shard(model_dir, monkeypatch):
+    from syncxr.errors import InfrastructureError
+
+    ext = EXTRACTORS.build("rate-ner", model=str(model_dir), ontology_path=str(model_dir / "onto.yaml"), batch_size=8)
+    expected = ext.extract_batch(CORPUS)  # 6 sentences
+    real, sizes = ext._tag, []
+
+    def tag(sents, fits=3):
+        sizes.append(len(sents))
+        if len(sents) > fits:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(sents)
+
+    monkeypatch.setattr(ext, "_tag", tag)
+    assert ext.extract_batch(CORPUS) == expected
+    assert sizes == [6, 4, 2, 2, 2] and ext.batch_size == 2  # 6 and 4 fail; then 2 + 2 + 2
+    monkeypatch.setattr(ext, "_tag", lambda sents: tag(sents, fits=0))
+    with pytest.raises(InfrastructureError, match="rate-ner: CUDA out of memory at batch size 1"):
+        ext.extract_batch(CORPUS)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.llm_transports import LLMError, OpenAIChatTransport
+from syncxr.llm_transports import LLMError, OpenAIChatTransport, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class MLLMJudge:
         self.backend_id = f"mllm-judge:{model}"
 
     def judge(self, image: np.ndarray) -> tuple[bool, str]:
-        """(is_problematic, reason) for one (H, W) uint8 image; raises LLMError subclasses."""
+        """(is_problematic, reason) for one (H, W) uint8 image; raises LLMError / TransportError."""
         content = [
             {"type": "text", "text": self.prompt},
             {"type": "image_url", "image_url": {"url": png_data_url(image, self.max_side)}},
@@ -142,7 +142,7 @@ class MLLMJudge:
             return Judgement(path, None, error=f"unreadable_image: {e}")
         try:
             problematic, reason = self.judge(image)
-        except LLMError as e:
+        except (LLMError, TransportError) as e:  # a judge run records every failure per image
             return Judgement(path, None, error=f"{e.reason}: {e}")
         return Judgement(path, problematic, reason)
 

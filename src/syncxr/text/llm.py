@@ -6,8 +6,11 @@ those entities, and parses the two sections back. Transports (syncxr/llm_transpo
 messages: any OpenAI-compatible server (including `vllm serve`), in-process transformers, or
 offline vLLM.
 
-Failures of one sample are data: `ReportParseError` / `TransportError` carry a `reason` code that
-the write stage records as the sample's reject reason.
+`write_batch` sends a whole round through `Transport.complete_batch` (concurrent HTTP requests,
+or one vLLM call). Failures of one sample are data: `ReportParseError` / `LLMRequestRejected`
+carry a `reason` code that the write stage records as the sample's reject reason. A
+`TransportError` (server unreachable or failing after retries) is an `InfrastructureError`: it is
+raised and fails the shard, which a rerun redoes.
 """
 
 from __future__ import annotations
@@ -17,12 +20,12 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from syncxr.errors import UserError
 from syncxr.records import ENTITY_TYPES, Entity, derive_seed
-from syncxr.text.base import WriteOneByOne
-from syncxr.llm_transports import TRANSPORTS, LLMError, Transport, TransportError
+from syncxr.text.base import WriteRequest, WriteResult
+from syncxr.llm_transports import TRANSPORTS, ChatRequest, LLMError, Transport, TransportError, complete_each
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,7 @@ DEFAULT_PROMPT = Path(__file__).with_name("prompts") / "report_writer.txt"
 
 __all__ = [
     "LLMError", "ReportParseError", "TransportError", "PromptTemplate", "LLMReportWriter",
-    "load_prompt", "format_entities", "parse_report", "build_llm_writer", "TRANSPORTS",
+    "load_prompt", "format_entities", "parse_report", "build_llm_writer", "preflight_llm", "TRANSPORTS",
 ]
 
 class ReportParseError(LLMError):
@@ -149,7 +152,7 @@ def parse_report(answer: str) -> tuple[str, str]:
     return found["findings"], found["impression"]
 
 
-class LLMReportWriter(WriteOneByOne):
+class LLMReportWriter:
     """ReportWriter that prompts an LLM through a Transport and parses its answer.
 
     Seeds: each (seed, attempt) gives its own request seed, so a rewrite is a new draw while a
@@ -191,15 +194,39 @@ class LLMReportWriter(WriteOneByOne):
         # 31 bits: the range every OpenAI-compatible server and vLLM accept.
         return derive_seed(seed, f"attempt{attempt}", "llm-writer") & 0x7FFFFFFF
 
-    def write(self, entities: list[Entity], seed: int, attempt: int = 0, feedback: str = "") -> tuple[str, str]:
-        """(findings, impression); raises ReportParseError / TransportError (data, with `.reason`)."""
-        answer = self.transport.complete(
-            self.messages(entities, feedback if attempt > 0 else ""),
+    def chat_request(self, request: WriteRequest) -> ChatRequest:
+        """The chat of one write request (feedback is read on rewrites only)."""
+        return ChatRequest(
+            self.messages(request.entities, request.feedback if request.attempt > 0 else ""),
             temperature=self.temperature,
             max_tokens=self.max_tokens,
-            seed=self.request_seed(seed, attempt),
+            seed=self.request_seed(request.seed, request.attempt),
         )
-        return parse_report(answer)
+
+    def write(self, entities: list[Entity], seed: int, attempt: int = 0, feedback: str = "") -> tuple[str, str]:
+        """(findings, impression); raises ReportParseError / LLMError (data, with `.reason`) or
+        TransportError (infrastructure)."""
+        result = self.write_batch([WriteRequest(entities, seed, attempt, feedback)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def write_batch(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
+        """One result per request, in order: all chats go to the transport at once
+        (`complete_batch`); each answer is parsed on its own. TransportError is raised."""
+        chats = [self.chat_request(r) for r in requests]
+        batch = getattr(self.transport, "complete_batch", None)
+        answers = batch(chats) if callable(batch) else complete_each(self.transport, chats)
+        out: list[WriteResult] = []
+        for answer in answers:
+            if isinstance(answer, Exception):
+                out.append(answer)
+                continue
+            try:
+                out.append(parse_report(answer))
+            except ReportParseError as e:
+                out.append(e)
+        return out
 
 
 def build_llm_writer(
@@ -223,3 +250,33 @@ def _check_llm_options(kwargs: dict[str, Any]) -> None:
 
 
 build_llm_writer.check_options = _check_llm_options  # type: ignore[attr-defined]
+
+
+def preflight_llm(options: dict[str, Any]) -> None:
+    """Pre-flight of an `llm` writer's options, for the parent process before any work: for the
+    `openai` transport one cheap request (GET /models) that raises UserError on 401/403, an
+    unreachable server or a model the server does not serve. In-process transports (transformers,
+    vllm) load weights, so the parent does not build them: nothing to check here."""
+    _check_llm_options(dict(options))
+    transport = options.get("transport", "openai")
+    if transport != "openai":
+        return
+    own = {p for p in inspect.signature(build_llm_writer).parameters if p != "transport_kwargs"}
+    TRANSPORTS.build("openai", **{k: v for k, v in options.items() if k not in own}).preflight()
+
+
+def fingerprint_llm(options: dict[str, Any]) -> str:
+    """What identifies the writer's weights, computed without loading them: for the openai
+    transport the served model name at its server (the weights live there, unseen:
+    'served:<base_url>#<model>'); for in-process transports `syncxr.weights.fingerprint` of the
+    model folder or hub name."""
+    from syncxr.weights import fingerprint
+
+    if options.get("transport", "openai") == "openai":
+        return f"served:{str(options.get('base_url', '')).rstrip('/')}#{options.get('model', '')}"
+    return fingerprint(options["model"])
+
+
+# Hooks the pipeline looks up on the factory (parent process, nothing built or loaded).
+build_llm_writer.preflight = preflight_llm  # type: ignore[attr-defined]
+build_llm_writer.fingerprint = fingerprint_llm  # type: ignore[attr-defined]

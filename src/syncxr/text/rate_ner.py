@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from syncxr.errors import UserError
+from syncxr.errors import InfrastructureError, UserError
 from syncxr.records import ABSENT, ENTITY_TYPES, PRESENT, UNCERTAIN, Entity
 from syncxr.vocab import Ontology, load_ontology
 
@@ -28,7 +28,15 @@ log = logging.getLogger(__name__)
 # so decoding always goes through the label *strings* of config.id2label).
 RATE_NER_LABELS = ("O",) + tuple(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I"))
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+# A sentence ends at a newline, or at . ! ? followed by whitespace or the end of the text (so
+# "1.5 cm" and "L4.5" never split); a period after an abbreviation or a list number does not end one.
+_BOUNDARY = re.compile(r"\n|[.!?]+(?=\s|$)")
+# Not units ("1.5 cm.") or views ("portable AP."): reports end sentences with those.
+_ABBREVIATIONS = {
+    "e.g", "i.e", "eg", "ie", "approx", "dr", "vs", "cf", "fig", "mr", "mrs", "ms", "prof", "resp", "incl",
+    "ca", "al", "pt", "pts", "hx", "st",
+}
+_LIST_MARKER = re.compile(r"\s*(?:\d{1,2}|[a-z])$", re.IGNORECASE)
 # Clause delimiters: attributes are read from the clause that holds the span, so in
 # "right effusion and left pneumothorax" each finding gets its own side.
 _CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:and|with|but|while|or)\b", re.IGNORECASE)
@@ -79,11 +87,10 @@ def decode_bio(text: str, offsets: list[tuple[int, int]], labels: list[str]) -> 
     """Decode per-token BIO labels into character spans of `text`.
 
     `offsets` are the tokenizer's (start, end) character offsets; special and padding tokens have
-    (0, 0) and are skipped. Tolerant rules, because real taggers are not perfectly well-formed:
-    an I- tag with no open span (or of another type) opens a new span; whitespace-only tokens are
-    ignored; a sub-word token glued to
-    the previous token (no gap) continues an open span even if tagged O or B- of the same type,
-    so a word is never cut in half.
+    (0, 0) and are skipped. Rules (RaTE-NER's post-processing): only B- opens a span; an I- tag
+    with no open span of its type is a stray and opens nothing (treated as O); whitespace-only
+    tokens are ignored; a sub-word token glued to the previous token (no gap) continues an open
+    span even if tagged O or B- of the same type, so a word is never cut in half.
     """
     spans: list[Span] = []
     cur: list[int] | None = None  # [start, end] of the open span
@@ -106,7 +113,7 @@ def decode_bio(text: str, offsets: list[tuple[int, int]], labels: list[str]) -> 
         if cur is not None:
             spans.append(Span(cur[0], cur[1], cur_type))
             cur = None
-        if prefix in ("B", "I") and typ in ENTITY_TYPES:
+        if prefix == "B" and typ in ENTITY_TYPES:
             cur, cur_type = [start, end], typ
     if cur is not None:
         spans.append(Span(cur[0], cur[1], cur_type))
@@ -123,9 +130,35 @@ def _trim(text: str, span: Span) -> Span:
     return Span(start, end, span.type) if end > start else span
 
 
+def _ends_sentence(text: str, start: int, boundary: re.Match[str]) -> bool:
+    """Whether a boundary match closes the sentence that began at `start`."""
+    if boundary.group() == "\n" or "." not in boundary.group():
+        return True
+    before = text[start : boundary.start()]
+    word = before.split()[-1].lower() if before.split() else ""
+    if word.rstrip(".") in _ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):
+        return False  # "approx. 2 cm", "e.g. effusion"
+    if _LIST_MARKER.fullmatch(before):
+        return False  # "1. Small effusion." : the number opens the sentence
+    return True
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
-    """[start, end) character ranges of the sentences of `text` (split on . ! ? and newlines)."""
-    return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if m.group().strip()]
+    """[start, end) character ranges of the sentences of `text`: split at newlines and at
+    . ! ? followed by whitespace, except after abbreviations ("approx.", "e.g.") and list
+    numbers ("1."); decimals ("1.5 cm") never split. Leading spaces stay in the range."""
+    out: list[tuple[int, int]] = []
+    start = 0
+    for m in _BOUNDARY.finditer(text):
+        if not _ends_sentence(text, start, m):
+            continue
+        end = m.start() if m.group() == "\n" else m.end()
+        if text[start:end].strip():
+            out.append((start, end))
+        start = m.end()
+    if text[start:].strip():
+        out.append((start, len(text)))
+    return out
 
 
 def slug(text: str) -> str:
@@ -188,11 +221,33 @@ def read_attributes(span_text: str, context: str, allowed: list[str] | None) -> 
     return attrs
 
 
+def _is_oom(error: BaseException) -> bool:
+    import torch
+
+    return isinstance(error, torch.OutOfMemoryError)
+
+
+def _halve_after_oom(batch_size: int, error: BaseException, what: str) -> int:
+    """The next batch size after CUDA out of memory; InfrastructureError (fails the shard, not
+    the samples) when it was already 1."""
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if batch_size <= 1:
+        raise InfrastructureError(f"{what}: CUDA out of memory at batch size 1: {error}") from error
+    log.warning("%s: CUDA out of memory, batch size halved to %d", what, batch_size // 2)
+    return batch_size // 2
+
+
 class RateNerExtractor:
     """Extractor backed by a RaTE-NER-style token classifier (transformers).
 
     model: local folder or hub name of an AutoModelForTokenClassification whose config.id2label
     uses RaTE-NER BIO labels. `extract_batch` tags many texts in one go (sentences are batched).
+    max_length: tokens per sentence (RaTE-NER's 512; capped at the model's position table).
+    label_map: for checkpoints whose config names its labels LABEL_0, LABEL_1...: config label
+    name (or index) -> RaTE-NER label, e.g. {"LABEL_0": "O", "LABEL_1": "B-ABNORMALITY", ...}.
     """
 
     def __init__(
@@ -200,8 +255,9 @@ class RateNerExtractor:
         model: str | Path,
         device: str = "cpu",
         batch_size: int = 32,
-        max_length: int = 256,
+        max_length: int = 512,
         ontology_path: str | Path | None = None,
+        label_map: dict[str, str] | None = None,
     ) -> None:
         try:
             import torch  # noqa: F401
@@ -222,26 +278,38 @@ class RateNerExtractor:
             ) from None
         if not getattr(self.tokenizer, "is_fast", False):
             raise UserError(f"the tokenizer of {str(model)!r} is not a fast tokenizer; offsets are needed")
-        self.labels = self._check_labels(str(model), self.model.config.id2label)
+        self.labels = self._check_labels(str(model), self.model.config.id2label, label_map or {})
         self.model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
-        self.max_length = max_length
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.max_length = min(max_length, positions) if isinstance(positions, int) and positions > 0 else max_length
         self.ontology = load_ontology(ontology_path)
         self.mapper = ConceptMapper(self.ontology)
         self._concepts = self.ontology.by_name
         self.backend_id = f"rate-ner:{Path(str(model)).name}"
 
     @staticmethod
-    def _check_labels(model: str, id2label: dict[Any, str]) -> list[str]:
-        labels = [id2label[i] for i in sorted(int(k) for k in id2label)] if id2label else []
-        unknown = [lab for lab in labels if lab.upper() not in RATE_NER_LABELS]
+    def _check_labels(model: str, id2label: dict[Any, str], label_map: dict[str, str]) -> list[str]:
+        """The RaTE-NER label of each class index: config.id2label, renamed through label_map."""
+        table = {int(k): v for k, v in id2label.items()} if id2label else {}
+        names = [table[i] for i in sorted(table)]
+        stale = sorted(k for k in label_map if k not in names and k not in {str(i) for i in table})
+        bad = sorted(v for v in label_map.values() if v.upper() not in RATE_NER_LABELS)
+        if stale or bad:
+            raise UserError(
+                f"extract.options.label_map for {model!r}: keys {stale} are not labels or indices of the "
+                f"checkpoint (it has {names}); values {bad} are not RaTE-NER labels ({list(RATE_NER_LABELS)})"
+            )
+        labels = [label_map.get(name, label_map.get(str(i), name)).upper() for i, name in zip(sorted(table), names)]
+        unknown = [lab for lab in labels if lab not in RATE_NER_LABELS]
         if not labels or unknown:
             raise UserError(
-                f"model {model!r} has labels {labels}, which are not RaTE-NER BIO labels "
-                f"(unknown: {unknown}); expected a subset of {list(RATE_NER_LABELS)} in config.id2label"
+                f"model {model!r} has labels {names}, which are not RaTE-NER BIO labels "
+                f"(unknown: {unknown}); expected a subset of {list(RATE_NER_LABELS)} in config.id2label, "
+                "or set extract.options.label_map to rename them, e.g. {LABEL_0: O, LABEL_1: B-ABNORMALITY, ...}"
             )
-        return [lab.upper() for lab in labels]
+        return labels
 
     def extract(self, text: str, section: str = "") -> list[Entity]:
         return self.extract_batch([text], [section])[0]
@@ -251,11 +319,19 @@ class RateNerExtractor:
         sections = sections or [""] * len(texts)
         pieces = [(i, s, e) for i, text in enumerate(texts) for s, e in sentences(text)]
         out: list[list[Entity]] = [[] for _ in texts]
-        for lo in range(0, len(pieces), self.batch_size):
+        lo = 0
+        while lo < len(pieces):
             chunk = pieces[lo : lo + self.batch_size]
-            tagged = self._tag([texts[i][s:e] for i, s, e in chunk])
+            try:
+                tagged = self._tag([texts[i][s:e] for i, s, e in chunk])
+            except Exception as e:
+                if not _is_oom(e):
+                    raise
+                self.batch_size = _halve_after_oom(self.batch_size, e, "rate-ner")
+                continue
             for (i, s, e), spans in zip(chunk, tagged):
                 out[i].extend(self._entity(texts[i], s, e, span, sections[i]) for span in spans)
+            lo += len(chunk)
         return out
 
     def _tag(self, sents: list[str]) -> list[list[Span]]:
