@@ -12,7 +12,8 @@ Reads a dataset folder and prints one table:
   at least the ring's standard deviation or by 6 grey levels;
 - side correctness: share of linked masks of sided entities drawn on the stated side (most mask
   pixels in that image half; patient right = image left) or, for "bilateral", with at least 15%
-  of the mask in each half;
+  of the mask in each half (sides a concept does not allow, e.g. a "bilateral" mediastinal
+  shift, are counted apart: the sampler should not draw them);
 - labels: abnormal reports (a present/hedged finding other than a support device) labelled
   no_finding = 1;
 - contradictions: reports whose extracted entities (both sections, built-in extractor) hold a
@@ -139,8 +140,10 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
                 continue
             t.add("ring contrast", visible(image, mask), e.name)
             side = e.attributes.get("laterality") if "laterality" in c.attributes else None
-            if side:
+            if side and side in c.allowed("laterality"):
                 t.add("side correct", on_side(mask, side), f"{e.name}:{side}")
+            elif side:  # sampled against the concept's allowed values ("bilateral mediastinal shift")
+                t.add("plausible laterality sampled", False, f"{e.name}:{side}")
         real = [e for e in abnormal if by[e.name].chexpert != "Support Devices"]
         if real:
             t.add("abnormal not no_finding", nf != 1.0, ",".join(e.name for e in real))

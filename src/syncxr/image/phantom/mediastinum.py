@@ -137,8 +137,8 @@ def hiatal_hernia(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.
     bb, r2 = ellipse_field(cx, cy, r * 1.15, r, p.size)
     _, ys = axes(p.size)
     dome = np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
-    air = dome * (ys[bb[0]][:, None] < cy + rng.uniform(0.1, 0.4) * r)
-    layers.body[bb] -= (0.4 * air).astype(np.float32)
+    air = dome * (ys[bb[0]][:, None] < cy + rng.uniform(0.3, 0.6) * r)
+    layers.body[bb] -= (0.6 * air).astype(np.float32)
     layers.body[bb] += (0.12 * np.where((r2 < 1.0) & (r2 > 0.75), 1.0, 0.0)).astype(np.float32)  # wall
     mask = np.zeros(layers.body.shape, bool)
     mask[bb] = r2 < 1.0
@@ -150,14 +150,14 @@ def pneumoperitoneum(layers: Layers, p: Patient, spec: FindingSpec, rng: np.rand
     y_dome, weight = dome_curve(p, p.size)
     xs, ys = axes(p.size)
     mask = np.zeros(layers.body.shape, bool)
-    thick = 0.012 + 0.01 * severity01(spec)
+    thick = 0.018 + 0.012 * severity01(spec)
     for side in spec.sides():
         med, lat = p.lung_bounds_at(side, p.dome[side])
         u = (xs - med) / (lat - med)
         crescent = np.clip(np.sin(np.pi * np.clip((u - 0.1) / 0.8, 0, 1)), 0, 1) * thick * (weight > 0.5)
         d = ys[:, None] - (y_dome[None, :] + 0.004)
         band = (d > 0) & (d < crescent[None, :])
-        layers.body -= np.where(band, np.float32(0.5), np.float32(0.0))
+        layers.body -= np.where(band, np.float32(0.8), np.float32(0.0))
         mask |= band
     return mask
 
