@@ -42,7 +42,7 @@ def tortuous_aorta(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random
     """A widened, unfolded aortic knob and a descending aorta bowing out to the left."""
     cy = p.carina[1] - 0.045
     kx = _mediastinal_edge(p, cy, 2)
-    mask = _soft(layers, p, kx + 0.008, cy - 0.005, 0.035, 0.04, 0.35)
+    mask = _soft(layers, p, kx + 0.008, cy - 0.005, 0.035, 0.04, 0.18)
     top, bottom = cy + 0.03, max(p.dome.values()) - 0.03
     bow = rng.uniform(0.035, 0.055)
     path = bezier(np.array([(kx - 0.01, top), (p.spine_x + 0.03 + 2 * bow, 0.5 * (top + bottom)), (p.spine_x + 0.035, bottom)]), 30)
@@ -55,7 +55,7 @@ def _soft(layers: Layers, p: Patient, cx: float, cy: float, rx: float, ry: float
     """A soft-tissue bulge that displaces lung air; its mask."""
     bb, r2 = ellipse_field(cx, cy, rx, ry, p.size)
     dens = np.sqrt(np.clip(1.0 - r2, 0.0, 1.0)).astype(np.float32)
-    layers.lung[bb] *= 1.0 - 0.8 * dens
+    layers.lung[bb] *= 1.0 - 0.6 * dens
     layers.body[bb] += amp * dens
     mask = np.zeros(layers.body.shape, bool)
     mask[bb] = r2 < 0.8
@@ -79,7 +79,7 @@ def _hilum_lobes(layers: Layers, p: Patient, side: int, rng: np.random.Generator
     for k in range(n):
         cx = hx + lat * (0.012 + rng.uniform(0.0, 0.02))
         cy = hy + (k - (n - 1) / 2) * size * 1.1 + rng.normal(0, 0.006)
-        mask |= _soft(layers, p, cx, cy, size * rng.uniform(0.9, 1.2), size * rng.uniform(0.8, 1.1), 0.4)
+        mask |= _soft(layers, p, cx, cy, size * rng.uniform(0.9, 1.2), size * rng.uniform(0.8, 1.1), 0.18)
     return mask
 
 
@@ -99,7 +99,7 @@ def lymphadenopathy(layers: Layers, p: Patient, spec: FindingSpec, rng: np.rando
         mask |= _hilum_lobes(layers, p, side, rng, 0.02, 4)
     if 1 in spec.sides():
         y = p.carina[1] - 0.06
-        mask |= _soft(layers, p, _mediastinal_edge(p, y, 1) - 0.005, y, 0.022, 0.04, 0.35)
+        mask |= _soft(layers, p, _mediastinal_edge(p, y, 1) - 0.005, y, 0.022, 0.04, 0.2)
     return mask
 
 
