@@ -357,3 +357,12 @@ def test_error_rate_slips_are_caught_by_verification(real, sampled):
     assert slipping.write(sets[0], 5) == slipping.write(sets[0], 5)  # deterministic
     with pytest.raises(ValueError, match="error_rate"):
         GrammarWriter(onto, error_rate=1.5)
+
+
+def test_self_placed_synonyms_take_no_zone_or_anatomy(real):
+    w = real[1]
+    for seed in range(40):
+        zoned = w.write([Entity("mass", "ABNORMALITY", attributes={"laterality": "right", "zone": "lower"})], seed)
+        woven = w.write([Entity("mass", "ABNORMALITY", attributes={"laterality": "right", "zone": "lower"}),
+                         Entity("right_lung_base", "ANATOMY")], seed)
+        assert "hilar mass" not in " ".join(zoned + woven).lower(), (zoned, woven)

@@ -118,6 +118,8 @@ class Wording:
                 return False  # "left enlarged hila"
             if sev and ((_PARTICIPLE.match(s) and not adverb) or s in self.p.get("no_severity", [])):
                 return False  # "markedly loculated effusion", "large pleural fluid"
+            if (zone or woven) and s in self.p.get("placed_synonyms", []):
+                return False  # "hilar mass in the right lung base"
             if prefix and any(f" {prefix} {s}".endswith(f" {t}") for t in c.synonyms if len(t) > len(s)):
                 return False  # "apical" + "pleural thickening" is another synonym: its zone is lost
             return not _CLAUSE.search(s) and not self.makes_anatomy(prefix, s) and not shares_stem(s, anatomy)

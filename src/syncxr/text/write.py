@@ -265,16 +265,18 @@ class GrammarWriter:
     def _summary_fits(self, items: list[Item]) -> bool:
         """A standard negative summary ("No acute cardiopulmonary process.") closes the IMPRESSION
         when no sampled entity conflicts with it and none already says it."""
-        summary = self.p.get("negative_summary_concept", "no_acute_process")
-        if summary not in self._by_name:
+        if self.p.get("negative_summary_concept", "no_acute_process") not in self._by_name:
             return False
-        key = f"{summary}|{self._by_name[summary].type}"
         for it in items:
             if it.kind == "normal" and it.concept.chexpert == "No Finding":
                 return False
-            if it.kind in ("present", "uncertain") and it.entity.key in self._conflicts.get(key, frozenset()):
+            if it.kind in ("present", "uncertain") and not self._incidental(it.concept):
                 return False
         return True
+
+    def _incidental(self, c: Concept) -> bool:
+        """True for findings a negative summary may follow (phrases `summary_compatible`, devices)."""
+        return c.chexpert == "Support Devices" or c.name in self.p.get("summary_compatible", [])
 
     # ---- fillers ----------------------------------------------------------------------------
 
