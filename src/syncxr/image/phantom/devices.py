@@ -30,7 +30,7 @@ def _tube(layers: Layers, ctrl: np.ndarray, width: float, amp: float) -> np.ndar
     layers.body[bb] += np.where(full & ~lumen, np.float32(amp), np.float32(0.0))
     layers.body[bb] += np.where(stripe, np.float32(amp * 1.4), np.float32(0.0))
     mask = np.zeros(layers.body.shape, bool)
-    mask[bb] = full
+    mask[bb] = (full & ~lumen) | stripe  # the radio-opaque wall and stripe (the lumen is air)
     return mask
 
 
@@ -40,7 +40,7 @@ def et_tube(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
     tip = cy - rng.uniform(0.07, 0.12)
     x = cx + rng.normal(0, 0.004)
     ctrl = np.array([[x + rng.normal(0, 0.02), -0.02], [x, tip * 0.5], [x, tip]])
-    return _tube(layers, ctrl, 0.02, 0.6)
+    return _tube(layers, ctrl, 0.02, 0.9)
 
 
 def tracheostomy_tube(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
@@ -50,7 +50,7 @@ def tracheostomy_tube(layers: Layers, p: Patient, spec: FindingSpec, rng: np.ran
     x = cx + rng.normal(0, 0.004)
     top = p.lung_top - rng.uniform(0.02, 0.05)
     ctrl = np.array([[x + 0.02, top - 0.03], [x, top + 0.02], [x, cy - rng.uniform(0.08, 0.12)]])
-    mask = _tube(layers, ctrl, 0.024, 0.6)
+    mask = _tube(layers, ctrl, 0.024, 0.9)
     flange = np.array([[x - 0.05, top - 0.03], [x + 0.05, top - 0.03]])
     return mask | _stroke(layers, flange, 0.01, 0.8, 8)
 

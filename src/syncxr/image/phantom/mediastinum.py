@@ -8,6 +8,7 @@ Findings that change the heart or the domes were applied to the patient before d
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from syncxr.image.phantom.anatomy import Layers, Patient, dome_curve, silhouette_borders
 from syncxr.image.phantom.draw import add_ellipsoid, add_stroke, axes, bezier, ellipse_field, polyline_mask
@@ -30,12 +31,13 @@ def pericardial_effusion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.
 
 
 def mediastinal_shift(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """The heart and mediastinum were drawn shifted; the mask is the ground they moved onto."""
+    """The heart and mediastinum were drawn shifted; the mask is the silhouette on the side they
+    moved to (beyond the spine), where it displaced lung."""
     sil = layers.heart | layers.mediastinum
-    px = int(round(p.mediastinum_dx * p.size))
-    if px == 0:
-        return sil & ~np.roll(sil, 1, axis=1)
-    return sil & ~np.roll(sil, -px, axis=1)
+    core = ndimage.binary_erosion(sil, iterations=max(2, p.size // 96))  # leave out the soft border
+    xs, _ = axes(p.size)
+    toward = xs > p.spine_x if p.mediastinum_dx > 0 else xs < p.spine_x
+    return core & toward[None, :]
 
 
 def tortuous_aorta(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:

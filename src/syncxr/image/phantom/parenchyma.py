@@ -111,7 +111,7 @@ def _perihilar(layers: Layers, p: Patient, t: Template, rng: np.random.Generator
 def interstitial_edema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
     """Hazy perihilar reticular change with Kerley lines, no frank airspace filling."""
     m = _perihilar(layers, p, t, rng, 0.3 + 0.15 * severity01(spec))
-    m |= _reticular_patch(layers, p, t, rng, 1, "middle", 0.35) | _reticular_patch(layers, p, t, rng, 2, "middle", 0.35)
+    m |= _reticular_patch(layers, p, t, rng, 1, "middle", 0.55) | _reticular_patch(layers, p, t, rng, 2, "middle", 0.55)
     return m | _kerley(layers, p, (1, 2), 5, rng)
 
 
@@ -146,12 +146,16 @@ def _net(t: Template, bb: tuple[slice, slice], rng: np.random.Generator, scale: 
 def _reticular_patch(layers: Layers, p: Patient, t: Template, rng: np.random.Generator, side: int, zone: str,
                      amp: float, scale: float = 1.2, lateral: tuple[float, float] = (0.45, 0.85)) -> np.ndarray:
     cx, cy = zone_point(p, side, zone, rng, lateral)
-    bb, r2 = ellipse_field(cx, cy, 0.11, 0.1, p.size)
-    env = smoothstep((1.0 - r2) / 0.5) * (layers.label[bb] == side)
-    dens = (env * (0.25 + 0.75 * _net(t, bb, rng, scale * p.size / 256))).astype(np.float32)
+    bb, r2 = ellipse_field(cx, cy, 0.13, 0.15, p.size, rng.uniform(-0.4, 0.4))
+    h, w = r2.shape
+    oy, ox = rng.integers(0, p.size, size=2)
+    ragged = (t.cloud[oy : oy + h, ox : ox + w] - 0.5) * 2.5  # irregular, patchy extent
+    env = smoothstep((1.0 - r2) / 0.6 + ragged) * smoothstep((1.6 - r2) / 0.5) * (layers.label[bb] == side)
+    dens = (env * (0.35 + 0.65 * _net(t, bb, rng, scale * p.size / 256))).astype(np.float32)
     _fill(layers, bb, amp * dens, 0.4)
     mask = np.zeros(layers.body.shape, bool)
-    mask[bb] = env > 0.5
+    inner = ndimage.binary_erosion(layers.label[bb] == side, iterations=max(2, p.size // 50))
+    mask[bb] = (env > 0.5) & inner  # the net as seen inside the lung, not at its edge
     return mask
 
 
@@ -160,7 +164,7 @@ def reticular(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gene
     mask = np.zeros(layers.body.shape, bool)
     for side in spec.sides():
         for zone in _zones(spec, ("lower", "middle")):
-            mask |= _reticular_patch(layers, p, t, rng, side, zone, 0.5 + 0.2 * severity01(spec))
+            mask |= _reticular_patch(layers, p, t, rng, side, zone, 0.7 + 0.2 * severity01(spec))
     return mask
 
 
@@ -169,7 +173,7 @@ def fibrosis(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
     mask = np.zeros(layers.body.shape, bool)
     for side in spec.sides():
         zone = spec.zone or "lower"
-        mask |= _reticular_patch(layers, p, t, rng, side, zone, 0.65, scale=1.8)
+        mask |= _reticular_patch(layers, p, t, rng, side, zone, 0.85, scale=1.8)
         hx, hy = p.hilum(side)
         for _ in range(3):
             x, y = zone_point(p, side, zone, rng, (0.4, 0.8))

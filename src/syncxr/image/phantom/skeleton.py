@@ -96,9 +96,9 @@ def scoliosis(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gene
     shift = np.round(dx * size).astype(np.intp)
     cols = np.clip(np.arange(size)[None, :] - shift[:, None], 0, size - 1)
     bent = np.take_along_axis(spine, cols, axis=1)
-    layers.body += (bent - spine).astype(np.float32)
+    layers.body += (2.2 * bent - spine).astype(np.float32)  # a curved spine stands out as a dense column
     centre = p.spine_x + dx
-    rows = (ys > top) & (ys < bottom) & (np.abs(dx) > 0.006)
+    rows = (ys > top) & (ys < bottom) & (np.abs(dx) > 0.01)
     return (np.abs(xs[None, :] - centre[:, None]) < 0.03) & rows[:, None]
 
 
