@@ -35,58 +35,28 @@ from typing import Any, Iterable
 
 import numpy as np
 import pyarrow.parquet as pq
-from PIL import Image
-from scipy import ndimage
 
 from syncxr.records import ABSENT, Entity
+from syncxr.report.consistency import FINDING_TYPES, decode, on_side, visible
 from syncxr.text.extract import LexiconExtractor
 from syncxr.text.sample import BalancedSampler, Conflicts
 from syncxr.vocab import Ontology, load_ontology
 
-FINDING_TYPES = ("ABNORMALITY", "DISEASE")
-RING_PX = 4
-GREY_FLOOR = 6.0
 WELL_SEEN = re.compile(r"\bwell (?:seen|demonstrated)\b|\bclearly demonstrated\b", re.I)
 NEGATIVE_SUMMARY = re.compile(r"\bno acute (?:cardiopulmonary|intrathoracic)\b", re.I)
 
 
 def _png(data: bytes) -> np.ndarray:
-    im = Image.open(io.BytesIO(data))
-    return np.array(im, dtype=bool) if im.mode == "1" else np.array(im)
-
-
-def _entities(js: str) -> list[Entity]:
-    return [Entity(**{k: v for k, v in d.items() if k in Entity.__dataclass_fields__}) for d in json.loads(js)]
-
-
-def ring_contrast(image: np.ndarray, mask: np.ndarray, px: int = RING_PX) -> tuple[float, float]:
-    """(|mean inside - mean of the ring|, ring std) in grey levels."""
-    ring = ndimage.binary_dilation(mask, iterations=px) & ~mask
-    if not ring.any():
-        return 0.0, 0.0
-    inside = image[mask].astype(float)
-    around = image[ring].astype(float)
-    return abs(inside.mean() - around.mean()), around.std()
-
-
-def visible(image: np.ndarray, mask: np.ndarray) -> bool:
-    diff, std = ring_contrast(image, mask)
-    return diff >= std or diff >= GREY_FLOOR
-
-
-def on_side(mask: np.ndarray, side: str) -> bool:
-    """Patient right = image left (PA)."""
-    w = mask.shape[1]
-    total = mask.sum()
-    left_half = mask[:, : w // 2].sum() / max(total, 1)  # image left = patient right
-    if side == "bilateral":
-        return 0.15 <= left_half <= 0.85
-    return left_half > 0.5 if side == "right" else left_half < 0.5
+    return decode(data)
 
 
 def asserted_abnormal(entities: Iterable[Entity], ontology: Ontology) -> list[Entity]:
     by = ontology.by_name
     return [e for e in entities if e.assertion != ABSENT and e.name in by and by[e.name].type in FINDING_TYPES]
+
+
+def _entities(js: str) -> list[Entity]:
+    return [Entity(**{k: v for k, v in d.items() if k in Entity.__dataclass_fields__}) for d in json.loads(js)]
 
 
 def contradictory(keys: set[str], conflicts: Conflicts) -> list[tuple[str, str]]:

@@ -21,8 +21,11 @@ from syncxr.errors import UserError
 from syncxr.pipeline.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 from syncxr.report import plots
+from syncxr.report.consistency import GREY_FLOOR, Consistency
+from syncxr.vocab import Ontology, load_ontology
 
 GRID_N = 16
+CONSISTENCY_ROWS = 2000  # rows measured for the image-report consistency section (decoding is the cost)
 
 
 @dataclass
@@ -38,10 +41,11 @@ class CardStats:
     reject_reasons: Counter = field(default_factory=Counter)
     reject_examples: dict[str, str] = field(default_factory=dict)
     grid: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
+    consistency: Consistency | None = None
 
 
-def collect(folder: Path) -> CardStats:
-    st = CardStats()
+def collect(folder: Path, ontology: Ontology | None = None) -> CardStats:
+    st = CardStats(consistency=Consistency(ontology or load_ontology()))
     cols = ["image_png", "impression", "entities", "masks", "qc", "write_attempts", "image_attempts", "history",
             *CHEXPERT14_SNAKE]
     for path in sorted((folder / SHARDS_DIR).glob("shard-*.parquet")):
@@ -75,9 +79,11 @@ def _add_batch(st: CardStats, d: dict) -> None:
         sim = json.loads(q).get("bank_max_sim")
         if sim is not None:
             st.bank_sims.append(float(sim))
-    for png, imp, masks in zip(d["image_png"], d["impression"], d["masks"]):
+    for png, imp, masks, ents in zip(d["image_png"], d["impression"], d["masks"], d["entities"]):
         if len(st.grid) < GRID_N:
             st.grid.append((png, imp, [(m["name"], m["png"]) for m in masks]))
+        if st.consistency is not None and st.consistency.rows < CONSISTENCY_ROWS:
+            st.consistency.add(ents, masks, png)
 
 
 def _retry_key(entry: str) -> str:
@@ -91,7 +97,11 @@ def write_card(folder: str | Path) -> list[Path]:
     manifest = read_manifest(folder)
     if manifest is None:
         raise UserError(f"{folder}: no manifest.json; is this a syncxr dataset folder?")
-    st = collect(folder)
+    onto = manifest.get("config", {}).get("ontology")
+    try:
+        st = collect(folder, load_ontology(onto) if onto else None)
+    except (FileNotFoundError, ValueError):  # a custom ontology moved since: measure with the bundled one
+        st = collect(folder)
     figs = _figures(manifest, st)
     assets = folder / "card_assets"
     assets.mkdir(exist_ok=True)
@@ -205,6 +215,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         f"![outcomes]({img['outcomes']})",
         "",
     ]
+    lines += _consistency_section(st.consistency)
     if "samples" in img:
         lines += ["## Samples", "", "First samples of the first shard, with their IMPRESSION.", "",
                   f"![samples]({img['samples']})", ""]
@@ -223,6 +234,34 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _consistency_section(c: Consistency | None) -> list[str]:
+    """How often the image shows what the report asserts (see report/consistency.py)."""
+    if c is None or not c.rows:
+        return []
+    s = c.summary()
+    pct = lambda x: "n/a" if x != x else f"{100 * x:.1f}%"  # noqa: E731 - nan-safe percentage
+    rows = [["asserted abnormal entities (present or hedged)", s["asserted_abnormal_entities"]],
+            ["... with a non-empty mask named after their concept", pct(s["with_mask"])],
+            [f"masks differing from a {4}-pixel ring by its std or {GREY_FLOOR:.0f} grey levels", pct(s["masks_visible"])],
+            ["sided masks on the stated side (bilateral: both)", pct(s["sided_correct"])],
+            ["sampled sides the concept does not allow", s["implausible_sides_sampled"]]]
+    missing = [[name, n, pct(share)] for name, n, share in c.per_concept() if share < 1.0]
+    return [
+        "## Image–report consistency",
+        "",
+        f"Measured on the first {c.rows} accepted pairs. Masks are 1-bit PNGs in the `masks` column, one "
+        "per drawn concept, named after the ontology concept and aligned with the image. Images are "
+        "frontal PA views: the **patient's left is the image right**. A concept the renderer cannot show "
+        "on a frontal film has no mask (listed below when asserted).",
+        "",
+        _table(["measure", "value"], rows),
+        "",
+        "Concepts asserted without a mask in some rows:" if missing else "Every asserted concept has a mask.",
+        "",
+        *([_table(["concept", "asserted", "with a mask"], missing), ""] if missing else []),
+    ]
 
 
 def _balance_sentence(plan: dict) -> str:
