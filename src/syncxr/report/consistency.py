@@ -45,8 +45,9 @@ def ring_contrast(image: np.ndarray, mask: np.ndarray, px: int = RING_PX) -> tup
 
 
 def visible(image: np.ndarray, mask: np.ndarray) -> bool:
+    """The ring test; at least one grey level in any case (a flat ring has no std to beat)."""
     diff, std = ring_contrast(image, mask)
-    return diff >= std or diff >= GREY_FLOOR
+    return diff >= GREY_FLOOR or diff >= max(std, 1.0)
 
 
 def on_side(mask: np.ndarray, side: str) -> bool:
