@@ -19,7 +19,8 @@ Reads a dataset folder and prints one table:
 - contradictions: reports whose extracted entities (both sections, built-in extractor) hold a
   conflicting pair (`text.sample.Conflicts`: one concept both present and absent, a declared
   `contradicts` pair, a "No Finding" statement with a finding), over the dataset and over
-  `--reports` extra reports written by the grammar writer from balanced samples;
+  `--reports` extra reports written by the grammar writer from balanced samples; "implied
+  contradictions" count a finding stated with a concept it `implies_present` stated absent;
 - text: "well seen/demonstrated" rate, IMPRESSION median words, standard negative summary rate.
 """
 
@@ -62,6 +63,19 @@ def _entities(js: str) -> list[Entity]:
 def contradictory(keys: set[str], conflicts: Conflicts) -> list[tuple[str, str]]:
     ks = sorted(keys)
     return [(a, b) for i, a in enumerate(ks) for b in ks[i + 1:] if conflicts.conflict(a, b)]
+
+
+def implied_contradictions(keys: set[str], ontology: Ontology) -> list[tuple[str, str]]:
+    """A present/hedged concept whose `implies_present` concept is stated absent ("hydro-
+    pneumothorax ... no pleural effusion"): not a declared pair, but still a contradiction."""
+    by = ontology.by_name
+    absent = {k.split("|")[0] for k in keys if k.split("|")[1].startswith("NON-")}
+    out = []
+    for k in keys:
+        name, typ = k.split("|")
+        if typ in FINDING_TYPES and name in by:
+            out += [(k, f"{b}|absent") for b in by[name].implies_present if b in absent]
+    return out
 
 
 def extracted_keys(extractor: LexiconExtractor, findings: str, impression: str) -> set[str]:
@@ -119,8 +133,11 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
             t.add("abnormal not no_finding", nf != 1.0, ",".join(e.name for e in real))
         if abnormal:
             t.add("abnormal (incl. devices) not no_finding", nf != 1.0, ",".join(e.name for e in abnormal))
-        pairs = contradictory(extracted_keys(extractor, fnd, imp), conflicts)
+        keys = extracted_keys(extractor, fnd, imp)
+        pairs = contradictory(keys, conflicts)
         t.add("dataset reports without contradiction", not pairs, f"{pairs}")
+        implied = implied_contradictions(keys, ontology)
+        t.add("dataset reports without implied contradiction", not implied, f"{implied} <- {fnd} || {imp}")
         t.add("no 'well seen' filler", not WELL_SEEN.search(f"{fnd} {imp}"))
         t.add("impression has negative summary", bool(NEGATIVE_SUMMARY.search(imp)))
         imp_words.append(len(imp.split()))
@@ -137,8 +154,11 @@ def measure_written(n: int, ontology: Ontology, extractor: LexiconExtractor, t: 
     sampler = BalancedSampler(ontology, seed=seed)
     for i, ents in enumerate(sampler.sample(n)):
         fnd, imp = writer.write(ents, seed=seed * 1_000_003 + i)
-        pairs = contradictory(extracted_keys(extractor, fnd, imp), conflicts)
+        keys = extracted_keys(extractor, fnd, imp)
+        pairs = contradictory(keys, conflicts)
         t.add("written reports without contradiction", not pairs, f"{pairs} <- {fnd} || {imp}")
+        implied = implied_contradictions(keys, ontology)
+        t.add("written reports without implied contradiction", not implied, f"{implied} <- {fnd} || {imp}")
 
 
 def main() -> None:

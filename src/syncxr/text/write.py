@@ -317,9 +317,19 @@ def _system_of(concept: Concept, patterns: list[tuple[str, re.Pattern[str]]]) ->
 
 
 def _conflict_sets(ontology: Ontology) -> dict[str, frozenset[str]]:
-    """Entity key -> the keys it may not share a report with (sample.Conflicts)."""
+    """Entity key -> the keys it may not share a report with (sample.Conflicts), plus, for the
+    writer's own fillers, the negation of what a finding implies ("hydropneumothorax" and
+    "no pleural effusion")."""
     keys = ontology.all_keys()
-    return {k: frozenset(keys[j] for j in js) for k, js in zip(keys, Conflicts(ontology).table(keys))}
+    out = {k: set(keys[j] for j in js) for k, js in zip(keys, Conflicts(ontology).table(keys))}
+    by = ontology.by_name
+    for c in ontology.concepts:
+        for other in c.implies_present:
+            pos, neg = c.keys()[0], f"{other}|NON-{by[other].type}"
+            if neg in out and pos in out:
+                out[pos].add(neg)
+                out[neg].add(pos)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
 def _fits(finding: Item, anatomy: Concept, rule: dict[str, Any]) -> bool:
