@@ -132,7 +132,7 @@ class GrammarWriter:
         items = [self._item(e) for e in entities]
         self._weave(items, rng)
         # One wording per entity for the whole report: both sections use the same mention.
-        memo: dict[int, Any] = {}
+        memo: dict[Any, Any] = {}
         findings = self._findings(items, entities, rng, safe, memo)
         impression = self._impression(items, rng, safe, memo)
         return findings, impression
@@ -193,27 +193,31 @@ class GrammarWriter:
         options = templates_for(own.get(kind) or [], m.synonym)
         return options or templates_for(self.p[section][item.kind], m.synonym)
 
-    def _mention(self, item: Item, rng: random.Random, safe: bool, memo: dict[int, Any]) -> Mention:
+    def _mention(self, item: Item, rng: random.Random, safe: bool, memo: dict[Any, Any]) -> Mention:
         if id(item) not in memo:
             memo[id(item)] = self.words.mention(item, rng, safe)
         return memo[id(item)]
 
-    def _anatomy_sentence(self, item: Item, section: str, rng: random.Random, safe: bool, memo: dict[int, Any]) -> str:
+    def _anatomy_sentence(self, item: Item, section: str, rng: random.Random, safe: bool, memo: dict[Any, Any]) -> str:
         """A standard statement about an anatomy no finding carries ("The aorta is unremarkable.");
         its `otherwise` form when the report has a finding in the same system."""
         entries = self.p["anatomy_sentences"]
         g = next((e for e in entries if item.concept.name in e.get("anatomy", [])), None)
         g = g or next(e for e in entries if not e.get("anatomy"))
-        if id(item) not in memo:
-            memo[id(item)] = self.words.anatomy_synonym(item.concept, g.get("anatomy_synonyms"), rng, safe)
-        a = memo[id(item)]
+        said = memo.get(("anatomy", id(item)))
+        if said is not None:  # the IMPRESSION repeats the FINDINGS statement word for word
+            return said
+        a = self.words.anatomy_synonym(item.concept, g.get("anatomy_synonyms"), rng, safe)
         np_ = self.words.np(a)
         busy = memo.get("busy_systems", set())
-        options = g.get(f"{section}_otherwise") if item.system in busy else None
+        near = next((set(grp) for grp in self.p.get("otherwise_groups", []) if item.system in grp), {item.system})
+        options = g.get(f"{section}_otherwise") if busy & near else None
         tpl = self.words.pick(options or g[section], rng, safe)
-        return tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
+        said = tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
+        memo[("anatomy", id(item))] = said
+        return said
 
-    def _sentences(self, items: list[Item], section: str, rng: random.Random, safe: bool, memo: dict[int, Any]) -> list[str]:
+    def _sentences(self, items: list[Item], section: str, rng: random.Random, safe: bool, memo: dict[Any, Any]) -> list[str]:
         """Sentences for the items of one block: one per finding, negations grouped (<= 3 each)."""
         out = []
         for it in items:
