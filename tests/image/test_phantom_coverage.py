@@ -96,3 +96,25 @@ def test_hydropneumothorax_has_a_flat_fluid_level() -> None:
     diff = out.image.astype(int) - alone.image.astype(int)
     rows = np.nonzero((diff[:, : SIZE // 2] > 8).sum(axis=1) > 5)[0]
     assert rows.size and (diff[rows.min() - 3, : SIZE // 2] > 8).sum() < 3  # sharp horizontal top
+
+
+def test_films_carry_a_side_marker_and_icu_films_ecg_leads() -> None:
+    from syncxr.image.phantom.anatomy import Layers
+    from syncxr.image.phantom.extras import add_ecg_leads, add_marker
+
+    def blank() -> Layers:
+        z = np.zeros((SIZE, SIZE), np.float32)
+        return Layers(body=z.copy(), lung=z.copy(), label=z.astype(np.uint8), above=z + 1, idx=z.astype(np.intp),
+                      under_lung=z[:1])
+
+    sides = []
+    for s in range(40):
+        layers = blank()
+        add_marker(layers, np.random.default_rng(s))
+        rows, cols = np.nonzero(layers.body)
+        assert rows.max() < 0.15 * SIZE  # an upper corner
+        sides.append(cols.mean() > SIZE / 2)
+    assert 0.5 < np.mean(sides) < 1.0  # mostly over the patient's left (image right), not always
+    with_leads = sum(bool(add_ecg_leads(lay := blank(), np.random.default_rng(s), True) or lay.body.any()) for s in range(40))
+    without = sum(bool(add_ecg_leads(lay := blank(), np.random.default_rng(s), False) or lay.body.any()) for s in range(40))
+    assert with_leads > 15 and without < 10

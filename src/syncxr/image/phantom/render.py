@@ -28,6 +28,7 @@ from syncxr.image.phantom.anatomy import (
     sample_patient,
 )
 from syncxr.image.phantom.devices import DEVICE_DRAWERS
+from syncxr.image.phantom.extras import add_ecg_leads, add_marker
 from syncxr.image.phantom.findings import DRAWERS
 from syncxr.image.phantom.mediastinum import CENTRAL_DRAWERS
 from syncxr.image.phantom.parenchyma import PARENCHYMA_DRAWERS
@@ -84,6 +85,8 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
         seen[spec.name] = seen.get(spec.name, 0) + 1
         mask = ALL_DRAWERS[spec.name](layers, p, spec, np.random.default_rng(stream), t)
         masks[spec.key] = mask | masks[spec.key] if spec.key in masks else mask
+    add_ecg_leads(layers, np.random.default_rng([seed, 9001]), portable)
+    add_marker(layers, np.random.default_rng([seed, 9002]))
     mu = layers.body + layers.lung
     image = expose(mu, exposure, t.noise, rng)
     return GeneratedImage(image=image, masks=masks)
