@@ -71,9 +71,13 @@ def central_line(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
     mask = np.zeros(layers.body.shape, bool)
     for side in _each_side(spec):
         sgn = -1.0 if side == 1 else 1.0
-        entry = (spine + sgn * rng.uniform(0.07, 0.1), -0.02)
-        ctrl = np.array([entry, (spine + sgn * 0.06, 0.12), (spine - 0.03 + sgn * 0.02, 0.2), _svc_tip(p, rng)])
-        mask |= _stroke(layers, ctrl, 0.006, 0.55)
+        entry = (spine + sgn * rng.uniform(0.08, 0.11), -0.02)
+        if side == 1:  # right IJ: nearly straight down into the SVC
+            ctrl = np.array([entry, (spine + sgn * 0.06, 0.12), (spine - 0.04, 0.2), _svc_tip(p, rng)])
+        else:  # left IJ: down the left neck, across the brachiocephalic vein, into the SVC
+            ctrl = np.array([entry, (spine + 0.085, 0.14), (spine + 0.07, p.carina[1] - 0.08),
+                             (spine - 0.01, p.carina[1] - 0.05), _svc_tip(p, rng)])
+        mask |= _stroke(layers, ctrl, 0.006, 0.55, 50)
     return mask
 
 
