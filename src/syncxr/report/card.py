@@ -41,6 +41,8 @@ class CardStats:
     reject_reasons: Counter = field(default_factory=Counter)
     reject_examples: dict[str, str] = field(default_factory=dict)
     grid: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
+    spare: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
+    grid_concepts: set[str] = field(default_factory=set)
     consistency: Consistency | None = None
 
 
@@ -51,6 +53,7 @@ def collect(folder: Path, ontology: Ontology | None = None) -> CardStats:
     for path in sorted((folder / SHARDS_DIR).glob("shard-*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=cols):
             _add_batch(st, batch.to_pydict())
+    st.grid += st.spare[: GRID_N - len(st.grid)]
     for path in sorted((folder / REJECTS_DIR).glob("shard-*.parquet")):
         t = pq.read_table(path, columns=["stage", "reason", "detail"]).to_pydict()
         for stage, reason, detail in zip(t["stage"], t["reason"], t["detail"]):
@@ -80,10 +83,27 @@ def _add_batch(st: CardStats, d: dict) -> None:
         if sim is not None:
             st.bank_sims.append(float(sim))
     for png, imp, masks, ents in zip(d["image_png"], d["impression"], d["masks"], d["entities"]):
-        if len(st.grid) < GRID_N:
-            st.grid.append((png, imp, [(m["name"], m["png"]) for m in masks]))
+        _offer_to_grid(st, png, imp, [(m["name"], m["png"]) for m in masks])
         if st.consistency is not None and st.consistency.rows < CONSISTENCY_ROWS:
             st.consistency.add(ents, masks, png)
+
+
+MASK_COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
+
+
+def _offer_to_grid(st: CardStats, png: bytes, imp: str, masks: list[tuple[str, bytes]]) -> None:
+    """Keep a varied sample grid: a row joins when it shows a concept the grid lacks (or a
+    normal film, once); others wait as spares for the places left. Captions name the mask
+    colours (matplotlib's C0, C1, ... as drawn by plots.sample_grid)."""
+    names = [n for n, _ in masks]
+    legend = "; ".join(f"{MASK_COLOURS[i % 10]}={n}" for i, n in enumerate(names))
+    item = (png, f"{imp} [masks: {legend or 'none'}]", masks)
+    key = set(names) or {"(normal)"}
+    if len(st.grid) < GRID_N and not key <= st.grid_concepts:
+        st.grid.append(item)
+        st.grid_concepts |= key
+    elif len(st.spare) < GRID_N:
+        st.spare.append(item)
 
 
 def _retry_key(entry: str) -> str:
@@ -150,6 +170,11 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "**Synthetic data: not for clinical use.** Labels are those the generator intended; the built-in "
         "backends (phantom renderer, grammar writer) are simplified models of radiographs and reports.",
         "",
+        "**Intended use:** pretraining and ablation studies of medical vision-language models, and testing "
+        "data pipelines; not diagnosis, not a benchmark of clinical accuracy. The `no_finding` column is "
+        "the extractor-derived label described in `syncxr.text.labels`; the image-report consistency "
+        "section below says how often an asserted finding is actually drawn.",
+        "",
         "## Summary",
         "",
         _table(
@@ -172,7 +197,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         f"Per report: k = {plan.get('k')} non-anatomy entities, m = {plan.get('m')} ANATOMY entities; "
         f"each entity used at most tau_max = {plan.get('tau_max')} times; pool of {plan.get('pool_size')} entities.",
-        _balance_sentence(plan),
+        _balance_sentence(plan, (cfg.get("entities") or {}).get("source", "")),
         "",
         f"![entity distribution]({img['entities']})",
         "",
@@ -217,7 +242,8 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
     ]
     lines += _consistency_section(st.consistency)
     if "samples" in img:
-        lines += ["## Samples", "", "First samples of the first shard, with their IMPRESSION.", "",
+        lines += ["## Samples", "", "Pairs chosen to show as many different drawn concepts as possible, with their "
+                  "IMPRESSION; mask outlines in colour, named in each caption.", "",
                   f"![samples]({img['samples']})", ""]
     lines += [
         "## Throughput (last run)",
@@ -264,7 +290,7 @@ def _consistency_section(c: Consistency | None) -> list[str]:
     ]
 
 
-def _balance_sentence(plan: dict) -> str:
+def _balance_sentence(plan: dict, source: str = "") -> str:
     ref, got = plan.get("reference_counts"), plan.get("sampled_counts") or {}
     vals = [v for v in got.values() if v > 0]
     s = ""
@@ -275,6 +301,9 @@ def _balance_sentence(plan: dict) -> str:
         s += f" Reference corpus: {len(rv)} entities, max/min frequency ratio {max(rv) / min(rv):.1f}."
     else:
         s += " (Pool from the ontology: no reference corpus, so there is no 'before' distribution.)"
+    if source == "sim":
+        s += (" The reference corpus is **simulated** (syncxr.sim: a MIMIC-CXR-shaped long tail written by the "
+              "built-in writer), not real reports.")
     return s
 
 
