@@ -366,3 +366,25 @@ def test_self_placed_synonyms_take_no_zone_or_anatomy(real):
         woven = w.write([Entity("mass", "ABNORMALITY", attributes={"laterality": "right", "zone": "lower"}),
                          Entity("right_lung_base", "ANATOMY")], seed)
         assert "hilar mass" not in " ".join(zoned + woven).lower(), (zoned, woven)
+
+
+def test_no_contradiction_read_back_over_many_sampled_sets(real):
+    """Property: over 1,000 balanced samples the extractor finds no conflicting pair (a concept
+    both present and absent, a declared `contradicts` pair, "No Finding" with a finding) in the
+    whole report, nor a finding beside the negation of what it implies."""
+    from syncxr.text.sample import BalancedSampler, Conflicts
+
+    onto, _, x, _ = real
+    conflicts, by = Conflicts(onto), onto.by_name
+    writer = GrammarWriter(onto)
+    for seed, ents in enumerate(BalancedSampler(onto, seed=5).sample(1000)):
+        findings, impression = writer.write(ents, seed)
+        keys = sorted({e.key for e in x.extract(findings, "findings")} | {e.key for e in x.extract(impression, "impression")})
+        bad = [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if conflicts.conflict(a, b)]
+        assert not bad, (bad, findings, impression)
+        sampled_absent = {e.name for e in ents if e.assertion == ABSENT}
+        absent = {k.split("|")[0] for k in keys if "|NON-" in k} - sampled_absent  # what the writer added
+        for k in keys:
+            name, typ = k.split("|")
+            if typ in ("ABNORMALITY", "DISEASE"):
+                assert not set(by[name].implies_present) & absent, (k, findings)
