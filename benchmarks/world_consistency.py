@@ -44,6 +44,8 @@ from syncxr.text.sample import BalancedSampler, Conflicts
 from syncxr.vocab import Ontology, load_ontology
 
 WELL_SEEN = re.compile(r"\bwell (?:seen|demonstrated)\b|\bclearly demonstrated\b", re.I)
+COMPARISON = re.compile(r"\b(?:unchanged|stable|new|increased|decreased|improved|resolved|again)\b", re.I)
+HEDGE = re.compile(r"\b(?:possible|may represent|cannot be excluded|likely|suggestive of|versus|probable)\b", re.I)
 NEGATIVE_SUMMARY = re.compile(r"\bno acute (?:cardiopulmonary|intrathoracic)\b", re.I)
 
 
@@ -76,6 +78,15 @@ def implied_contradictions(keys: set[str], ontology: Ontology) -> list[tuple[str
         if typ in FINDING_TYPES and name in by:
             out += [(k, f"{b}|absent") for b in by[name].implies_present if b in absent]
     return out
+
+
+def same_terms(extractor: LexiconExtractor, findings: str, impression: str) -> bool:
+    """Every finding named in the IMPRESSION is named with a wording FINDINGS uses too."""
+    words: dict[str, set[str]] = {}
+    for e in extractor.extract(findings, "findings"):
+        words.setdefault(e.key, set()).add(e.text.lower())
+    return all(e.text.lower() in words.get(e.key, {e.text.lower()})
+               for e in extractor.extract(impression, "impression") if not e.key.endswith("|ANATOMY"))
 
 
 def extracted_keys(extractor: LexiconExtractor, findings: str, impression: str) -> set[str]:
@@ -124,7 +135,8 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
                 continue
             t.add("ring contrast", visible(image, mask), e.name)
             side = e.attributes.get("laterality") if "laterality" in c.attributes else None
-            if side and side in c.allowed("laterality"):
+            allowed = c.allowed("laterality") if hasattr(c, "allowed") else ("left", "right", "bilateral")
+            if side and side in allowed:
                 t.add("side correct", on_side(mask, side), f"{e.name}:{side}")
             elif side:  # sampled against the concept's allowed values ("bilateral mediastinal shift")
                 t.add("plausible laterality sampled", False, f"{e.name}:{side}")
@@ -139,6 +151,9 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
         implied = implied_contradictions(keys, ontology)
         t.add("dataset reports without implied contradiction", not implied, f"{implied} <- {fnd} || {imp}")
         t.add("no 'well seen' filler", not WELL_SEEN.search(f"{fnd} {imp}"))
+        t.add("one term per concept across sections", same_terms(extractor, fnd, imp), f"{fnd} || {imp}")
+        t.add("comparison wording (real ~24%)", bool(COMPARISON.search(f"{fnd} {imp}")))
+        t.add("hedging (real ~8%)", bool(HEDGE.search(f"{fnd} {imp}")))
         t.add("impression has negative summary", bool(NEGATIVE_SUMMARY.search(imp)))
         imp_words.append(len(imp.split()))
     return {"impression_median_words": statistics.median(imp_words) if imp_words else 0,

@@ -13,12 +13,20 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
   bilateral count nouns are plural and singular count nouns take "a"/"an".
 - An ANATOMY entity is woven into a finding that lies there ("consolidation in the right lower
   lobe", "PICC line with tip in the superior vena cava", "degenerative change of the thoracic
-  spine"; rules in phrases.yaml `locations`), or else gets a technique remark that states no
-  finding and no normal statement ("The left costophrenic angle is partially excluded from the
-  field of view.").
+  spine"; rules in phrases.yaml `locations`), or else gets the standard statement radiologists
+  make about it, worded so it reads back as the anatomy only ("The aorta is unremarkable.",
+  "Stable cardiomediastinal silhouette.", "The lungs are otherwise unremarkable." beside a lung
+  finding); never "X is well seen". Both sections use the same wording for an entity.
+- `negative_summary=True` (off by default: the current verifier in "impression" mode wants every
+  sampled key in the IMPRESSION and no other) writes a clinical IMPRESSION: the positive findings,
+  then "No acute cardiopulmonary process." when every finding is incidental or chronic
+  (phrases.yaml `summary_compatible`); negations, normal statements and anatomy stay in FINDINGS.
+- `error_rate` > 0 makes the writer slip like an LLM (writer_errors.py: drop, add or flip one
+  entity) so that verification has something to catch.
 - With `filler=True`, a system with nothing sampled gets a normal statement and/or a grouped
   negation of concepts of that system, never one that duplicates or contradicts a sampled entity.
-- IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not.
+- IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not
+  (unless `negative_summary`).
 
 Mentions follow the extractor contract (extract.py): "[severity] [laterality] [zone] <synonym>",
 "<synonym> on the left / in the right lower zone", "<synonym> in the <anatomy synonym>",
