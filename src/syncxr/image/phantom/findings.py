@@ -156,7 +156,7 @@ def opacity(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
         cx, cy = zone_point(p, side, spec.zone or "middle", rng)
         s = 0.06 + 0.04 * severity01(spec)
         bb, dens = _patch(layers, p, t, cx, cy, s * 1.2, s, side, rng, 3.0)
-        _fill(layers, bb, 0.45 * dens, 0.2)
+        _fill(layers, bb, 0.55 * dens, 0.25)
         mask[bb] |= dens > 0.35
     return mask
 

@@ -164,7 +164,7 @@ def reticular(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gene
     mask = np.zeros(layers.body.shape, bool)
     for side in spec.sides():
         for zone in _zones(spec, ("lower", "middle")):
-            mask |= _reticular_patch(layers, p, t, rng, side, zone, 0.7 + 0.2 * severity01(spec))
+            mask |= _reticular_patch(layers, p, t, rng, side, zone, 0.85 + 0.2 * severity01(spec))
     return mask
 
 
