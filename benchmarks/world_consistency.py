@@ -130,6 +130,8 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
             mask = _png(data) if data else None
             linked = mask is not None and bool(mask.any())
             t.add("mask coverage", linked, e.name)
+            if c.render or c.type not in FINDING_TYPES:  # leaves out concepts declared invisible (kyphosis)
+                t.add("mask coverage, drawable concepts", linked, e.name)
             if not linked:
                 missing_by_concept[e.name] = missing_by_concept.get(e.name, 0) + 1
                 continue
