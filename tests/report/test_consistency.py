@@ -48,3 +48,14 @@ def test_counts_linked_visible_and_sided_entities() -> None:
     assert s["asserted_abnormal_entities"] == 3 and abs(s["with_mask"] - 2 / 3) < 1e-9
     assert s["masks_visible"] == 1.0 and s["sided_correct"] == 1.0 and s["implausible_sides_sampled"] == 1
     assert dict((n, share) for n, _, share in c.per_concept())["kyphosis"] == 0.0
+
+
+def test_contradictions_are_counted_from_extracted_entities() -> None:
+    c = Consistency(load_ontology())
+    img = np.zeros((32, 32), np.uint8)
+    clash = json.dumps([{"name": "cardiomegaly", "type": "ABNORMALITY"}, {"name": "normal_heart_size", "type": "NON-ABNORMALITY"}])
+    fine = json.dumps([{"name": "cardiomegaly", "type": "ABNORMALITY"}, {"name": "pleural_effusion", "type": "NON-DISEASE"}])
+    assert c.contradictions(clash) == [("cardiomegaly|ABNORMALITY", "normal_heart_size|NON-ABNORMALITY")]
+    c.add(*_row([], {}, img), clash)
+    c.add(*_row([], {}, img), fine)
+    assert c.summary()["contradictory_reports"] == 1

@@ -48,7 +48,7 @@ class CardStats:
 
 def collect(folder: Path, ontology: Ontology | None = None) -> CardStats:
     st = CardStats(consistency=Consistency(ontology or load_ontology()))
-    cols = ["image_png", "impression", "entities", "masks", "qc", "write_attempts", "image_attempts", "history",
+    cols = ["image_png", "impression", "entities", "extracted", "masks", "qc", "write_attempts", "image_attempts", "history",
             *CHEXPERT14_SNAKE]
     for path in sorted((folder / SHARDS_DIR).glob("shard-*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=cols):
@@ -82,10 +82,10 @@ def _add_batch(st: CardStats, d: dict) -> None:
         sim = json.loads(q).get("bank_max_sim")
         if sim is not None:
             st.bank_sims.append(float(sim))
-    for png, imp, masks, ents in zip(d["image_png"], d["impression"], d["masks"], d["entities"]):
+    for png, imp, masks, ents, got in zip(d["image_png"], d["impression"], d["masks"], d["entities"], d["extracted"]):
         _offer_to_grid(st, png, imp, [(m["name"], m["png"]) for m in masks])
         if st.consistency is not None and st.consistency.rows < CONSISTENCY_ROWS:
-            st.consistency.add(ents, masks, png)
+            st.consistency.add(ents, masks, png, got or "")
 
 
 MASK_COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
@@ -272,7 +272,8 @@ def _consistency_section(c: Consistency | None) -> list[str]:
             ["... with a non-empty mask named after their concept", pct(s["with_mask"])],
             [f"masks differing from a {4}-pixel ring by its std or {GREY_FLOOR:.0f} grey levels", pct(s["masks_visible"])],
             ["sided masks on the stated side (bilateral: both)", pct(s["sided_correct"])],
-            ["sampled sides the concept does not allow", s["implausible_sides_sampled"]]]
+            ["sampled sides the concept does not allow", s["implausible_sides_sampled"]],
+            ["reports whose extracted entities contradict each other (ontology conflicts)", s["contradictory_reports"]]]
     missing = [[name, n, pct(share)] for name, n, share in c.per_concept() if share < 1.0]
     return [
         "## Image–report consistency",

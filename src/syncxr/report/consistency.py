@@ -71,9 +71,13 @@ class Consistency:
     sided_ok: int = 0
     implausible_sides: int = 0  # sampled laterality the concept does not allow
     rows: int = 0
+    contradictory_rows: int = 0  # rows whose extracted entities hold a conflicting pair
+    _conflicts: Any = None
 
-    def add(self, entities_json: str, masks: list[dict[str, Any]], image_png: bytes) -> None:
+    def add(self, entities_json: str, masks: list[dict[str, Any]], image_png: bytes, extracted_json: str = "") -> None:
         by = self.ontology.by_name
+        if extracted_json:
+            self.contradictory_rows += bool(self.contradictions(extracted_json))
         named = {m["name"]: m["png"] for m in masks}
         image = None
         self.rows += 1
@@ -96,6 +100,15 @@ class Consistency:
             elif side:
                 self.implausible_sides += 1
 
+    def contradictions(self, extracted_json: str) -> list[tuple[str, str]]:
+        """Conflicting pairs (text.sample.Conflicts) among a row's extracted entity keys."""
+        if self._conflicts is None:
+            from syncxr.text.sample import Conflicts  # imported late: the card needs it only here
+
+            self._conflicts = Conflicts(self.ontology)
+        keys = sorted({f"{e['name']}|{e['type']}" for e in json.loads(extracted_json) if e["name"] in self.ontology.by_name})
+        return [(a, b) for i, a in enumerate(keys) for b in keys[i + 1:] if self._conflicts.conflict(a, b)]
+
     def summary(self) -> dict[str, float]:
         n, k = sum(self.asserted.values()), sum(self.linked.values())
         return {
@@ -104,6 +117,7 @@ class Consistency:
             "masks_visible": sum(self.visible.values()) / k if k else float("nan"),
             "sided_correct": self.sided_ok / self.sided if self.sided else float("nan"),
             "implausible_sides_sampled": self.implausible_sides,
+            "contradictory_reports": self.contradictory_rows,
         }
 
     def per_concept(self) -> list[tuple[str, int, float]]:
