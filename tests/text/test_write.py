@@ -388,3 +388,11 @@ def test_no_contradiction_read_back_over_many_sampled_sets(real):
             name, typ = k.split("|")
             if typ in ("ABNORMALITY", "DISEASE"):
                 assert not set(by[name].implies_present) & absent, (k, findings)
+
+
+def test_no_lung_region_is_called_clear_beside_a_diffuse_finding(real):
+    w = real[1]
+    for seed in range(10):
+        findings, impression = w.write([Entity("ards", "DISEASE"), Entity("right_middle_lobe", "ANATOMY")], seed)
+        assert "clear" not in f"{findings} {impression}".lower(), (findings, impression)
+        assert re.search(r"Stable appearance of the (right middle lobe|RML|middle lobe)\.", findings), findings

@@ -220,6 +220,8 @@ class GrammarWriter:
         busy = memo.get("busy_systems", set())
         near = next((set(grp) for grp in self.p.get("otherwise_groups", []) if item.system in grp), {item.system})
         options = g.get(f"{section}_otherwise") if busy & near else None
+        if memo.get("diffuse"):  # "ARDS ... the right middle lobe is otherwise clear" would contradict
+            options = g.get(f"{section}_diffuse") or options
         tpl = self.words.pick(options or g[section], rng, safe)
         said = tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
         memo[("anatomy", id(item))] = said
@@ -244,6 +246,10 @@ class GrammarWriter:
     def _findings(self, items: list[Item], entities: list[Entity], rng: random.Random, safe: bool,
                   memo: dict[Any, Any]) -> str:
         memo["busy_systems"] = {it.system for it in items if it.kind in ("present", "uncertain")}
+        diffuse = set(self.p.get("diffuse_findings", []))
+        memo["diffuse"] = any(it.kind in ("present", "uncertain") and it.concept.name in diffuse
+                              and not it.entity.attributes.get("zone")
+                              and it.entity.attributes.get("laterality") in (None, "bilateral") for it in items)
         blocks: dict[str, list[Item]] = {s: [] for s in self.p["systems"]}
         for it in items:
             blocks.setdefault(it.system, []).append(it)
