@@ -119,7 +119,8 @@ def test_entities_map_to_specs_via_the_ontology() -> None:
         Entity("lung", "ANATOMY", "present"),
     ]
     specs = entities_to_specs(ents, load_ontology())
-    assert specs == [FindingSpec("pleural_effusion", "bilateral", "severe", None), FindingSpec("consolidation", None, None, "lower")]
+    assert specs == [FindingSpec("pleural_effusion", "bilateral", "severe", None, entity="pleural_effusion"),
+                     FindingSpec("consolidation", None, None, "lower", entity="pneumonia")]
 
 
 def test_phantom_generator_draws_what_the_text_says() -> None:
@@ -138,7 +139,7 @@ def test_phantom_generator_draws_what_the_text_says() -> None:
 
 def test_registered_as_phantom() -> None:
     gen = GENERATORS.build("phantom", size=128, extractor=FakeExtractor([]))
-    assert gen.backend_id == "phantom" and gen.generate("", seed=1).image.shape == (128, 128)
+    assert gen.backend_id == "phantom-v2" and gen.generate("", seed=1).image.shape == (128, 128)
 
 
 def test_with_the_builtin_extractor() -> None:

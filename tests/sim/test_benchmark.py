@@ -127,3 +127,10 @@ def test_mask_boxes_and_bad_arguments(tmp_path):
     with pytest.raises(UserError, match="reads 'csv'"):
         write_sim_benchmark(tmp_path / "r", n=2, size=SIZE, fmt="rsna")
         load_dataset("sim", tmp_path / "r")
+
+
+def test_chexpert_row_of_new_phantom_findings() -> None:
+    row = chexpert_row(["hydropneumothorax", "picc_line"])
+    assert row["Pneumothorax"] == "1.0" and row["Support Devices"] == "1.0" and row["No Finding"] == "0.0"
+    assert chexpert_row(["scoliosis"])["No Finding"] == "0.0"  # an abnormal film is not "No Finding"
+    assert chexpert_row([])["No Finding"] == "1.0"

@@ -7,13 +7,10 @@ import pytest
 
 from syncxr.records import CHEXPERT14
 from syncxr.text.lexicon import Lexicon
+from syncxr.image.phantom.spec import FINDINGS, INVISIBLE
 from syncxr.vocab import LATERALITY, ZONE, load_ontology
 
-RENDER_IDS = {
-    "cardiomegaly", "enlarged_cardiomediastinum", "pleural_effusion", "pneumothorax", "consolidation",
-    "atelectasis", "edema", "nodule", "mass", "opacity", "fracture", "et_tube", "central_line", "pacemaker",
-    "ng_tube", "sternotomy", "chest_tube", "emphysema", "pleural_thickening", "granuloma",
-}
+RENDER_IDS = set(FINDINGS)  # what the phantom can draw
 FINDING = ("ABNORMALITY", "DISEASE")
 NORMAL = ("NON-ABNORMALITY", "NON-DISEASE")
 
@@ -51,6 +48,19 @@ def test_render_ids_are_known(onto):
     used = {c.render for c in onto.concepts if c.render}
     assert used <= RENDER_IDS
     assert used == RENDER_IDS  # every phantom finding is drawable from some concept
+
+
+def test_every_finding_concept_is_drawn_or_declared_invisible(onto):
+    undrawn = {c.name for c in onto.concepts if c.type in ("ABNORMALITY", "DISEASE") and not c.render}
+    assert undrawn == set(INVISIBLE) == {"kyphosis"}
+
+
+def test_allowed_values_restrict_implausible_combinations(onto):
+    assert onto.concept("mediastinal_shift").allowed("laterality") == ("left", "right")
+    assert onto.concept("picc_line").allowed("laterality") == ("left", "right")
+    assert onto.concept("pleural_effusion").allowed("laterality") == ("left", "right", "bilateral")
+    with pytest.raises(ValueError, match="subset"):
+        type(onto.concept("nodule"))(name="x", type="ABNORMALITY", synonyms=["x"], attributes=["zone"], values={"zone": ["apical"]})
 
 
 def test_support_devices(onto):

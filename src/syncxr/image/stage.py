@@ -2,7 +2,7 @@
 
 `PhantomGenerator` reads the IMPRESSION with the built-in extractor, maps present/uncertain
 entities whose ontology concept has a `render` id to `FindingSpec`s (absent ones draw nothing) and
-renders them. `ImageStage` generates an image per sample, runs an optional image filter,
+renders them; each mask is stored under the concept name it draws ("vascular_congestion"). `ImageStage` generates an image per sample, runs an optional image filter,
 regenerates (attempt + 1) on a failed verdict and rejects after `max_attempts` with the verdict's
 reason. Images are stored as 8-bit grayscale PNG, masks as 1-bit PNG.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -18,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from syncxr.image.base import GeneratedImage, GenerateOneByOne, ImageFilter, ImageGenerator, ImageRequest
-from syncxr.image.phantom.render import render_phantom
+from syncxr.image.phantom.render import VERSION as PHANTOM_VERSION, render_phantom
 from syncxr.image.png import encode_bilevel_png, encode_gray_png
 from syncxr.image.phantom.spec import LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
 from syncxr.stage import live
@@ -53,7 +54,8 @@ def _clean(value: str | None, allowed: tuple[str, ...]) -> str | None:
 
 
 def entities_to_specs(entities: Sequence[Entity], ontology: Any) -> list[FindingSpec]:
-    """Present/uncertain entities with a `render` concept -> specs; sides of repeats are merged."""
+    """Present/uncertain entities with a `render` concept -> one spec per concept, named after it
+    (its mask is stored under the concept name); sides of repeated mentions are merged."""
     by_name = ontology.by_name
     out: dict[str, FindingSpec] = {}
     for e in entities:
@@ -66,19 +68,27 @@ def entities_to_specs(entities: Sequence[Entity], ontology: Any) -> list[Finding
             _clean(a.get("laterality"), LATERALITIES),
             _clean(a.get("severity"), SEVERITIES),
             _clean(a.get("zone"), ZONES),
+            entity=concept.name,
         )
-        prev = out.get(spec.name)
+        prev = out.get(concept.name)
         if prev is None:
-            out[spec.name] = spec
+            out[concept.name] = spec
         elif prev.laterality and spec.laterality and prev.laterality != spec.laterality:
-            out[spec.name] = FindingSpec(prev.name, "bilateral", prev.severity or spec.severity, prev.zone or spec.zone)
+            out[concept.name] = replace(prev, laterality="bilateral", severity=prev.severity or spec.severity,
+                                        zone=prev.zone or spec.zone)
     return list(out.values())
+
+
+def undrawable(ontology: Any) -> set[str]:
+    """ABNORMALITY/DISEASE concepts the phantom does not draw (no `render`): the sampler should
+    not offer them as present findings when `image.backend: phantom` (spec.INVISIBLE says why)."""
+    return {c.name for c in ontology.concepts if c.type in ("ABNORMALITY", "DISEASE") and not c.render}
 
 
 class PhantomGenerator(GenerateOneByOne):
     """Built-in procedural radiograph generator conditioned on the IMPRESSION text."""
 
-    backend_id = "phantom"
+    backend_id = PHANTOM_VERSION  # recorded per sample; bumped whenever the drawing changes
 
     def __init__(self, size: int = 256, extractor: Any = None, ontology: Any = None) -> None:
         self.size = size

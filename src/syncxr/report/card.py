@@ -21,8 +21,11 @@ from syncxr.errors import UserError
 from syncxr.data.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 from syncxr.report import plots
+from syncxr.report.consistency import GREY_FLOOR, Consistency
+from syncxr.vocab import Ontology, load_ontology
 
 GRID_N = 16
+CONSISTENCY_ROWS = 2000  # rows measured for the image-report consistency section (decoding is the cost)
 
 
 @dataclass
@@ -38,15 +41,19 @@ class CardStats:
     reject_reasons: Counter = field(default_factory=Counter)
     reject_examples: dict[str, str] = field(default_factory=dict)
     grid: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
+    spare: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
+    grid_concepts: set[str] = field(default_factory=set)
+    consistency: Consistency | None = None
 
 
-def collect(folder: Path) -> CardStats:
-    st = CardStats()
-    cols = ["image_png", "impression", "entities", "masks", "qc", "write_attempts", "image_attempts", "history",
+def collect(folder: Path, ontology: Ontology | None = None) -> CardStats:
+    st = CardStats(consistency=Consistency(ontology or load_ontology()))
+    cols = ["image_png", "impression", "entities", "extracted", "masks", "qc", "write_attempts", "image_attempts", "history",
             *CHEXPERT14_SNAKE]
     for path in sorted((folder / SHARDS_DIR).glob("shard-*.parquet")):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=512, columns=cols):
             _add_batch(st, batch.to_pydict())
+    st.grid += st.spare[: GRID_N - len(st.grid)]
     for path in sorted((folder / REJECTS_DIR).glob("shard-*.parquet")):
         t = pq.read_table(path, columns=["stage", "reason", "detail"]).to_pydict()
         for stage, reason, detail in zip(t["stage"], t["reason"], t["detail"]):
@@ -75,9 +82,28 @@ def _add_batch(st: CardStats, d: dict) -> None:
         sim = json.loads(q).get("bank_max_sim")
         if sim is not None:
             st.bank_sims.append(float(sim))
-    for png, imp, masks in zip(d["image_png"], d["impression"], d["masks"]):
-        if len(st.grid) < GRID_N:
-            st.grid.append((png, imp, [(m["name"], m["png"]) for m in masks]))
+    for png, imp, masks, ents, got in zip(d["image_png"], d["impression"], d["masks"], d["entities"], d["extracted"]):
+        _offer_to_grid(st, png, imp, [(m["name"], m["png"]) for m in masks])
+        if st.consistency is not None and st.consistency.rows < CONSISTENCY_ROWS:
+            st.consistency.add(ents, masks, png, got or "")
+
+
+MASK_COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")
+
+
+def _offer_to_grid(st: CardStats, png: bytes, imp: str, masks: list[tuple[str, bytes]]) -> None:
+    """Keep a varied sample grid: a row joins when it shows a concept the grid lacks (or a
+    normal film, once); others wait as spares for the places left. Captions name the mask
+    colours (matplotlib's C0, C1, ... as drawn by plots.sample_grid)."""
+    names = [n for n, _ in masks]
+    legend = "; ".join(f"{MASK_COLOURS[i % 10]}={n}" for i, n in enumerate(names))
+    item = (png, f"{imp} [masks: {legend or 'none'}]", masks)
+    key = set(names) or {"(normal)"}
+    if len(st.grid) < GRID_N and not key <= st.grid_concepts:
+        st.grid.append(item)
+        st.grid_concepts |= key
+    elif len(st.spare) < GRID_N:
+        st.spare.append(item)
 
 
 def _retry_key(entry: str) -> str:
@@ -91,7 +117,11 @@ def write_card(folder: str | Path) -> list[Path]:
     manifest = read_manifest(folder)
     if manifest is None:
         raise UserError(f"{folder}: no manifest.json; is this a syncxr dataset folder?")
-    st = collect(folder)
+    onto = manifest.get("config", {}).get("ontology")
+    try:
+        st = collect(folder, load_ontology(onto) if onto else None)
+    except (FileNotFoundError, ValueError):  # a custom ontology moved since: measure with the bundled one
+        st = collect(folder)
     figs = _figures(manifest, st)
     assets = folder / "card_assets"
     assets.mkdir(exist_ok=True)
@@ -140,6 +170,11 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "**Synthetic data: not for clinical use.** Labels are those the generator intended; the built-in "
         "backends (phantom renderer, grammar writer) are simplified models of radiographs and reports.",
         "",
+        "**Intended use:** pretraining and ablation studies of medical vision-language models, and testing "
+        "data pipelines; not diagnosis, not a benchmark of clinical accuracy. The `no_finding` column is "
+        "the extractor-derived label described in `syncxr.text.labels`; the image-report consistency "
+        "section below says how often an asserted finding is actually drawn.",
+        "",
         "## Summary",
         "",
         _table(
@@ -162,7 +197,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         f"Per report: k = {plan.get('k')} non-anatomy entities, m = {plan.get('m')} ANATOMY entities; "
         f"each entity used at most tau_max = {plan.get('tau_max')} times; pool of {plan.get('pool_size')} entities.",
-        _balance_sentence(plan),
+        _balance_sentence(plan, (cfg.get("entities") or {}).get("source", "")),
         "",
         f"![entity distribution]({img['entities']})",
         "",
@@ -205,8 +240,10 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         f"![outcomes]({img['outcomes']})",
         "",
     ]
+    lines += _consistency_section(st.consistency)
     if "samples" in img:
-        lines += ["## Samples", "", "First samples of the first shard, with their IMPRESSION.", "",
+        lines += ["## Samples", "", "Pairs chosen to show as many different drawn concepts as possible, with their "
+                  "IMPRESSION; mask outlines in colour, named in each caption.", "",
                   f"![samples]({img['samples']})", ""]
     lines += [
         "## Throughput (last run)",
@@ -225,7 +262,36 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _balance_sentence(plan: dict) -> str:
+def _consistency_section(c: Consistency | None) -> list[str]:
+    """How often the image shows what the report asserts (see report/consistency.py)."""
+    if c is None or not c.rows:
+        return []
+    s = c.summary()
+    pct = lambda x: "n/a" if x != x else f"{100 * x:.1f}%"  # noqa: E731 - nan-safe percentage
+    rows = [["asserted abnormal entities (present or hedged)", s["asserted_abnormal_entities"]],
+            ["... with a non-empty mask named after their concept", pct(s["with_mask"])],
+            [f"masks differing from a {4}-pixel ring by its std or {GREY_FLOOR:.0f} grey levels", pct(s["masks_visible"])],
+            ["sided masks on the stated side (bilateral: both)", pct(s["sided_correct"])],
+            ["sampled sides the concept does not allow", s["implausible_sides_sampled"]],
+            ["reports whose extracted entities contradict each other (ontology conflicts)", s["contradictory_reports"]]]
+    missing = [[name, n, pct(share)] for name, n, share in c.per_concept() if share < 1.0]
+    return [
+        "## Image–report consistency",
+        "",
+        f"Measured on the first {c.rows} accepted pairs. Masks are 1-bit PNGs in the `masks` column, one "
+        "per drawn concept, named after the ontology concept and aligned with the image. Images are "
+        "frontal PA views: the **patient's left is the image right**. A concept the renderer cannot show "
+        "on a frontal film has no mask (listed below when asserted).",
+        "",
+        _table(["measure", "value"], rows),
+        "",
+        "Concepts asserted without a mask in some rows:" if missing else "Every asserted concept has a mask.",
+        "",
+        *([_table(["concept", "asserted", "with a mask"], missing), ""] if missing else []),
+    ]
+
+
+def _balance_sentence(plan: dict, source: str = "") -> str:
     ref, got = plan.get("reference_counts"), plan.get("sampled_counts") or {}
     vals = [v for v in got.values() if v > 0]
     s = ""
@@ -236,6 +302,9 @@ def _balance_sentence(plan: dict) -> str:
         s += f" Reference corpus: {len(rv)} entities, max/min frequency ratio {max(rv) / min(rv):.1f}."
     else:
         s += " (Pool from the ontology: no reference corpus, so there is no 'before' distribution.)"
+    if source == "sim":
+        s += (" The reference corpus is **simulated** (syncxr.sim: a MIMIC-CXR-shaped long tail written by the "
+              "built-in writer), not real reports.")
     return s
 
 

@@ -45,6 +45,13 @@ TO_CHEXPERT = {
     "et_tube": "support_devices", "central_line": "support_devices", "pacemaker": "support_devices",
     "ng_tube": "support_devices", "chest_tube": "support_devices", "sternotomy": "support_devices",
     "pleural_thickening": "pleural_other",
+    # phantom-v2 findings
+    "cavitary_lesion": "lung_lesion", "metastases": "lung_lesion", "hydropneumothorax": "pneumothorax",
+    "congestion": "edema", "kerley_lines": "edema", "interstitial_edema": "edema", "heart_failure": "edema",
+    "ards": "lung_opacity", "reticular": "lung_opacity", "clavicle_fracture": "fracture",
+    "compression_fracture": "fracture", "pleural_plaque": "pleural_other", "tracheostomy_tube": "support_devices",
+    "picc_line": "support_devices", "port_catheter": "support_devices", "swan_ganz_catheter": "support_devices",
+    "surgical_clips": "support_devices", "prosthetic_valve": "support_devices",
 }
 # CheXpert's Lung Opacity is the parent of these labels.
 OPACITY_CHILDREN = {"consolidation", "atelectasis", "edema", "lung_lesion", "pneumonia", "lung_opacity"}

@@ -9,19 +9,32 @@ from __future__ import annotations
 
 import random
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
+from syncxr.records import Entity
 from syncxr.text.lexicon import ATTRIBUTE_WORDS
 from syncxr.text.negation import AFFIRMATIVE
 from syncxr.text.phrasing import Mention, Nouns, alternation, shares_stem, squash
 from syncxr.vocab import Concept, Ontology
 
-if TYPE_CHECKING:
-    from syncxr.text.write import _Item
-
 _CLAUSE = re.compile(r"\b(?:is|are|was|were)\b")
 _OF = re.compile(r"\b(?:of|with|in|under)\b")
 _PARTICIPLE = re.compile(r"\w+ed\b")  # "enlarged heart": takes "mildly", not "mild" / "left"
+
+
+@dataclass
+class Item:
+    """One entity to write: its concept, how it is written, and an anatomy woven into it."""
+
+    entity: Entity
+    concept: Concept
+    kind: str  # "present" | "uncertain" | "normal" | "negated" | "anatomy"
+    system: str
+    group: dict[str, Any]
+    woven: Concept | None = None  # anatomy written as this finding's place
+    rule: dict[str, Any] | None = None  # the `locations` rule that wove it
+    woven_into: list["Item"] = field(default_factory=list)  # for anatomy: findings carrying it
 
 
 class Wording:
@@ -73,7 +86,7 @@ class Wording:
     def anatomy_synonym(self, c: Concept, table: dict[str, list[str]] | None, rng: random.Random, safe: bool) -> str:
         return self.synonym(c, rng, safe, (table or {}).get(c.name), ok=lambda s: not _CLAUSE.search(s))
 
-    def mention(self, item: "_Item", rng: random.Random, safe: bool = False) -> Mention:
+    def mention(self, item: Item, rng: random.Random, safe: bool = False) -> Mention:
         """The noun phrase for one entity: severity, place, synonym and woven anatomy."""
         c, attrs, g = item.concept, item.entity.attributes, item.group
         if item.kind in ("normal", "negated"):
@@ -105,6 +118,8 @@ class Wording:
                 return False  # "left enlarged hila"
             if sev and ((_PARTICIPLE.match(s) and not adverb) or s in self.p.get("no_severity", [])):
                 return False  # "markedly loculated effusion", "large pleural fluid"
+            if (zone or woven) and s in self.p.get("placed_synonyms", []):
+                return False  # "hilar mass in the right lung base"
             if prefix and any(f" {prefix} {s}".endswith(f" {t}") for t in c.synonyms if len(t) > len(s)):
                 return False  # "apical" + "pleural thickening" is another synonym: its zone is lost
             return not _CLAUSE.search(s) and not self.makes_anatomy(prefix, s) and not shares_stem(s, anatomy)

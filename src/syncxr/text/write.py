@@ -13,12 +13,20 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
   bilateral count nouns are plural and singular count nouns take "a"/"an".
 - An ANATOMY entity is woven into a finding that lies there ("consolidation in the right lower
   lobe", "PICC line with tip in the superior vena cava", "degenerative change of the thoracic
-  spine"; rules in phrases.yaml `locations`), or else gets a technique remark that states no
-  finding and no normal statement ("The left costophrenic angle is partially excluded from the
-  field of view.").
+  spine"; rules in phrases.yaml `locations`), or else gets the standard statement radiologists
+  make about it, worded so it reads back as the anatomy only ("The aorta is unremarkable.",
+  "Stable cardiomediastinal silhouette.", "The lungs are otherwise unremarkable." beside a lung
+  finding); never "X is well seen". Both sections use the same wording for an entity.
+- `negative_summary=True` (off by default: the current verifier in "impression" mode wants every
+  sampled key in the IMPRESSION and no other) writes a clinical IMPRESSION: the positive findings,
+  then "No acute cardiopulmonary process." when every finding is incidental or chronic
+  (phrases.yaml `summary_compatible`); negations, normal statements and anatomy stay in FINDINGS.
+- `error_rate` > 0 makes the writer slip like an LLM (writer_errors.py: drop, add or flip one
+  entity) so that verification has something to catch.
 - With `filler=True`, a system with nothing sampled gets a normal statement and/or a grouped
   negation of concepts of that system, never one that duplicates or contradicts a sampled entity.
-- IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not.
+- IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not
+  (unless `negative_summary`).
 
 Mentions follow the extractor contract (extract.py): "[severity] [laterality] [zone] <synonym>",
 "<synonym> on the left / in the right lower zone", "<synonym> in the <anatomy synonym>",
@@ -31,7 +39,6 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -40,11 +47,12 @@ import yaml
 
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, UNCERTAIN, Entity
-from syncxr.text.mentions import Wording
+from syncxr.text.base import WriteOneByOne
+from syncxr.text.mentions import Item, Wording
 from syncxr.text.phrasing import (
     Mention, Nouns, cap, join_list, render, templates_for, word_pattern,
 )
-from syncxr.text.base import WriteOneByOne
+from syncxr.text.writer_errors import WriterErrors
 from syncxr.vocab.conflicts import Conflicts, is_negated
 from syncxr.vocab import Concept, Ontology, load_ontology
 
@@ -77,24 +85,10 @@ def load_phrases(path: str | Path = PHRASES_PATH) -> dict[str, Any]:
     return data
 
 
-@dataclass
-class _Item:
-    """One entity to write: its concept, how it is written, and an anatomy woven into it."""
-
-    entity: Entity
-    concept: Concept
-    kind: str  # one of _KINDS, or "anatomy"
-    system: str
-    group: dict[str, Any]
-    woven: Concept | None = None  # anatomy written as this finding's place
-    rule: dict[str, Any] | None = None  # the `locations` rule that wove it
-    woven_into: list["_Item"] = field(default_factory=list)  # for anatomy: findings carrying it
-
-
 class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v3"  # bump whenever the wording changes (recorded per sample)
+    backend_id = "grammar-v4"  # bump whenever the wording changes (recorded per sample)
     uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(
@@ -103,10 +97,14 @@ class GrammarWriter(WriteOneByOne):
         filler: bool = True,
         phrases: str | Path | None = None,
         safe_after: int = 2,
+        negative_summary: bool = False,
+        error_rate: float = 0.0,
     ) -> None:
         self.ontology = ontology if isinstance(ontology, Ontology) else load_ontology(ontology)
         self.filler = filler
         self.safe_after = safe_after
+        self.negative_summary = negative_summary
+        self.errors = WriterErrors(self.ontology, error_rate)
         self.p = load_phrases(phrases or PHRASES_PATH)
         self.nouns = Nouns(self.p)
         self._index()
@@ -142,15 +140,18 @@ class GrammarWriter(WriteOneByOne):
         """(findings, impression) for `entities`; a different `attempt` gives another phrasing."""
         rng = random.Random(f"{seed}:{attempt}")  # string seeds hash stably across processes
         safe = attempt >= self.safe_after
+        entities = self.errors.apply(entities, f"{seed}:{attempt}")  # a simulated slip, at error_rate
         items = [self._item(e) for e in entities]
         self._weave(items, rng)
-        findings = self._findings(items, entities, rng, safe)
-        impression = self._impression(items, rng, safe)
+        # One wording per entity for the whole report: both sections use the same mention.
+        memo: dict[Any, Any] = {}
+        findings = self._findings(items, entities, rng, safe, memo)
+        impression = self._impression(items, rng, safe, memo)
         return findings, impression
 
     # ---- planning ---------------------------------------------------------------------------
 
-    def _item(self, e: Entity) -> _Item:
+    def _item(self, e: Entity) -> Item:
         try:
             c = self._by_name[e.name]
         except KeyError:
@@ -165,7 +166,7 @@ class GrammarWriter(WriteOneByOne):
             kind = "normal"
         else:
             kind = "present"
-        return _Item(e, c, kind, self.system[c.name], self.group.get(c.name, {}))
+        return Item(e, c, kind, self.system[c.name], self.group.get(c.name, {}))
 
     def _rule(self, host: Concept, anatomy: Concept) -> dict[str, Any] | None:
         """The location rule that lets `anatomy` place `host`; for anatomy the data does not
@@ -178,7 +179,7 @@ class GrammarWriter(WriteOneByOne):
         same = self.system[host.name] == self.system[anatomy.name] in self.p.get("weave_systems", [])
         return _DEFAULT_RULE if same and anatomy.name in self._placed else None
 
-    def _weave(self, items: list[_Item], rng: random.Random) -> None:
+    def _weave(self, items: list[Item], rng: random.Random) -> None:
         """Attach each anatomy to a finding it can place, when there is one."""
         findings = [i for i in items if i.kind in ("present", "uncertain")]
         for a in (i for i in items if i.kind == "anatomy"):
@@ -192,67 +193,116 @@ class GrammarWriter(WriteOneByOne):
                 f.woven, f.rule = a.concept, rule
                 a.woven_into.append(f)
 
-    def mention(self, item: _Item, rng: random.Random, safe: bool = False) -> Mention:
+    def mention(self, item: Item, rng: random.Random, safe: bool = False) -> Mention:
         """The noun phrase for one entity (see `Wording.mention`)."""
         return self.words.mention(item, rng, safe)
 
     # ---- sentences --------------------------------------------------------------------------
 
-    def _templates(self, item: _Item, section: str, m: Mention) -> list[str]:
+    def _templates(self, item: Item, section: str, m: Mention) -> list[str]:
         own = item.group.get(section) or {}
         kind = "located" if item.kind == "present" and item.woven is not None and own.get("located") else item.kind
         options = templates_for(own.get(kind) or [], m.synonym)
         return options or templates_for(self.p[section][item.kind], m.synonym)
 
-    def _anatomy_sentence(self, item: _Item, section: str, rng: random.Random, safe: bool) -> str:
+    def _mention(self, item: Item, rng: random.Random, safe: bool, memo: dict[Any, Any]) -> Mention:
+        if id(item) not in memo:
+            memo[id(item)] = self.words.mention(item, rng, safe)
+        return memo[id(item)]
+
+    def _anatomy_sentence(self, item: Item, section: str, rng: random.Random, safe: bool, memo: dict[Any, Any]) -> str:
+        """A standard statement about an anatomy no finding carries ("The aorta is unremarkable.");
+        its `otherwise` form when the report has a finding in the same system."""
         entries = self.p["anatomy_sentences"]
         g = next((e for e in entries if item.concept.name in e.get("anatomy", [])), None)
         g = g or next(e for e in entries if not e.get("anatomy"))
+        said = memo.get(("anatomy", id(item)))
+        if said is not None:  # the IMPRESSION repeats the FINDINGS statement word for word
+            return said
         a = self.words.anatomy_synonym(item.concept, g.get("anatomy_synonyms"), rng, safe)
         np_ = self.words.np(a)
-        tpl = self.words.pick(g[section], rng, safe)
-        return tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
+        busy = memo.get("busy_systems", set())
+        near = next((set(grp) for grp in self.p.get("otherwise_groups", []) if item.system in grp), {item.system})
+        options = g.get(f"{section}_otherwise") if busy & near else None
+        if memo.get("diffuse"):  # "ARDS ... the right middle lobe is otherwise clear" would contradict
+            options = g.get(f"{section}_diffuse") or options
+        tpl = self.words.pick(options or g[section], rng, safe)
+        said = tpl.format(a=np_, A=cap(np_), a0=a, be="are" if self.nouns.number(a) else "is")
+        memo[("anatomy", id(item))] = said
+        return said
 
-    def _sentences(self, items: list[_Item], section: str, rng: random.Random, safe: bool) -> list[str]:
+    def _sentences(self, items: list[Item], section: str, rng: random.Random, safe: bool, memo: dict[Any, Any]) -> list[str]:
         """Sentences for the items of one block: one per finding, negations grouped (<= 3 each)."""
         out = []
         for it in items:
             if it.kind in ("present", "uncertain", "normal"):
-                m = self.words.mention(it, rng, safe)
+                m = self._mention(it, rng, safe, memo)
                 out.append(render(self.words.pick(self._templates(it, section, m), rng, safe), m))
             elif it.kind == "anatomy" and not it.woven_into:
-                out.append(self._anatomy_sentence(it, section, rng, safe))
+                out.append(self._anatomy_sentence(it, section, rng, safe, memo))
         negated = [it for it in items if it.kind == "negated"]
         for start in range(0, len(negated), 3):
-            mentions = [self.words.mention(it, rng, safe) for it in negated[start:start + 3]]
+            mentions = [self._mention(it, rng, safe, memo) for it in negated[start:start + 3]]
             tpl = self.words.pick(self.p[section]["negated"], rng, safe)
             out.append(tpl.format(list=join_list([m.text for m in mentions]), be=mentions[0].be))
         return out
 
-    def _findings(self, items: list[_Item], entities: list[Entity], rng: random.Random, safe: bool) -> str:
-        blocks: dict[str, list[_Item]] = {s: [] for s in self.p["systems"]}
+    def _findings(self, items: list[Item], entities: list[Entity], rng: random.Random, safe: bool,
+                  memo: dict[Any, Any]) -> str:
+        memo["busy_systems"] = {it.system for it in items if it.kind in ("present", "uncertain")}
+        diffuse = set(self.p.get("diffuse_findings", []))
+        memo["diffuse"] = any(it.kind in ("present", "uncertain") and it.concept.name in diffuse
+                              and not it.entity.attributes.get("zone")
+                              and it.entity.attributes.get("laterality") in (None, "bilateral") for it in items)
+        blocks: dict[str, list[Item]] = {s: [] for s in self.p["systems"]}
         for it in items:
             blocks.setdefault(it.system, []).append(it)
         if self.filler:
             self._add_fillers(blocks, entities, rng)
         paragraph = []
         for system_items in blocks.values():
-            sentences = self._sentences(system_items, "findings", rng, safe)
+            sentences = self._sentences(system_items, "findings", rng, safe, memo)
             rng.shuffle(sentences)
             paragraph.extend(sentences)
         return " ".join(paragraph)
 
-    def _impression(self, items: list[_Item], rng: random.Random, safe: bool) -> str:
+    def _impression(self, items: list[Item], rng: random.Random, safe: bool, memo: dict[Any, Any]) -> str:
         order = {"present": 0, "uncertain": 1, "normal": 2, "negated": 3, "anatomy": 4}
         ranked = sorted(items, key=lambda it: order[it.kind])  # stable: keeps system order
-        sentences = self._sentences(ranked, "impression", rng, safe)
+        if self.negative_summary:
+            ranked = self._clinical(ranked)
+        sentences = self._sentences(ranked, "impression", rng, safe, memo)
+        if self.negative_summary and self._summary_fits(items):
+            sentences.append(self.words.pick(self.p["negative_summary"], rng, safe))
         if len(sentences) > 1 and rng.random() < self.p.get("numbered_p", 0.5):
             return "\n".join(f"{i}. {s}" for i, s in enumerate(sentences, 1))
         return " ".join(sentences)
 
+    def _clinical(self, ranked: list[Item]) -> list[Item]:
+        """A clinical IMPRESSION's items: the positive findings (with the anatomy woven into them)
+        and sampled global normal statements; the rest is said in FINDINGS only."""
+        return [it for it in ranked if it.kind in ("present", "uncertain")
+                or (it.kind == "normal" and it.concept.chexpert == "No Finding")]
+
+    def _summary_fits(self, items: list[Item]) -> bool:
+        """A standard negative summary ("No acute cardiopulmonary process.") closes the IMPRESSION
+        when no sampled entity conflicts with it and none already says it."""
+        if self.p.get("negative_summary_concept", "no_acute_process") not in self._by_name:
+            return False
+        for it in items:
+            if it.kind == "normal" and it.concept.chexpert == "No Finding":
+                return False
+            if it.kind in ("present", "uncertain") and not self._incidental(it.concept):
+                return False
+        return True
+
+    def _incidental(self, c: Concept) -> bool:
+        """True for findings a negative summary may follow (phrases `summary_compatible`, devices)."""
+        return c.chexpert == "Support Devices" or c.name in self.p.get("summary_compatible", [])
+
     # ---- fillers ----------------------------------------------------------------------------
 
-    def _add_fillers(self, blocks: dict[str, list[_Item]], entities: list[Entity], rng: random.Random) -> None:
+    def _add_fillers(self, blocks: dict[str, list[Item]], entities: list[Entity], rng: random.Random) -> None:
         """Normal statements / negations for filler systems with nothing sampled."""
         sampled_names = {e.name for e in entities}
         sampled_keys = {e.key for e in entities}
@@ -289,12 +339,22 @@ def _system_of(concept: Concept, patterns: list[tuple[str, re.Pattern[str]]]) ->
 
 
 def _conflict_sets(ontology: Ontology) -> dict[str, frozenset[str]]:
-    """Entity key -> the keys it may not share a report with (sample.Conflicts)."""
+    """Entity key -> the keys it may not share a report with (sample.Conflicts), plus, for the
+    writer's own fillers, the negation of what a finding implies ("hydropneumothorax" and
+    "no pleural effusion")."""
     keys = ontology.all_keys()
-    return {k: frozenset(keys[j] for j in js) for k, js in zip(keys, Conflicts(ontology).table(keys))}
+    out = {k: set(keys[j] for j in js) for k, js in zip(keys, Conflicts(ontology).table(keys))}
+    by = ontology.by_name
+    for c in ontology.concepts:
+        for other in c.implies_present:
+            pos, neg = c.keys()[0], f"{other}|NON-{by[other].type}"
+            if neg in out and pos in out:
+                out[pos].add(neg)
+                out[neg].add(pos)
+    return {k: frozenset(v) for k, v in out.items()}
 
 
-def _fits(finding: _Item, anatomy: Concept, rule: dict[str, Any]) -> bool:
+def _fits(finding: Item, anatomy: Concept, rule: dict[str, Any]) -> bool:
     """True when writing `finding` at `anatomy` keeps its attributes as sampled: the side and zone
     the anatomy fixes equal the finding's (for the kinds the concept declares); a zone of the
     finding is not left unwritten by an anatomy that fixes none; with `strict`, the same for side."""

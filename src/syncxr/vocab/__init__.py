@@ -22,6 +22,8 @@ LATERALITY = ("left", "right", "bilateral")
 SEVERITY = ("mild", "moderate", "severe")
 ZONE = ("upper", "middle", "lower")
 
+_ALL_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE}
+
 DEFAULT_PATH = Path(__file__).with_name("ontology.yaml")
 
 
@@ -40,6 +42,8 @@ class Concept(BaseModel):
     negatable: bool = True  # may appear negated ("no pleural effusion")
     contradicts: list[str] = Field(default_factory=list)  # concept names never sampled together
     render: Optional[str] = None  # phantom finding id this concept draws, or None
+    # allowed values per attribute kind where not all are plausible (default: all of the kind)
+    values: dict[Literal["laterality", "severity", "zone"], list[str]] = Field(default_factory=dict)
     implies_present: list[str] = Field(default_factory=list)  # e.g. pneumonia -> consolidation label
     # For ANATOMY concepts: the side / zone the structure fixes ("right lower lobe" -> right, lower).
     anatomy_side: Optional[Literal["left", "right", "bilateral"]] = None
@@ -51,6 +55,20 @@ class Concept(BaseModel):
         if v is not None and v not in CHEXPERT14:
             raise ValueError(f"unknown CheXpert-14 label {v!r}; expected one of {list(CHEXPERT14)}")
         return v
+
+    @model_validator(mode="after")
+    def _known_values(self) -> "Concept":
+        for kind, vals in self.values.items():
+            if kind not in self.attributes:
+                raise ValueError(f"concept {self.name!r}: values for {kind!r}, which is not one of its attributes")
+            bad = [v for v in vals if v not in _ALL_VALUES[kind]]
+            if bad or not vals:
+                raise ValueError(f"concept {self.name!r}: {kind} values {vals} must be a non-empty subset of {list(_ALL_VALUES[kind])}")
+        return self
+
+    def allowed(self, kind: str) -> tuple[str, ...]:
+        """The values attribute `kind` may take for this concept (`values`, else all of the kind)."""
+        return tuple(self.values.get(kind) or _ALL_VALUES[kind])
 
     @model_validator(mode="after")
     def _anatomy_not_negatable(self) -> "Concept":

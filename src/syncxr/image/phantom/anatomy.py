@@ -42,6 +42,9 @@ class Patient:
     breasts: bool
     mediastinum_density: float = 1.0  # scales the mediastinal/cardiac soft-tissue density
     ap: bool = False  # AP film: arms at the sides, chest magnified and framed a little lower
+    mediastinum_dx: float = 0.0  # mediastinal shift (image x; + = toward image right = patient left)
+    globular: bool = False  # pericardial effusion: a symmetric "water-bottle" cardiac silhouette
+    normal_dome: dict[int, float] = field(default_factory=dict)  # domes before a finding moved them
     extra: dict[str, float] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -117,13 +120,13 @@ def sample_patient(rng: np.random.Generator, size: int, emphysema: bool = False)
     if emphysema:  # hyperinflation: low, flat domes
         dome_r, dome_l, depth = rng.uniform(0.78, 0.82), 0.0, rng.uniform(0.03, 0.045)
         dome_l = dome_r + rng.uniform(0.0, 0.015)
-    zoom = rng.uniform(0.94, 1.06)  # patient size / collimation: the whole chest larger or smaller
+    zoom = rng.uniform(0.88, 1.08)  # patient size / collimation: the whole chest larger or smaller
     p = Patient(
         size=size,
         sx=zoom * rng.uniform(0.92, 1.06) * (1.03 if emphysema else 1.0),
         sy=zoom * rng.uniform(0.95, 1.05),
-        tilt=float(rng.normal(0.0, 0.018)),
-        shift=np.array([rng.normal(0.0, 0.01), rng.uniform(-0.03, 0.025)]),
+        tilt=float(rng.normal(0.0, 0.03)),  # real films are rarely straight (left-right symmetry ~0.8)
+        shift=np.array([rng.normal(0.0, 0.02), rng.uniform(-0.05, 0.04)]),  # framing varies
         dome={1: dome_r, 2: dome_l},
         dome_depth=depth,
         heart_scale=rng.uniform(0.96, 1.12),
@@ -251,7 +254,7 @@ def silhouette_borders(p: Patient, ys: np.ndarray) -> tuple[np.ndarray, np.ndarr
     t = np.clip((ys - top) / height, 0.0, 1.2)
     in_heart = (ys >= top).astype(np.float32)
     bulge = np.sin(0.5 * np.pi * np.clip(t / 0.45, 0, 1)) ** 0.7
-    ra = 0.105 * hs * sx * bulge * (1 - 0.12 * np.clip((t - 0.5) / 0.5, 0, 1) ** 2)
+    ra = (0.15 if p.globular else 0.105) * hs * sx * bulge * (1 - 0.12 * np.clip((t - 0.5) / 0.5, 0, 1) ** 2)
     right = np.maximum(0.05 * ms * sx, ra * in_heart)
     grow = np.clip((t - 0.08) / 0.75, 0, 1)
     lv = 0.07 * ms * sx + (0.225 * hs - 0.07 * ms) * sx * (1.0 - (1.0 - grow) ** 1.6)
@@ -269,7 +272,7 @@ def add_heart_and_mediastinum(layers: Layers, p: Patient) -> None:
     """
     size = layers.body.shape[0]
     xs, ys = axes(size)
-    spine = p.spine_x
+    spine = p.spine_x + p.mediastinum_dx
     right, left, top, floor = silhouette_borders(p, ys)
     r0 = int(max(0, np.floor(size * (p.lung_top - 0.08))))
     r1 = int(min(size, np.ceil(size * (floor + 0.08))))

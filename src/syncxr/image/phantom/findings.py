@@ -21,14 +21,13 @@ from syncxr.image.phantom.draw import (
     box,
     ellipse_field,
     dilate4,
-    ellipse_mask,
     erode4,
     polyline_box,
     polyline_mask,
     smoothstep,
 )
 from syncxr.image.phantom.spec import FindingSpec, severity01
-from syncxr.image.phantom.template import RIB_REACH, Template
+from syncxr.image.phantom.template import Template
 
 ZONE_SPAN = {"upper": (0.05, 0.33), "middle": (0.33, 0.62), "lower": (0.62, 0.92)}
 
@@ -156,7 +155,7 @@ def opacity(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
         cx, cy = zone_point(p, side, spec.zone or "middle", rng)
         s = 0.06 + 0.04 * severity01(spec)
         bb, dens = _patch(layers, p, t, cx, cy, s * 1.2, s, side, rng, 3.0)
-        _fill(layers, bb, 0.45 * dens, 0.2)
+        _fill(layers, bb, 0.55 * dens, 0.25)
         mask[bb] |= dens > 0.35
     return mask
 
@@ -201,15 +200,16 @@ def edema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generato
 
 def _lesion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, radius: tuple[float, float],
             amp: float, lobes: int) -> np.ndarray:
+    """One lesion per side stated ("bilateral" / "biapical" = one on each side)."""
     mask = np.zeros(layers.body.shape, bool)
-    side = spec.sides()[0] if spec.laterality != "bilateral" else int(rng.integers(1, 3))
-    cx, cy = zone_point(p, side, spec.zone or "middle", rng, (0.3, 0.7))
-    r = radius[0] + (radius[1] - radius[0]) * severity01(spec) * rng.uniform(0.7, 1.0)
-    for k in range(lobes):
-        ox, oy = (rng.normal(0, 0.35 * r, 2) if k else (0.0, 0.0))
-        body = add_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1), r * rng.uniform(0.8, 1.1),
-                             amp, angle=rng.uniform(0, np.pi))
-        mask |= body
+    for side in (spec.sides() if spec.laterality else spec.sides()[:1]):
+        cx, cy = zone_point(p, side, spec.zone or "middle", rng, (0.3, 0.7))
+        r = radius[0] + (radius[1] - radius[0]) * severity01(spec) * rng.uniform(0.7, 1.0)
+        for k in range(lobes):
+            ox, oy = (rng.normal(0, 0.35 * r, 2) if k else (0.0, 0.0))
+            body = add_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1), r * rng.uniform(0.8, 1.1),
+                                 amp, angle=rng.uniform(0, np.pi))
+            mask |= body
     return mask
 
 
@@ -228,40 +228,21 @@ def granuloma(layers, p, spec, rng, t) -> np.ndarray:  # noqa: ANN001
     return _lesion(layers, p, spec, rng, (0.006, 0.009), 1.0, 1)
 
 
-def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """A step and a lucent line across a lateral posterior rib (callus when mild = healing)."""
-    side = spec.sides()[0]
-    first = {"upper": 2, "middle": 4, "lower": 6}[spec.zone or "middle"]
-    i = int(rng.integers(first, first + 3))
-    s = rng.uniform(0.7, 0.85)
-    sgn = -1.0 if side == 1 else 1.0
-    rib_y, _ = t.posterior_rib(i, np.array(s))
-    cx, cy = p.to_image(np.array([0.5 + sgn * RIB_REACH * s, float(rib_y)]))
-    half = 0.03
-    bb = box(cx - half, cx + half, cy - half, cy + half, p.size)
-    win = layers.body[bb]
-    xs, ys = axes(p.size)
-    col = np.searchsorted(xs[bb[1]], cx)
-    step = max(1, int(round(0.007 * p.size)))
-    lateral = slice(0, col) if side == 1 else slice(col, win.shape[1])
-    win[:, lateral] = np.roll(win[:, lateral], step, axis=0)
-    dy = np.abs(ys[bb[0]][:, None] - cy) < 0.016
-    gap = (np.abs(xs[bb[1]][None, :] - cx) < 1.0 / p.size + 0.002) & dy
-    win -= np.where(gap, 0.3 * p.bone_weight, 0.0).astype(np.float32)
-    if spec.severity == "mild":
-        add_ellipsoid(layers.body, cx, cy, 0.012, 0.012, 0.2)
-    return ellipse_mask(cx, cy, 0.022, 0.022, p.size)
-
-
 def emphysema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """Hyperinflation is set on the patient; here: a few bullae (dark, no markings) at the apices."""
-    for _ in range(int(rng.integers(1, 3 + int(2 * severity01(spec))))):
-        side = int(rng.integers(1, 3))
-        cx, cy = zone_point(p, side, "upper", rng, (0.3, 0.8))
+    """Bilateral: hyperinflation was set on the patient (mask: both lungs) plus apical bullae.
+    One side: that lung hyperlucent with sparse markings and bullae (mask: that lung)."""
+    sides = spec.sides()
+    for k in range(int(rng.integers(1, 3 + int(2 * severity01(spec))))):
+        side = sides[k % len(sides)]
+        cx, cy = zone_point(p, side, spec.zone or "upper", rng, (0.3, 0.8))
         bb, r2 = ellipse_field(cx, cy, *(rng.uniform(0.02, 0.04),) * 2, p.size)
         inside = (r2 < 1) & (layers.label[bb] == side)
         layers.lung[bb] = np.where(inside, np.minimum(layers.lung[bb], 0) - 0.12, layers.lung[bb])
-    return layers.label > 0
+    if len(sides) == 2:
+        return layers.label > 0
+    lung = layers.label == sides[0]
+    layers.lung -= np.where(lung, np.float32(0.12), np.float32(0.0))  # hyperlucent, markings pruned
+    return lung
 
 
 def pleural_thickening(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
@@ -306,7 +287,6 @@ DRAWERS: dict[str, Drawer] = {
     "nodule": nodule,
     "mass": mass,
     "granuloma": granuloma,
-    "fracture": fracture,
     "emphysema": emphysema,
     "pleural_thickening": pleural_thickening,
     "cardiomegaly": cardiomegaly,

@@ -28,18 +28,31 @@ from syncxr.image.phantom.anatomy import (
     sample_patient,
 )
 from syncxr.image.phantom.devices import DEVICE_DRAWERS
+from syncxr.image.phantom.extras import add_ecg_leads, add_marker
 from syncxr.image.phantom.findings import DRAWERS
+from syncxr.image.phantom.mediastinum import CENTRAL_DRAWERS
+from syncxr.image.phantom.parenchyma import PARENCHYMA_DRAWERS
+from syncxr.image.phantom.patient import adapt_patient
+from syncxr.image.phantom.skeleton import SKELETON_DRAWERS
 from syncxr.image.phantom.spec import FindingSpec
 from syncxr.image.phantom.template import template
 
+VERSION = "phantom-v2"  # bump whenever what a (findings, seed, size) draws changes
 MIN_SIZE, MAX_SIZE = 128, 1024
-HEART_SCALE = {"mild": 1.36, "moderate": 1.48, "severe": 1.62}
-MEDIASTINUM_SCALE = {"mild": 1.5, "moderate": 1.8, "severe": 2.1}
-# Drawing order: what changes lung air first, then additive densities, devices last.
+ALL_DRAWERS = {**DRAWERS, **PARENCHYMA_DRAWERS, **CENTRAL_DRAWERS, **SKELETON_DRAWERS, **DEVICE_DRAWERS}
+# Drawing order: what changes lung air first, then additive densities, devices last. The first 20
+# keep their phantom-v1 positions (each finding's random stream is keyed by its position).
 ORDER = (
     "emphysema", "pneumothorax", "pleural_effusion", "pleural_thickening", "consolidation", "opacity",
     "atelectasis", "edema", "nodule", "mass", "granuloma", "fracture", "cardiomegaly",
     "enlarged_cardiomediastinum", "sternotomy", "pacemaker", "central_line", "et_tube", "ng_tube", "chest_tube",
+    "low_lung_volumes", "elevated_hemidiaphragm", "pericardial_effusion", "mediastinal_shift", "hydropneumothorax",
+    "pleural_plaque", "cavitary_lesion", "metastases", "congestion", "heart_failure", "interstitial_edema",
+    "kerley_lines", "ards", "reticular", "fibrosis", "bronchiectasis", "bronchial_wall_thickening",
+    "tortuous_aorta", "aortic_calcification", "hilar_enlargement", "lymphadenopathy", "calcified_nodes",
+    "pneumomediastinum", "hiatal_hernia", "pneumoperitoneum", "subcutaneous_emphysema", "clavicle_fracture",
+    "compression_fracture", "scoliosis", "degenerative_spine", "prosthetic_valve", "surgical_clips",
+    "tracheostomy_tube", "picc_line", "port_catheter", "swan_ganz_catheter",
 )
 
 
@@ -54,7 +67,8 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     t = template(size, p.variant)  # built on first use; depends only on (size, variant)
     # ICU patients with lines and tubes are mostly portable AP films (noisier). Only the exposure
     # changes: adding a device must not move the patient's anatomy.
-    lines = any(n in specs for n in ("et_tube", "central_line", "ng_tube", "chest_tube"))
+    names = {sp.name for sp in specs}
+    lines = bool(names & {"et_tube", "central_line", "ng_tube", "chest_tube", "tracheostomy_tube", "swan_ganz_catheter"})
     portable = bool(rng.random() < 0.7) and lines
     exposure = sample_exposure(rng, portable)
 
@@ -63,32 +77,36 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     add_soft_extras(layers, p, rng)
     add_abdomen_texture(layers, t, rng)
     masks: dict[str, np.ndarray] = {}
-    for name in ORDER:
-        if name in specs:
-            draw = DRAWERS.get(name) or DEVICE_DRAWERS[name]
-            # each finding draws from its own stream so adding one finding does not move the others
-            masks[name] = draw(layers, p, specs[name], np.random.default_rng([seed, ORDER.index(name)]), t)
+    seen: dict[str, int] = {}
+    for spec in sorted(specs, key=lambda sp: ORDER.index(sp.name)):
+        # each finding draws from its own stream so adding one finding does not move the others
+        k = ORDER.index(spec.name)
+        stream = [seed, k] if not seen.get(spec.name) else [seed, k, seen[spec.name]]
+        seen[spec.name] = seen.get(spec.name, 0) + 1
+        mask = ALL_DRAWERS[spec.name](layers, p, spec, np.random.default_rng(stream), t)
+        masks[spec.key] = mask | masks[spec.key] if spec.key in masks else mask
+    add_ecg_leads(layers, np.random.default_rng([seed, 9001]), portable)
+    add_marker(layers, np.random.default_rng([seed, 9002]))
     mu = layers.body + layers.lung
     image = expose(mu, exposure, t.noise, rng)
     return GeneratedImage(image=image, masks=masks)
 
 
-def _resolve(findings: list[FindingSpec], seed: int) -> dict[str, FindingSpec]:
-    """Validated specs with defaults filled, each from its own stream (the patient stays put)."""
+def _resolve(findings: list[FindingSpec], seed: int) -> list[FindingSpec]:
+    """Validated specs with defaults filled, each from its own stream (the patient stays put).
+    One spec per mask name (`FindingSpec.key`): the first wins."""
     specs: dict[str, FindingSpec] = {}
     for f in findings:
-        if f.name not in specs:
-            specs[f.name] = f.resolved(np.random.default_rng([seed, 1000 + len(specs)]))
-    return specs
+        if f.key not in specs:
+            specs[f.key] = f.resolved(np.random.default_rng([seed, 1000 + len(specs)]))
+    return list(specs.values())
 
 
-def _patient(specs: dict[str, FindingSpec], rng: np.random.Generator, size: int) -> Patient:
-    p = sample_patient(rng, size, emphysema="emphysema" in specs)
+def _patient(specs: list[FindingSpec], rng: np.random.Generator, size: int) -> Patient:
+    hyper = any(sp.name == "emphysema" and sp.laterality in (None, "bilateral") for sp in specs)
+    p = sample_patient(rng, size, emphysema=hyper)
     jitter = rng.uniform(0.97, 1.03)  # drawn always, so the rest of the stream does not shift
-    if "cardiomegaly" in specs:
-        p.heart_scale = HEART_SCALE[specs["cardiomegaly"].severity or "moderate"] * jitter
-    if "enlarged_cardiomediastinum" in specs:
-        p.mediastinum_scale = MEDIASTINUM_SCALE[specs["enlarged_cardiomediastinum"].severity or "moderate"]
+    adapt_patient(p, specs, jitter)
     return p
 
 

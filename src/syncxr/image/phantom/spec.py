@@ -29,7 +29,18 @@ FINDINGS = (
     "emphysema",
     "pleural_thickening",
     "granuloma",
+    # added in phantom-v2 (every ABNORMALITY/DISEASE concept of the bundled ontology has a drawer)
+    "cavitary_lesion", "metastases", "hydropneumothorax", "congestion", "kerley_lines", "interstitial_edema",
+    "heart_failure", "ards", "reticular", "fibrosis", "bronchiectasis", "bronchial_wall_thickening",
+    "low_lung_volumes", "elevated_hemidiaphragm", "pericardial_effusion", "mediastinal_shift", "tortuous_aorta",
+    "aortic_calcification", "hilar_enlargement", "lymphadenopathy", "calcified_nodes", "pneumomediastinum",
+    "hiatal_hernia", "pneumoperitoneum", "subcutaneous_emphysema", "clavicle_fracture", "compression_fracture",
+    "scoliosis", "degenerative_spine", "tracheostomy_tube", "picc_line", "port_catheter", "swan_ganz_catheter",
+    "surgical_clips", "prosthetic_valve", "pleural_plaque",
 )
+# Declared invisible on a frontal film: concepts whose ontology `render` is omitted on purpose.
+# The sampler should not offer them present when `image.backend: phantom` (see coverage.py).
+INVISIBLE = {"kyphosis": "a lateral-view finding: a frontal film shows at most a foreshortened chest"}
 LATERALITIES = ("left", "right", "bilateral")
 SEVERITIES = ("mild", "moderate", "severe")
 ZONES = ("upper", "middle", "lower")
@@ -39,7 +50,22 @@ SEVERITY_ALIASES = {"small": "mild", "large": "severe", "minimal": "mild", "trac
 # Plausible defaults when the text says nothing: (lateralities, zones) with weights.
 _DEFAULT_SIDES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "pleural_effusion": (("right", "left", "bilateral"), (0.35, 0.3, 0.35)),
+    "hydropneumothorax": (("right", "left"), (0.5, 0.5)),
     "edema": (("bilateral",), (1.0,)),
+    "kerley_lines": (("bilateral",), (1.0,)),
+    "reticular": (("bilateral",), (1.0,)),
+    "fibrosis": (("bilateral", "right", "left"), (0.6, 0.2, 0.2)),
+    "bronchiectasis": (("bilateral", "right", "left"), (0.4, 0.3, 0.3)),
+    "metastases": (("bilateral",), (1.0,)),
+    "hilar_enlargement": (("bilateral", "right", "left"), (0.6, 0.2, 0.2)),
+    "lymphadenopathy": (("bilateral", "right", "left"), (0.6, 0.2, 0.2)),
+    "calcified_nodes": (("bilateral", "right", "left"), (0.4, 0.3, 0.3)),
+    "pneumoperitoneum": (("right", "bilateral"), (0.6, 0.4)),
+    "picc_line": (("right", "left"), (0.6, 0.4)),
+    "port_catheter": (("right", "left"), (0.6, 0.4)),
+    "pleural_plaque": (("bilateral", "right", "left"), (0.6, 0.2, 0.2)),
+    "elevated_hemidiaphragm": (("right", "left"), (0.5, 0.5)),
+    "mediastinal_shift": (("right", "left"), (0.5, 0.5)),
     "emphysema": (("bilateral",), (1.0,)),
     "central_line": (("right", "left"), (0.7, 0.3)),
     "pacemaker": (("left", "right"), (0.85, 0.15)),
@@ -51,10 +77,24 @@ _DEFAULT_ZONES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "opacity": (("upper", "middle", "lower"), (0.3, 0.3, 0.4)),
     "atelectasis": (("lower",), (1.0,)),
     "fracture": (("upper", "middle", "lower"), (0.25, 0.45, 0.3)),
+    "reticular": (("lower",), (1.0,)),
+    "fibrosis": (("lower", "upper"), (0.6, 0.4)),
+    "bronchiectasis": (("lower",), (1.0,)),
+    "cavitary_lesion": (("upper", "middle", "lower"), (0.5, 0.2, 0.3)),
     "pleural_thickening": (("upper", "middle", "lower"), (0.5, 0.3, 0.2)),
 }
 # Findings whose side is meaningless (midline or whole chest): laterality is ignored.
-MIDLINE = {"cardiomegaly", "enlarged_cardiomediastinum", "et_tube", "ng_tube", "sternotomy", "edema", "emphysema"}
+MIDLINE = {"cardiomegaly", "enlarged_cardiomediastinum", "et_tube", "ng_tube", "sternotomy", "edema",
+           "heart_failure", "ards", "interstitial_edema", "congestion", "low_lung_volumes", "pericardial_effusion",
+           "tortuous_aorta", "aortic_calcification", "pneumomediastinum", "hiatal_hernia", "compression_fracture",
+           "scoliosis", "degenerative_spine", "tracheostomy_tube", "swan_ganz_catheter", "surgical_clips",
+           "prosthetic_valve", "bronchial_wall_thickening"}
+# Midline findings that still cover both lungs (their mask spans both sides).
+BOTH_LUNGS = {"edema", "heart_failure", "ards", "interstitial_edema", "congestion", "low_lung_volumes",
+              "bronchial_wall_thickening"}
+# Findings that make sense only on one side: "bilateral" there means one on each side (two
+# PICCs), except where no side can be bilateral (a shift, a raised dome): then a side is drawn.
+ONE_SIDED = {"mediastinal_shift", "elevated_hemidiaphragm"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +105,12 @@ class FindingSpec:
     laterality: str | None = None
     severity: str | None = None
     zone: str | None = None
+    entity: str | None = None  # the concept this draws (names its mask); None: the finding name
+
+    @property
+    def key(self) -> str:
+        """The name of this finding's mask: the concept it draws, else the finding id."""
+        return self.entity or self.name
 
     def validated(self) -> "FindingSpec":
         """This spec with severity aliases normalised; UserError naming the bad field otherwise."""
@@ -80,7 +126,7 @@ class FindingSpec:
                 raise UserError(
                     f"finding {self.name!r}: {key}={value!r} is not valid; expected one of {', '.join(allowed)} or None"
                 )
-        return FindingSpec(self.name, self.laterality, sev, self.zone)
+        return FindingSpec(self.name, self.laterality, sev, self.zone, self.entity)
 
     def resolved(self, rng: np.random.Generator) -> "FindingSpec":
         """Fill unset attributes with plausible values drawn from `rng` (deterministic per seed)."""
@@ -95,8 +141,10 @@ class FindingSpec:
             opts, w = _DEFAULT_ZONES.get(s.name, (ZONES, (1 / 3, 1 / 3, 1 / 3)))
             zone = str(rng.choice(opts, p=w))
         if s.name in MIDLINE:
-            lat = "bilateral" if s.name in ("edema", "emphysema") else None
-        return FindingSpec(s.name, lat, sev, zone)
+            lat = "bilateral" if s.name in BOTH_LUNGS else None
+        elif s.name in ONE_SIDED and lat == "bilateral":
+            lat = str(rng.choice(("right", "left")))
+        return FindingSpec(s.name, lat, sev, zone, s.entity)
 
     def sides(self) -> tuple[int, ...]:
         """Lung labels this finding is drawn on: 1 = patient right (image left), 2 = patient left."""
