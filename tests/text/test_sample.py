@@ -181,3 +181,30 @@ def test_auto_tau_scales_with_n():
 def test_bad_input_is_user_error(kwargs, match):
     with pytest.raises(UserError, match=match):
         BalancedSampler(TOY, **kwargs)
+
+
+def test_image_backend_exclusions_hedging_and_allowed_values():
+    onto = load_ontology()
+    limited = [c for c in onto.concepts if c.values.get("laterality")]
+    assert limited, "the ontology declares per-concept values"
+    s = BalancedSampler(onto, k=(3, 5), m=(1, 2), seed=3, exclude_present=["kyphosis"], p_uncertain=0.3)
+    reports = s.sample(3000)
+    ents = [e for r in reports for e in r]
+    assert not any(e.name == "kyphosis" and e.assertion != ABSENT for e in ents)
+    findings = [e for e in ents if e.type in ("ABNORMALITY", "DISEASE") and e.assertion != ABSENT]
+    hedged = sum(e.assertion == "uncertain" for e in findings) / len(findings)
+    assert 0.25 < hedged < 0.35
+    for e in ents:
+        concept = onto.by_name[e.name]
+        for kind, value in e.attributes.items():
+            assert value in concept.allowed(kind), (e.name, kind, value)
+
+
+def test_a_finding_conflicts_with_the_negation_of_what_it_implies():
+    onto = load_ontology()
+    c = Conflicts(onto)
+    implied = next(x for x in onto.concepts if x.implies_present and x.type in ("ABNORMALITY", "DISEASE"))
+    target = onto.by_name[implied.implies_present[0]]
+    present, negated = implied.keys()[0], target.keys()[1]
+    assert c.conflict(present, negated) and c.conflict(negated, present)
+    assert not c.conflict(present, target.keys()[0])  # stating both present is fine

@@ -172,3 +172,20 @@ def test_uses_the_extractors_ontology():
     sampled = [Entity("aa", "ABNORMALITY", attributes={"zone": "upper"})]
     verdict = Verifier(ext).check(sampled, "f", "i")
     assert verdict.reason == "extra_entities" and "bb|NON-ABNORMALITY contradicts aa|ABNORMALITY" in verdict.detail
+
+
+def test_impression_positives_rule_lets_negations_and_anatomy_stay_in_findings():
+    """'Aortic calcification. No acute process.' for a plan of calcification + no pneumothorax +
+    RLL: the IMPRESSION must hold the positive finding; the rest is checked in FINDINGS."""
+    calc = Entity("aortic_calcification", "ABNORMALITY")
+    sampled = [calc, NO_PTX, RLL]
+    imp = [calc, Entity("no_acute_process", "NON-ABNORMALITY")]
+    strict = Verifier(TableExtractor({"findings": sampled, "impression": imp}))
+    assert strict.check(sampled, "findings", "impression").reason == "missing_entities"
+    loose = Verifier(TableExtractor({"findings": sampled, "impression": imp}), impression="positives")
+    assert loose.check(sampled, "findings", "impression").ok
+    # a positive finding left out of the IMPRESSION still fails, and FINDINGS must still hold all
+    assert Verifier(TableExtractor({"findings": sampled, "impression": [NO_PTX, RLL]}), impression="positives").check(
+        sampled, "findings", "impression").reason == "missing_entities"
+    assert Verifier(TableExtractor({"findings": [calc], "impression": imp}), impression="positives").check(
+        sampled, "findings", "impression").reason == "missing_entities"

@@ -166,6 +166,7 @@ def build_verifier(cfg: GenerateConfig, extractor: Any) -> Any:
         allow_extra=v.allow_extra,
         unknown=v.unknown,
         boilerplate=DEFAULT_BOILERPLATE if v.boilerplate is None else v.boilerplate,
+        impression=v.impression,
     )
 
 

@@ -31,6 +31,7 @@ class EntitiesConfig(_Section):
     k: IntOrRange = (2, 5)  # non-anatomy entities per report
     m: IntOrRange = (1, 2)  # ANATOMY entities per report
     tau_max: Optional[int] = Field(default=None, ge=1)  # per-entity cap; None = sized from n
+    uncertain_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of present findings written hedged
 
     @field_validator("k")
     @classmethod
@@ -67,6 +68,9 @@ class VerifyConfig(_Section):
     # cardiopulmonary process"), negations ("No pneumothorax"), anatomy ("right lower lobe").
     allow_extra: list[Literal["summaries", "negations", "anatomy"]] = Field(default_factory=lambda: ["summaries"])
     unknown: Literal["reject", "ignore"] = "reject"  # phrases the extractor maps to no concept
+    # Which sampled entities the IMPRESSION must state: all (the paper's) | positives (findings and
+    # "No Finding" statements; the rest may be in FINDINGS only, as in real reports)
+    impression: Literal["all", "positives"] = "all"
     boilerplate: Optional[list[str]] = None  # phrases never counted as unknown; None = the built-in list
 
 

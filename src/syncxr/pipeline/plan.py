@@ -60,6 +60,15 @@ def canonical_counts(counts: dict[str, int], ontology: Any) -> dict[str, int]:
     return dict(out)
 
 
+def _undrawable(cfg: GenerateConfig, ontology: Any) -> set[str]:
+    """Findings the configured image backend cannot show (the built-in phantom declares them)."""
+    if cfg.image.backend != "phantom":
+        return set()
+    from syncxr.image.stage import undrawable
+
+    return undrawable(ontology)
+
+
 def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tuple[list[str], dict[str, Any]]:
     """Returns (per-sample JSON entity lists, info for the manifest/card) for `n` samples
     (default: cfg.n_planned). `stream` names an independent random stream (the top-up round's)."""
@@ -77,6 +86,8 @@ def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tu
         tau_max=cfg.entities.tau_max,
         counts=counts,
         seed=derive_seed(cfg.seed, "plan", stream) if stream else cfg.seed,
+        exclude_present=sorted(_undrawable(cfg, ontology)),
+        p_uncertain=cfg.entities.uncertain_rate,
     )
     if sampler.tau_max is None:
         sampler.tau_max = sampler.auto_tau(n)  # caps sized for the whole plan, margin included
@@ -92,6 +103,7 @@ def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tu
         "k": list(_range(cfg.entities.k)),
         "m": list(_range(cfg.entities.m)),
         "pool_size": len(sampler.keys),
+        "not_offered": sorted(_undrawable(cfg, ontology)),  # present findings the image backend cannot show
         "balance": sampler.balance_stats(),
         "reference_counts": dict(counts) if counts else None,
         "sampled_counts": dict(sorted(usage.items())),

@@ -30,7 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.records import ABSENT, PRESENT, Entity
+from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity
 from syncxr.vocab import LATERALITY, SEVERITY, ZONE, Concept, Ontology
 from syncxr.vocab.conflicts import Conflicts, is_negated, split_key  # noqa: F401  (re-exported)
 
@@ -126,6 +126,8 @@ class BalancedSampler:
         counts: Mapping[str, int] | None = None,
         seed: int = 0,
         p_attribute: float = 0.7,
+        exclude_present: Sequence[str] = (),
+        p_uncertain: float = 0.0,
     ) -> None:
         self.ontology = ontology
         self.k, self.m = _as_range(k, "k"), _as_range(m, "m")
@@ -133,8 +135,14 @@ class BalancedSampler:
             raise UserError(f"tau_max must be >= 1 (or None for automatic), got {tau_max}")
         self.tau_max = None if tau_max is None else int(tau_max)
         self.p_attribute = float(p_attribute)
+        if not 0.0 <= p_uncertain <= 1.0:
+            raise UserError(f"uncertain rate must be in [0, 1], got {p_uncertain}")
+        self.p_uncertain = float(p_uncertain)
         self.reference_counts = self._check_counts(counts) if counts is not None else None
-        self.keys = sorted(self.reference_counts) if counts is not None else ontology.all_keys()
+        keys = sorted(self.reference_counts) if counts is not None else ontology.all_keys()
+        # Present findings an image backend cannot show (their negations stay: "no kyphosis").
+        hidden = {f"{n}|{ontology.by_name[n].type}" for n in exclude_present if n in ontology.by_name}
+        self.keys = [k for k in keys if k not in hidden]
         self._by_name = by_name = ontology.by_name  # a property that rebuilds the dict: keep one
         self._concepts = [by_name[split_key(key)[0]] for key in self.keys]
         self._types = [split_key(key)[1] for key in self.keys]
@@ -262,15 +270,22 @@ class BalancedSampler:
             if self._negated[i]:
                 out.append(Entity(concept.name, self._types[i], ABSENT))
             else:
-                out.append(Entity(concept.name, self._types[i], PRESENT, self._attributes(concept)))
+                attrs = self._attributes(concept)
+                out.append(Entity(concept.name, self._types[i], self._assertion(concept), attrs))
         self._adopt_anatomy(out)
         return out
+
+    def _assertion(self, concept: Concept) -> str:
+        """Present, or (at p_uncertain, for findings) hedged: real reports hedge some findings."""
+        if self.p_uncertain > 0 and concept.type in ("ABNORMALITY", "DISEASE") and self._rand() < self.p_uncertain:
+            return UNCERTAIN
+        return PRESENT
 
     def _attributes(self, concept: Concept) -> dict[str, str]:
         attrs = {}
         for kind in concept.attributes:
             if self._rand() < self.p_attribute:
-                values = ATTRIBUTE_VALUES[kind]
+                values = concept.allowed(kind)  # e.g. a PICC is left or right, never bilateral
                 attrs[kind] = values[self._rand.index(len(values))]
         return attrs
 
@@ -286,16 +301,18 @@ class BalancedSampler:
             if e.type == "ANATOMY" or e.assertion == ABSENT:
                 continue
             declared = by_name[e.name].attributes
+            concept = by_name[e.name]
             fits = [
                 a for a in fixed
-                if (a.anatomy_side and "laterality" in declared) or (a.anatomy_zone and "zone" in declared)
+                if (a.anatomy_side and "laterality" in declared and a.anatomy_side in concept.allowed("laterality"))
+                or (a.anatomy_zone and "zone" in declared and a.anatomy_zone in concept.allowed("zone"))
             ]
             if not fits:
                 continue
             a = fits[self._rand.index(len(fits))]
-            if a.anatomy_side and "laterality" in declared:
+            if a.anatomy_side and "laterality" in declared and a.anatomy_side in concept.allowed("laterality"):
                 e.attributes["laterality"] = a.anatomy_side
-            if a.anatomy_zone and "zone" in declared:
+            if a.anatomy_zone and "zone" in declared and a.anatomy_zone in concept.allowed("zone"):
                 e.attributes["zone"] = a.anatomy_zone
 
 

@@ -6,9 +6,12 @@ a finding DISEASE where the ontology says ABNORMALITY, or "NON-DISEASE" where th
 "NON-ABNORMALITY", reads the same thing the plan asked for.
 
 Modes:
-- "impression" (the paper's, default): the IMPRESSION states every sampled entity and nothing
+- "impression" (the paper's, default): the IMPRESSION states the sampled entities and nothing
   else, and FINDINGS states every sampled entity and nothing that contradicts one (FINDINGS may
-  hold normal statements about other anatomy).
+  hold normal statements about other anatomy). Which sampled entities the IMPRESSION must state
+  is `impression`: "all" (the paper's), or "positives": the present or uncertain findings and the
+  "No Finding" statements, as a real IMPRESSION does ("Right effusion. No acute process."); the
+  sampled negations, other normal statements and anatomy may then be in FINDINGS only.
 - "exact": the whole report states the sampled entities and nothing else, no exceptions.
 
 In impression mode, "nothing else" has stated exceptions (`allow_extra`), because real reports carry them:
@@ -42,6 +45,7 @@ from syncxr.vocab.conflicts import Conflicts
 MODES = ("impression", "exact")
 EXTRA_KINDS = ("summaries", "negations", "anatomy")
 UNKNOWN_POLICIES = ("reject", "ignore")
+IMPRESSION_RULES = ("all", "positives")
 # Phrases a NER model may tag that are not findings (technique, comparison, hedges).
 DEFAULT_BOILERPLATE = (
     "comparison", "prior", "prior study", "interval", "stable", "unchanged", "portable", "ap", "pa",
@@ -63,12 +67,16 @@ class Verifier:
         allow_extra: Sequence[str] = ("summaries",),
         unknown: str = "reject",
         boilerplate: Iterable[str] = DEFAULT_BOILERPLATE,
+        impression: str = "all",
     ) -> None:
         if mode not in MODES:
             raise UserError(f"verifier mode {mode!r} is not one of {list(MODES)}")
         bad = [k for k in allow_extra if k not in EXTRA_KINDS]
         if bad:
             raise UserError(f"verify.allow_extra: {bad} not among {list(EXTRA_KINDS)}")
+        if impression not in IMPRESSION_RULES:
+            raise UserError(f"verify.impression {impression!r} is not one of {list(IMPRESSION_RULES)}")
+        self.impression = impression
         if unknown not in UNKNOWN_POLICIES:
             raise UserError(f"verify.unknown {unknown!r} is not one of {list(UNKNOWN_POLICIES)}")
         self.extractor = extractor
@@ -149,7 +157,8 @@ class Verifier:
         got = {self.item(e) for e in checked}
         scores = _prf(target, got)
 
-        missing = [self.show(t) for t in sorted(target - got)]
+        required = target if self.mode == "exact" else {t for t in target if self._required_in_impression(t)}
+        missing = [self.show(t) for t in sorted(required - got)]
         if self.mode == "impression":
             missing += [f"findings:{self.show(t)}" for t in sorted(target - {self.item(e) for e in fnd})]
         if missing:
@@ -172,6 +181,14 @@ class Verifier:
             if mismatch:
                 return Verdict(False, "attribute_mismatch", "; ".join(mismatch), scores)
         return Verdict(True, "ok", "", scores)
+
+    def _required_in_impression(self, item: Item) -> bool:
+        if self.impression == "all":
+            return True
+        concept = self._by_name.get(item[0])
+        if concept is None or item[1] == ABSENT:
+            return False
+        return concept.type in ("ABNORMALITY", "DISEASE") or concept.chexpert == "No Finding"
 
     def _is_extra(self, e: Entity, target: set[Item], texts: dict[str, str]) -> bool:
         """A known concept in the checked text that the plan did not ask for and no stated

@@ -33,7 +33,9 @@ class Conflicts:
     - their concepts are declared `contradicts` and neither key is negated ("cardiomegaly" and
       "heart size is normal"; "no cardiomegaly" and "heart size is normal" are fine);
     - one is a positive "No Finding" statement and the other a positive finding with a CheXpert
-      label other than Support Devices (the ontology need not spell those pairs out).
+      label other than Support Devices (the ontology need not spell those pairs out);
+    - one is a finding and the other the negation of a concept it implies ("hydropneumothorax"
+      and "no pleural effusion").
     """
 
     def __init__(self, ontology: Ontology) -> None:
@@ -53,6 +55,9 @@ class Conflicts:
         cb, pos_b = self._positive(b)
         if ca.name == cb.name:
             return True
+        if pos_a != pos_b:  # a finding beside the negation of what it implies
+            present, absent = (ca, cb) if pos_a else (cb, ca)
+            return absent.name in present.implies_present
         if not (pos_a and pos_b):
             return False
         if frozenset((ca.name, cb.name)) in self._declared:
