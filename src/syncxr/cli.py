@@ -25,16 +25,26 @@ console = Console()
 SetOpt = typer.Option(None, "--set", help="Override a config key: --set image.size=512 (repeatable)")
 
 
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    raise typer.Exit(2) from None
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn a UserError into one clear message and exit code 2 (no traceback)."""
+    """Turn a UserError into one clear message and exit code 2 (no traceback). A filesystem error
+    that no library code translated (read-only folder, disk full) is reported the same way, with
+    the path and the cause."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
+            _fail(str(e))
+        except OSError as e:
+            from syncxr.fsio import fs_error
+
+            _fail(str(fs_error(e, e.filename or "(unknown path)", "complete the operation")))
 
     return wrapper
 
