@@ -11,6 +11,7 @@ import torch
 
 from syncxr.data.sources import DataConfig, open_data, parse_data_spec
 from syncxr.errors import UserError
+from syncxr.fsio import ensure_dir, write_text_atomic
 from syncxr.train import distributed as D
 from syncxr.train.checkpoint import find_resume
 from syncxr.train.config import TrainConfig, dump_config, load_config
@@ -33,7 +34,8 @@ def run(cfg: TrainConfig, out: Path, resume: Optional[str] = None) -> TrainResul
     """Train with a validated config (data already resolved). Returns the result of this process."""
     info = D.setup(cfg.train.device)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is an existing file; give a folder for the run")
         ckpt = find_resume(out, resume) if resume else None
         if resume == "latest" and ckpt is None:
             log.warning("--resume latest: no checkpoint in %s yet; starting a fresh run", out)
@@ -41,9 +43,10 @@ def run(cfg: TrainConfig, out: Path, resume: Optional[str] = None) -> TrainResul
             raise UserError(f"{out} already holds checkpoints; pass --resume latest to continue or pick a new --out")
         torch.manual_seed(cfg.train.seed + info.rank)  # the one global seed (dropout); resume restores RNG
         source = open_data(cfg.data, seed=cfg.train.seed)
+        ensure_dir(out)  # only once the data is usable: invalid input leaves no empty --out folder
         if info.main:
-            (out / "config.yaml").write_text(dump_config(cfg))
-            (out / "data.json").write_text(json.dumps(source.describe(), indent=1))
+            write_text_atomic(out / "config.yaml", dump_config(cfg))
+            write_text_atomic(out / "data.json", json.dumps(source.describe(), indent=1))
             log.info("data: %s", source.describe())
         trainer = Trainer(cfg, source, out, resume=ckpt, dist=info)
         return trainer.fit()
