@@ -76,6 +76,14 @@ def ensure_dir(path: str | Path) -> Path:
     return p
 
 
+def is_inside(path: str | Path, root: str | Path) -> bool:
+    """Whether `path` resolves (symlinks and '..' followed) to `root` or below it."""
+    return Path(path).resolve().is_relative_to(Path(root).resolve())
+
+
+OUTSIDE_ROOT_HINT = "pass --allow-outside-root (or allow_outside_root: true in the source config) to read them"
+
+
 # ----------------------------------------------------------------------------- atomic writer
 
 def _umask() -> int:

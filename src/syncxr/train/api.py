@@ -54,13 +54,23 @@ def run(cfg: TrainConfig, out: Path, resume: Optional[str] = None) -> TrainResul
         D.cleanup(info)
 
 
+def allow_outside_root(cfg: TrainConfig) -> TrainConfig:
+    """Every mimic/csv source may read image paths outside its root (--allow-outside-root)."""
+    sources = [s.model_copy(update={"allow_outside_root": True}) if s.kind in ("mimic", "csv") else s
+               for s in cfg.data.sources]
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"sources": sources})})
+
+
 def train(config_path: Optional[str | Path], data: Optional[str], out: str | Path,
-          overrides: Optional[list[str]] = None, resume: Optional[str] = None) -> Path:
+          overrides: Optional[list[str]] = None, resume: Optional[str] = None,
+          outside_root: bool = False) -> Path:
     """Load + validate the YAML config (with --set overrides), train, return the run folder.
 
     data: a syncxr dataset folder, "mimic:<dir>", "csv:<file>", or None for the config's data section.
     resume: "latest" or a checkpoint path.
     """
     cfg = resolve_data(load_config(config_path, overrides), data)
+    if outside_root:
+        cfg = allow_outside_root(cfg)
     run(cfg, Path(out), resume)
     return Path(out)
