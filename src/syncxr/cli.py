@@ -139,8 +139,8 @@ def qc_build_bank(
 
     if features != "builtin" and model is None:
         raise UserError(f"--features {features} needs --model (a local folder or hub name of the weights)")
-    if images is None and (per_defect < 1 or not 64 <= size <= 2048):
-        raise UserError(f"--per-defect must be >= 1 and --size in [64, 2048]; got {per_defect} and {size}")
+    if images is None and (per_defect < 1 or not 128 <= size <= 1024):
+        raise UserError(f"--per-defect must be >= 1 and --size in [128, 1024]; got {per_defect} and {size}")
     if images is not None and not images.is_dir():
         raise UserError(f"--images {images}: not a folder; give the folder of flagged images")
     target = bank_path(out)
@@ -207,8 +207,8 @@ def qc_evaluate(
     from syncxr.qc.base import FEATURES
     from syncxr.qc.filter import BankFilter, evaluate_filter
 
-    if n < 1 or not 64 <= size <= 2048:
-        raise UserError(f"--n must be >= 1 and --size in [64, 2048]; got n={n}, size={size}")
+    if n < 1 or not 128 <= size <= 1024:
+        raise UserError(f"--n must be >= 1 and --size in [128, 1024]; got n={n}, size={size}")
     if threshold is not None and not -1.0 <= threshold <= 1.0:
         raise UserError(f"--threshold is a cosine similarity in [-1, 1]; got {threshold}")
     feats = FEATURES.build("builtin")
@@ -297,8 +297,8 @@ def sim_benchmark(
     from syncxr.fsio import missing_dirs, remove_empty_dirs
     from syncxr.sim.benchmark import write_sim_benchmark
 
-    if n < 1 or not 64 <= size <= 2048:
-        raise UserError(f"--n must be >= 1 and --size in [64, 2048]; got n={n}, size={size}")
+    if n < 1 or not 128 <= size <= 1024:
+        raise UserError(f"--n must be >= 1 and --size in [128, 1024]; got n={n}, size={size}")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is an existing file; give a folder for the benchmark")
     created = missing_dirs(out)

@@ -13,7 +13,8 @@ from syncxr.data.sources import DataConfig, open_data, parse_data_spec
 from syncxr.errors import UserError
 from syncxr.fsio import ensure_dir, write_text_atomic
 from syncxr.train import distributed as D
-from syncxr.train.checkpoint import find_resume
+from syncxr.models.pretrained import read_state
+from syncxr.train.checkpoint import check_same_config, find_resume
 from syncxr.train.config import TrainConfig, dump_config, load_config
 from syncxr.train.loop import Trainer, TrainResult
 
@@ -39,6 +40,8 @@ def run(cfg: TrainConfig, out: Path, resume: Optional[str] = None) -> TrainResul
         ckpt = find_resume(out, resume) if resume else None
         if resume == "latest" and ckpt is None:
             log.warning("--resume latest: no checkpoint in %s yet; starting a fresh run", out)
+        if ckpt is not None:  # a checkpoint of another model/objective config: say which keys differ, write nothing
+            check_same_config(ckpt, read_state(ckpt), cfg.model_dump(mode="json"))
         if ckpt is None and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
             raise UserError(f"{out} already holds checkpoints; pass --resume latest to continue or pick a new --out")
         torch.manual_seed(cfg.train.seed + info.rank)  # the one global seed (dropout); resume restores RNG
