@@ -20,10 +20,9 @@ def require_torch(what: str) -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as e:
-        raise UserError(
-            f"{what} needs PyTorch and transformers ({e.name} is not installed). "
-            "Install them with: pip install -e '.[train]'"
-        ) from None
+        from syncxr.fsio import missing_dependency
+
+        raise missing_dependency(what, e, "train") from None
 
 
 def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:

@@ -1,5 +1,5 @@
 """Files in and out, one way each: the atomic writer, filesystem errors as UserError, the safe
-YAML loader, the CSV reader, the optional-import helper and the snake-case helper.
+YAML loader, the CSV reader, and the optional-import helper (one install-hint format).
 
 Every file syncxr writes goes through `atomic_path` (temp file in the same folder, fsync, rename;
 the temp file is removed on any failure; the final file gets the permissions the umask allows,
@@ -14,7 +14,6 @@ import errno
 import importlib
 import json
 import os
-import re
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -294,10 +293,3 @@ def optional_import(module: str, extra: str | None, what: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as e:
         raise missing_dependency(what, e, extra, module.split(".")[0]) from None
-
-
-# ----------------------------------------------------------------------------- names
-
-def snake_name(label: str) -> str:
-    """Any label -> snake_case: 'Pleural Effusion' / 'pleural-effusion' -> 'pleural_effusion'."""
-    return re.sub(r"[^0-9a-zA-Z]+", "_", label.strip()).strip("_").lower()

@@ -16,6 +16,7 @@ with their reasons in `rejects/*.parquet`, never silently drops them.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +43,13 @@ CHEXPERT14 = (
 )
 
 
-def snake(label: str) -> str:
-    """'Enlarged Cardiomediastinum' -> 'enlarged_cardiomediastinum'."""
-    return label.lower().replace(" ", "_")
+def snake_name(label: str) -> str:
+    """The one snake-case helper: any label -> snake_case.
+    'Enlarged Cardiomediastinum' -> 'enlarged_cardiomediastinum', 'pleural-effusion' -> 'pleural_effusion'."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", label.strip()).strip("_").lower()
+
+
+snake = snake_name  # the short name used across the package
 
 
 CHEXPERT14_SNAKE = tuple(snake(x) for x in CHEXPERT14)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from syncxr.errors import UserError
+from syncxr.fsio import missing_dependency
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +27,7 @@ class RadDinoFeatures:
             import torch  # noqa: F401
             from transformers import AutoImageProcessor, AutoModel
         except ImportError as e:
-            raise UserError(
-                f"the rad-dino features need torch and transformers ({e}); pip install 'syncxr[train]'"
-            ) from None
+            raise missing_dependency("the rad-dino features", e, "train") from None
         try:
             self.processor = AutoImageProcessor.from_pretrained(str(model))
             self.model = AutoModel.from_pretrained(str(model))

@@ -21,6 +21,7 @@ from PIL import Image
 
 from syncxr.data.relabel import merge_columns
 from syncxr.errors import UserError
+from syncxr import fsio
 from syncxr.fsio import missing_dependency
 from syncxr.imread import ImageReadError, read_gray
 from syncxr.imread import to_uint8 as _to_uint8
@@ -125,18 +126,8 @@ def find_file(data_dir: Path, candidates: Sequence[str], what: str) -> Path:
 
 
 def read_csv(path: Path, required: Iterable[str], **kw: Any) -> pd.DataFrame:
-    """Read a CSV and check its columns; a miss names the file, expected and existing columns."""
-    try:
-        df = pd.read_csv(path, **kw)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path}: cannot parse as CSV ({e})") from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {missing}; expected {list(required)}; "
-            f"the file has {list(df.columns)}"
-        )
-    return df
+    """Read a CSV and check its columns (the one CSV reader, syncxr.fsio.read_csv)."""
+    return fsio.read_csv(path, required, **kw)
 
 
 def index_images(dirs: Iterable[Path], exts: Sequence[str] = IMAGE_EXTS) -> dict[str, Path]:

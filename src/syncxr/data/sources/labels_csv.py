@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from syncxr.data.relabel import snake_name
 from syncxr.data.sources.base import Box, EvalDataset, read_csv
 from syncxr.errors import UserError
+from syncxr.imread import ImageReadError, read_gray
 
 META_OPTIONAL = ("view", "patient_id", "split", "study_id", "sex", "age")
 BOX_COLUMNS = ("image", "finding", "x", "y", "w", "h")
@@ -81,8 +81,10 @@ def _mask_fn(mask_root: Path):
         path = folder / (Path(str(row["image_id"])).stem + ".png")
         if not path.is_file():
             return np.zeros(shape, dtype=bool)
-        with Image.open(path) as im:
-            m = np.asarray(im.convert("L")) > 0
+        try:
+            m = read_gray(path) > 0
+        except ImageReadError as e:
+            raise UserError(f"mask {e}") from None
         if m.shape != shape:
             raise UserError(f"{path}: mask is {m.shape}, image is {shape}; expected the same size")
         return m

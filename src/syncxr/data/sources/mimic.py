@@ -21,7 +21,7 @@ import pandas as pd
 
 from syncxr.data.pairs import PairSource, Section, check_columns, choose_text, decode_image
 from syncxr.errors import UserError
-from syncxr.fsio import OUTSIDE_ROOT_HINT, is_inside
+from syncxr.fsio import OUTSIDE_ROOT_HINT, is_inside, read_csv
 
 METADATA = "mimic-cxr-2.0.0-metadata.csv"
 SPLIT = "mimic-cxr-2.0.0-split.csv"
@@ -42,10 +42,7 @@ def parse_report(text: str) -> dict[str, str]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({exc})") from exc
+    return read_csv(path, dtype=str, keep_default_na=False)
 
 
 def _study_key(s: str) -> str:
