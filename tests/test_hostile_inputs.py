@@ -539,3 +539,17 @@ def test_every_writer_goes_through_the_atomic_writer():
         and any(s in p.read_text() for s in ("mkstemp", "NamedTemporaryFile", "os.replace(", "os.rename(", "tmp.replace("))
     ]
     assert offenders == []
+
+
+def test_eval_labels_csv_refuses_images_outside_data_dir(tmp_path):
+    from syncxr.data.sources.labels_csv import load_labels_csv
+
+    root = tmp_path / "eval"
+    root.mkdir()
+    noise_png(root / "in.png")
+    noise_png(tmp_path / "out.png")
+    (root / "labels.csv").write_text("image,effusion\nin.png,1\n../out.png,0\n")
+    with pytest.raises(UserError, match=r"1 image path\(s\) point outside .*'\.\./out\.png'.*allow_outside_root=true"):
+        load_labels_csv(root)
+    ds = load_labels_csv(root, allow_outside_root=True)
+    assert list(ds.meta["image_id"]) == ["in.png", "../out.png"]

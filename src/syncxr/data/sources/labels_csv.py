@@ -21,6 +21,7 @@ import pandas as pd
 from syncxr.data.relabel import snake_name
 from syncxr.data.sources.base import Box, EvalDataset, read_csv
 from syncxr.errors import UserError
+from syncxr.fsio import is_inside
 from syncxr.imread import ImageReadError, read_gray
 
 META_OPTIONAL = ("view", "patient_id", "split", "study_id", "sex", "age")
@@ -100,8 +101,10 @@ def load_labels_csv(
     boxes_csv: str = "boxes.csv",
     name: str = "csv",
     strict_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> EvalDataset:
-    """Generic labels CSV (see the module docstring)."""
+    """Generic labels CSV (see the module docstring). Image paths must resolve inside `data_dir`
+    unless `allow_outside_root` (--set dataset_options.allow_outside_root=true)."""
     data_dir = Path(data_dir)
     path = data_dir / csv
     if not path.is_file():
@@ -110,6 +113,12 @@ def load_labels_csv(
     cols = _finding_columns(df, path, findings)
     labels = _label_matrix(df, cols, path)
     images = df["image"].astype(str).tolist()
+    outside = [i for i in images if not allow_outside_root and not is_inside(data_dir / i, data_dir)]
+    if outside:
+        raise UserError(
+            f"{path}: {len(outside)} image path(s) point outside {data_dir} (first: {outside[0]!r}); "
+            "keep the images under data_dir, or pass --set dataset_options.allow_outside_root=true to read them"
+        )
     missing = [i for i in images if not (data_dir / i).is_file()]
     if missing:
         raise UserError(f"{path}: {len(missing)} image(s) not found under {data_dir} (first: {missing[0]!r})")
