@@ -553,3 +553,21 @@ def test_eval_labels_csv_refuses_images_outside_data_dir(tmp_path):
         load_labels_csv(root)
     ds = load_labels_csv(root, allow_outside_root=True)
     assert list(ds.meta["image_id"]) == ["in.png", "../out.png"]
+
+
+def test_cli_maps_filesystem_errors_to_exit_2_but_not_network_errors(monkeypatch):
+    import syncxr.sim.corpus as corpus
+
+    def disk_full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/reports.csv")
+
+    monkeypatch.setattr(corpus, "write_reports_csv", disk_full)
+    res = cli("sim", "reports", "--n", "3", "--out", "r.csv")
+    assert res.exit_code == 2 and "/data/reports.csv: cannot complete the operation (No space left on device)" in res.output
+
+    def refused(*a, **k):
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
+
+    monkeypatch.setattr(corpus, "write_reports_csv", refused)
+    res = cli("sim", "reports", "--n", "3", "--out", "r.csv")
+    assert res.exit_code == 1 and isinstance(res.exception, ConnectionRefusedError)

@@ -42,8 +42,10 @@ def user_errors(fn: Callable) -> Callable:
         except UserError as e:
             _fail(str(e))
         except OSError as e:
-            from syncxr.fsio import fs_error
+            from syncxr.fsio import fs_error, is_filesystem_error
 
+            if not is_filesystem_error(e):
+                raise  # e.g. a refused connection: not the user's files, keep the traceback
             _fail(str(fs_error(e, e.filename or "(unknown path)", "complete the operation")))
 
     return wrapper

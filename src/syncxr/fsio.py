@@ -36,6 +36,11 @@ _HINTS = {
 }
 
 
+def is_filesystem_error(exc: OSError) -> bool:
+    """An OSError about a file or folder (not, say, a refused network connection)."""
+    return exc.filename is not None or exc.errno in _HINTS or exc.errno == errno.ENOENT
+
+
 def fs_error(exc: OSError, path: str | Path, action: str = "write") -> UserError:
     """One clear message for a failed filesystem operation: path, cause, how to fix it."""
     cause = exc.strerror or type(exc).__name__
