@@ -571,3 +571,13 @@ def test_cli_maps_filesystem_errors_to_exit_2_but_not_network_errors(monkeypatch
     monkeypatch.setattr(corpus, "write_reports_csv", refused)
     res = cli("sim", "reports", "--n", "3", "--out", "r.csv")
     assert res.exit_code == 1 and isinstance(res.exception, ConnectionRefusedError)
+
+
+def test_extract_warns_about_duplicate_and_empty_ids_without_strict(tmp_path):
+    src = reports_csv(tmp_path / "r.csv", ["a", "b", "a", "", "b"])
+    res = cli("extract", "--in", src, "--id-column", "uid", "--text-columns", "findings", "--out", tmp_path / "l.csv")
+    assert res.exit_code == 0, res.output
+    out = " ".join(res.output.split())
+    assert "2 row(s) with a duplicate 'uid' (rows [3, 5])" in out
+    assert "1 row(s) with an empty 'uid' (rows [4])" in out
+    assert (tmp_path / "l.csv").read_text().count("\n") == 6  # header + every row, nothing dropped

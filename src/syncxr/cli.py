@@ -109,9 +109,9 @@ def extract(
     if not cols:
         raise UserError("--text-columns is empty; give e.g. findings,impression")
     stats = extract_csv(in_path, cols, id_column, out, strict=strict)
-    for key, what in (("duplicate_ids", "duplicate"), ("empty_ids", "empty")):
+    for key, what in (("duplicate_ids", "a duplicate"), ("empty_ids", "an empty")):
         if stats[key]:
-            err_console.print(f"[yellow]warning:[/] {len(stats[key])} row(s) with a {what} {escape(id_column)!r} "
+            err_console.print(f"[yellow]warning:[/] {len(stats[key])} row(s) with {what} {escape(id_column)!r} "
                               f"(rows {stats[key][:5]}); pass --strict to refuse them", highlight=False)
     failed = f", {len(stats['failed'])} failed (see log)" if stats["failed"] else ""
     console.print(
