@@ -581,3 +581,19 @@ def test_extract_warns_about_duplicate_and_empty_ids_without_strict(tmp_path):
     assert "2 row(s) with a duplicate 'uid' (rows [3, 5])" in out
     assert "1 row(s) with an empty 'uid' (rows [4])" in out
     assert (tmp_path / "l.csv").read_text().count("\n") == 6  # header + every row, nothing dropped
+
+
+def _modules_using(needle: str) -> set[str]:
+    src = ROOT / "src" / "syncxr"
+    return {str(p.relative_to(src)) for p in src.rglob("*.py") if needle in p.read_text()}
+
+
+def test_one_yaml_loader():
+    """YAML from users goes through fsio.parse_yaml; text/write.py reads its own bundled grammar."""
+    assert _modules_using("yaml.safe_load(") - {"fsio.py", "text/write.py"} == set()
+
+
+def test_one_image_reader_for_user_images():
+    """Image.open outside syncxr.imread only reads syncxr's own PNGs or an image header."""
+    own_pngs_or_header = {"image/stage.py", "report/plots.py", "data/export.py", "data/sources/base.py"}
+    assert _modules_using("Image.open(") - {"imread.py"} - own_pngs_or_header == set()
