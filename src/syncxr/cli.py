@@ -25,16 +25,28 @@ console = Console()
 SetOpt = typer.Option(None, "--set", help="Override a config key: --set image.size=512 (repeatable)")
 
 
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    raise typer.Exit(2) from None
+
+
 def user_errors(fn: Callable) -> Callable:
-    """Turn a UserError into one clear message and exit code 2 (no traceback)."""
+    """Turn a UserError into one clear message and exit code 2 (no traceback). A filesystem error
+    that no library code translated (read-only folder, disk full) is reported the same way, with
+    the path and the cause."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as e:
-            err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
+            _fail(str(e))
+        except OSError as e:
+            from syncxr.fsio import fs_error, is_filesystem_error
+
+            if not is_filesystem_error(e):
+                raise  # e.g. a refused connection: not the user's files, keep the traceback
+            _fail(str(fs_error(e, e.filename or "(unknown path)", "complete the operation")))
 
     return wrapper
 
@@ -139,6 +151,7 @@ def extract(
         "chexpert14", "--labels", help="Label columns: chexpert14, or chexpert14+ (adds emphysema, fibrosis, "
         "nodule, mass, hernia, calcified_granuloma)"
     ),
+    strict: bool = typer.Option(False, "--strict", help="Refuse duplicate or empty ids instead of warning"),
 ) -> None:
     """Extract typed entities and CheXpert-14 labels from a CSV of reports."""
     from syncxr.text.extract_csv import extract_csv
@@ -146,7 +159,11 @@ def extract(
     cols = [c.strip() for c in text_columns.split(",") if c.strip()]
     if not cols:
         raise UserError("--text-columns is empty; give e.g. findings,impression")
-    stats = extract_csv(in_path, cols, id_column, out, labels=labels)
+    stats = extract_csv(in_path, cols, id_column, out, labels=labels, strict=strict)
+    for key, what in (("duplicate_ids", "a duplicate"), ("empty_ids", "an empty")):
+        if stats[key]:
+            err_console.print(f"[yellow]warning:[/] {len(stats[key])} row(s) with {what} {escape(id_column)!r} "
+                              f"(rows {stats[key][:5]}); pass --strict to refuse them", highlight=False)
     failed = f", {len(stats['failed'])} failed (see log)" if stats["failed"] else ""
     console.print(
         f"[green]done[/]: {stats['rows']} reports ({stats['empty_rows']} empty{failed}), "
@@ -166,12 +183,20 @@ def qc_build_bank(
     model: Optional[str] = typer.Option(None, "--model", help="Weights for rad-dino: a local folder or hub name"),
     device: str = typer.Option("cpu", "--device", help="Device for rad-dino (cpu, cuda)"),
 ) -> None:
-    """Build a bank of problematic images (phantom defects, or your own flagged images)."""
-    from syncxr.qc.bank import bank_from_images, build_bank
+    """Build a bank of problematic images (phantom defects, or your own flagged images).
+
+    The bank is written to --out when it ends in .npz, to --out/bank.npz when --out is a folder,
+    else to --out with .npz appended; its .json sidecar sits beside it."""
+    from syncxr.qc.bank import bank_from_images, bank_path, build_bank
     from syncxr.qc.base import FEATURES
 
     if features != "builtin" and model is None:
         raise UserError(f"--features {features} needs --model (a local folder or hub name of the weights)")
+    if images is None and (per_defect < 1 or not 128 <= size <= 1024):
+        raise UserError(f"--per-defect must be >= 1 and --size in [128, 1024]; got {per_defect} and {size}")
+    if images is not None and not images.is_dir():
+        raise UserError(f"--images {images}: not a folder; give the folder of flagged images")
+    target = bank_path(out)
     feats = FEATURES.create(features, {"model": model, "device": device} if model else {})
     if images is not None:
         paths = sorted(p for p in images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
@@ -180,8 +205,9 @@ def qc_build_bank(
         bank = bank_from_images(paths, feats)
     else:
         bank = build_bank(n_per_defect=per_defect, size=size, seed=seed, feature_backend=feats)
-    bank.save(out)
-    console.print(f"[green]done[/]: bank of {len(bank.labels)} images -> {out}")
+    written = bank.save(target)
+    skipped = f" ({sum(bank.skipped.values())} skipped: {bank.skipped})" if bank.skipped else ""
+    console.print(f"[green]done[/]: bank of {len(bank.labels)} images{skipped} -> {written}")
 
 
 @qc_app.command("judge")
@@ -202,11 +228,18 @@ def qc_judge(
     paths = sorted(p for p in images.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"}) if images.is_dir() else []
     if not paths:
         raise UserError(f"{images}: no .png/.jpg images found")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; give a folder for the flagged images and judgements.csv")
     judgements = MLLMJudge(base_url, model).judge_images(paths)
     flagged = problem_bank(judgements)
-    out.mkdir(parents=True, exist_ok=True)
+    from syncxr.fsio import ensure_dir, fs_error
+
+    ensure_dir(out)
     for p in flagged:
-        shutil.copy2(p, out / Path(p).name)
+        try:
+            shutil.copy2(p, out / Path(p).name)
+        except OSError as e:
+            raise fs_error(e, out / Path(p).name, "copy a flagged image") from None
     write_csv_atomic(out / "judgements.csv", ["path", "problematic", "reason", "error"],
                      [[j.path, j.problematic, j.reason, j.error] for j in judgements])
     errors = sum(1 for j in judgements if j.problematic is None)
@@ -227,6 +260,10 @@ def qc_evaluate(
     from syncxr.qc.base import FEATURES
     from syncxr.qc.filter import BankFilter, evaluate_filter
 
+    if n < 1 or not 128 <= size <= 1024:
+        raise UserError(f"--n must be >= 1 and --size in [128, 1024]; got n={n}, size={size}")
+    if threshold is not None and not -1.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold is a cosine similarity in [-1, 1]; got {threshold}")
     feats = FEATURES.build("builtin")
     pb = ProblemBank.load(bank) if bank else build_bank(n_per_defect=24, size=size, seed=0, feature_backend=feats)
     kwargs = {"threshold": threshold} if threshold is not None else {}
@@ -277,6 +314,10 @@ def sim_reports(
     """A long-tailed, dictation-like CSV of simulated reports (a stand-in reference corpus)."""
     from syncxr.sim.corpus import write_reports_csv
 
+    if n < 1:
+        raise UserError(f"--n must be >= 1 (reports to write); got {n}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the path of the CSV to write, e.g. {out / 'reports.csv'}")
     console.print(f"[green]done[/]: {write_reports_csv(out, n, seed)}")
 
 
@@ -306,9 +347,19 @@ def sim_benchmark(
     fmt: str = typer.Option("csv", "--format", help="csv | chexpert | rsna | siim"),
 ) -> None:
     """A labelled benchmark with masks from the simulated world, in an official file format."""
+    from syncxr.fsio import missing_dirs, remove_empty_dirs
     from syncxr.sim.benchmark import write_sim_benchmark
 
-    write_sim_benchmark(out, n=n, size=size, seed=seed, fmt=fmt)
+    if n < 1 or not 128 <= size <= 1024:
+        raise UserError(f"--n must be >= 1 and --size in [128, 1024]; got n={n}, size={size}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is an existing file; give a folder for the benchmark")
+    created = missing_dirs(out)
+    try:
+        write_sim_benchmark(out, n=n, size=size, seed=seed, fmt=fmt)
+    except BaseException:
+        remove_empty_dirs(created)  # no empty --out folder is left on invalid input
+        raise
     console.print(f"[green]done[/]: {out}")
 
 

@@ -20,10 +20,9 @@ def require_torch(what: str) -> None:
         import torch  # noqa: F401
         import transformers  # noqa: F401
     except ImportError as e:
-        raise UserError(
-            f"{what} needs PyTorch and transformers ({e.name} is not installed). "
-            "Install them with: pip install -e '.[train]'"
-        ) from None
+        from syncxr.fsio import missing_dependency
+
+        raise missing_dependency(what, e, "train") from None
 
 
 def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
@@ -35,12 +34,14 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Checkpoint folder"),
         overrides: Optional[List[str]] = typer.Option(None, "--set", help="Override a config key (repeatable)"),
         resume: Optional[str] = typer.Option(None, "--resume", help="'latest' or a checkpoint folder"),
+        outside_root: bool = typer.Option(False, "--allow-outside-root",
+                                          help="Let mimic/csv sources read image paths outside their root folder"),
     ) -> None:
         """Pretrain a MedVLP model (ConVIRT / GLoRIA / MGCA); torchrun-aware."""
         require_torch("syncxr train")
         from syncxr.train.api import train as run_train
 
-        path = run_train(config, data, out, list(overrides or []), resume)
+        path = run_train(config, data, out, list(overrides or []), resume, outside_root=outside_root)
         if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 reports
             console.print(f"[green]done[/]: checkpoint -> {path}")
 

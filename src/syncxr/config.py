@@ -15,20 +15,16 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from syncxr.errors import UserError
+from syncxr.fsio import load_yaml, parse_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a mapping, through the one safe loader (syncxr.fsio.load_yaml: UTF-8,
+    size, alias-expansion and depth limits). An empty file is refused: say what you want."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"config file not found: {p}. Pass an existing YAML file (see configs/).")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise UserError(f"{p}: not valid YAML: {e}") from None
-    if raw is None:
-        return {}
+    raw = load_yaml(p)
     if not isinstance(raw, dict):
         raise UserError(f"{p}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     return raw
@@ -42,10 +38,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise UserError(f"--set {item!r}: empty key; expected dotted key=value, e.g. write.max_attempts=5")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
-        parsed = value
+    parsed = parse_yaml(value, f"--set {key}", invalid_as_text=True) if value.strip() else ""
     return key.split("."), parsed
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -43,9 +44,13 @@ CHEXPERT14 = (
 )
 
 
-def snake(label: str) -> str:
-    """'Enlarged Cardiomediastinum' -> 'enlarged_cardiomediastinum'."""
-    return label.lower().replace(" ", "_")
+def snake_name(label: str) -> str:
+    """The one snake-case helper: any label -> snake_case.
+    'Enlarged Cardiomediastinum' -> 'enlarged_cardiomediastinum', 'pleural-effusion' -> 'pleural_effusion'."""
+    return re.sub(r"[^0-9a-zA-Z]+", "_", label.strip()).strip("_").lower()
+
+
+snake = snake_name  # the short name used across the package
 
 
 CHEXPERT14_SNAKE = tuple(snake(x) for x in CHEXPERT14)

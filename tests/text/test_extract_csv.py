@@ -121,10 +121,12 @@ def test_failing_row_is_data_not_a_crash(tmp_path, x):
     assert all(rows[1][k] == "" for k in CHEXPERT14_SNAKE)
 
 
-def test_overwrite_in_place_is_atomic(tmp_path, x):
+def test_out_equal_to_in_is_refused_and_the_input_kept(tmp_path, x):
     src = write_csv(tmp_path / "r.csv", ["id", "text"], [["a", "No pneumothorax."]])
-    extract_csv(src, ["text"], "id", src, extractor=x)  # reading and replacing the same file
-    assert read_csv(src)[0]["pneumothorax"] == "0.0"
+    before = src.read_bytes()
+    with pytest.raises(UserError, match="is the input file"):
+        extract_csv(src, ["text"], "id", tmp_path / "." / "r.csv", extractor=x)  # the same file, spelled differently
+    assert src.read_bytes() == before
 
 
 def test_chexpert14_plus_columns(tmp_path, x):

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from syncxr import __version__
 from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, sha256_file, write_json_atomic
 from syncxr.errors import UserError
+from syncxr.fsio import read_json_object
 
 MANIFEST = "manifest.json"
 FORMAT = "syncxr-dataset/1"
@@ -49,10 +50,7 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
     path = Path(out) / MANIFEST
     if not path.is_file():
         return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path}: not valid JSON ({e}); it is not a syncxr dataset manifest") from None
+    return read_json_object(path, "syncxr dataset manifest")
 
 
 def check_folder(cfg: BaseModel, out: Path) -> None:

@@ -9,7 +9,6 @@ replaced by the next readable pair so a long run never dies on a single bad file
 
 from __future__ import annotations
 
-import io
 import logging
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from syncxr.errors import UserError
+from syncxr.imread import ImageReadError, read_gray
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +26,19 @@ MAX_EXAMPLES = 5
 
 
 def decode_image(data: bytes | Path) -> np.ndarray:
-    """PNG/JPEG bytes or a file path -> uint8 (H, W). Raises ValueError when unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
+    """PNG/JPEG bytes or a file path -> uint8 (H, W) through the one image reader
+    (syncxr.imread.read_gray). Raises ImageReadError (a ValueError) when unusable."""
     try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I", "F"):  # 16-bit/float: rescale, don't clip
-                arr = np.asarray(im, dtype=np.float64)
-                lo, hi = float(arr.min()), float(arr.max())
-                return ((arr - lo) / max(hi - lo, 1e-9) * 255.0).round().astype(np.uint8)
-            return np.asarray(im.convert("L"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"unreadable image: {exc}") from exc
+        return read_gray(data)
+    except ImageReadError as exc:
+        if exc.reason == "unreadable_image":
+            raise ImageReadError(f"unreadable image: {exc}", exc.reason) from None
+        raise
+
+
+def _skip_reason(exc: Exception) -> str:
+    """Counted reason of an image skipped at read time ('too_many_pixels' or 'corrupt_image')."""
+    return "too_many_pixels" if getattr(exc, "reason", "") == "too_many_pixels" else "corrupt_image"
 
 
 def choose_text(findings: str | None, impression: str | None, section: Section) -> str:
@@ -102,7 +102,7 @@ class PairSource:
                 self._load_image(i)
                 keep.append(i)
             except (ValueError, FileNotFoundError) as exc:
-                self.skip("corrupt_image", f"{self._name(i)} ({exc})")
+                self.skip(_skip_reason(exc), f"{self._name(i)} ({exc})")
         self._select(keep)
         self.finish()
 
@@ -126,7 +126,7 @@ class PairSource:
                 return self._load_image(j), self._texts[j]
             except (ValueError, FileNotFoundError) as exc:
                 self._bad.add(j)
-                self.skip("corrupt_image", self._name(j))
+                self.skip(_skip_reason(exc), self._name(j))
                 log.warning("%s: skipping unreadable image %s: %s", self.where, self._name(j), exc)
         raise UserError(f"{self.kind} source {self.where}: every image is unreadable")
 

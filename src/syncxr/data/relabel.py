@@ -11,13 +11,13 @@ otherwise unknown (NaN)".
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from syncxr.errors import UserError
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE, snake
+from syncxr.records import snake_name as records_snake_name
 
 # ChestX-ray14 (Data_Entry_2017.csv "Finding Labels" and BBox_List_2017.csv "Finding Label").
 # The box list spells infiltration "Infiltrate".
@@ -110,10 +110,7 @@ _TABLES: dict[str, Mapping[str, str]] = {
 }
 
 
-def snake_name(label: str) -> str:
-    """Any label -> snake_case: 'Pleural Effusion' / 'pleural-effusion' -> 'pleural_effusion'."""
-    s = re.sub(r"[^0-9a-zA-Z]+", "_", label.strip()).strip("_").lower()
-    return s
+snake_name = records_snake_name  # re-exported: one snake-case helper (syncxr.records.snake_name)
 
 
 def native_to_shared(dataset: str, label: str) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from syncxr import fsio
+from syncxr.fsio import atomic_path
 from syncxr.data.schema import REJECT_SCHEMA, SHARD_SCHEMA
 from syncxr.records import CHEXPERT14_SNAKE, Sample
 
@@ -80,36 +80,18 @@ def rejects_table(samples: list[Sample]) -> pa.Table:
 
 
 def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """Write through the atomic writer (syncxr.fsio.atomic_path): a reader never sees half a file."""
+    with atomic_path(path) as tmp:
         # Fixed writer options so the same rows give the same bytes.
         pq.write_table(table, tmp, compression="zstd", row_group_size=256, write_statistics=False)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    fsio.write_json_atomic(path, obj)
 
 
 def write_text_atomic(text: str | bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(text.encode() if isinstance(text, str) else text)
-    os.replace(tmp, path)
+    fsio.write_bytes_atomic(path, text.encode() if isinstance(text, str) else text)
 
 
 def write_csv_atomic(path: Path, header: list[str], rows: list[list]) -> None:

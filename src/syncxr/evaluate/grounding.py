@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from syncxr.errors import UserError
 from syncxr.evaluate.embed import encode_prompt_sets, iter_batches, pick_device
@@ -40,6 +40,17 @@ class GroundingOptions(RunOptions):
     region: Literal["auto", "masks", "boxes"] = "auto"  # auto: a mask when the dataset has one, else boxes
     prompts: Optional[str] = None
     max_images: Optional[int] = Field(None, ge=1)  # cap on annotated images per run (quick checks)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, v: list[float]) -> list[float]:
+        """Thresholds cut the min-max normalised similarity map, so each lies strictly in (0, 1)."""
+        bad = [t for t in v if not 0.0 < t < 1.0]
+        if bad:
+            raise ValueError(f"each threshold must lie strictly between 0 and 1 (the map is scaled to 0..1); got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"thresholds repeat a value: {v}")
+        return v
 
 
 def region_of(dataset: Any, i: int, finding: str, shape: tuple[int, int], mode: str) -> Optional[np.ndarray]:

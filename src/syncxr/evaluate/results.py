@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -13,22 +11,15 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from syncxr.fsio import write_text_atomic
+
 # Columns of the per-finding table, in display order (only those present are shown).
 _COLUMNS = ("auc", "f1", "acc", "recall", "pointing_game", "cnr", "iou@0.5", "dice@0.5", "dice", "n_pos", "n")
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write to a temp file in the same folder, then rename: readers never see half a file."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through the atomic writer (syncxr.fsio): readers never see half a file."""
+    write_text_atomic(path, text)
 
 
 def to_jsonable(obj: Any) -> Any:

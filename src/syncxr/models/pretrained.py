@@ -15,7 +15,6 @@ Loading never unpickles: weights are safetensors, everything else JSON.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from syncxr.errors import UserError
+from syncxr.fsio import read_json_object
 
 MODEL_FILE = "model.safetensors"
 STATE_FILE = "state.json"
@@ -83,10 +83,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if p.is_file() and p.name == MODEL_FILE:
         p = p.parent
     if (p / LATEST_FILE).is_file():
-        try:
-            p = p / json.loads((p / LATEST_FILE).read_text())["checkpoint"]
-        except (ValueError, KeyError) as exc:
-            raise UserError(f"{p / LATEST_FILE} is unreadable ({exc}); point at a checkpoint folder") from exc
+        latest = read_json_object(p / LATEST_FILE, "latest-checkpoint pointer")
+        if not isinstance(latest.get("checkpoint"), str):
+            raise UserError(f"{p / LATEST_FILE}: no 'checkpoint' path in it; point at a checkpoint folder instead")
+        p = p / latest["checkpoint"]
     if not (p / MODEL_FILE).is_file() or not (p / STATE_FILE).is_file():
         raise UserError(
             f"{path} is not a syncxr checkpoint: expected {MODEL_FILE} and {STATE_FILE} in it "
@@ -96,10 +96,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:
-    try:
-        state = json.loads((ckpt / STATE_FILE).read_text())
-    except ValueError as exc:
-        raise UserError(f"{ckpt / STATE_FILE} is not valid JSON: {exc}") from exc
+    state = read_json_object(ckpt / STATE_FILE, "syncxr checkpoint state")
     if state.get("format") != FORMAT:
         raise UserError(f"{ckpt / STATE_FILE}: format {state.get('format')!r}, expected {FORMAT!r}")
     return state

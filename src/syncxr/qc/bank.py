@@ -13,16 +13,18 @@ loadable with allow_pickle=False) plus a `bank.json` sidecar (backend id, shape,
 from __future__ import annotations
 
 import json
+import zipfile
 import logging
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from syncxr.errors import UserError
+from syncxr.fsio import atomic_path, write_json_atomic
+from syncxr.imread import ImageReadError, read_gray
 from syncxr.qc.defects import DEFECTS, apply_defect
 from syncxr.qc.base import FEATURES, FeatureExtractor
 from syncxr.records import derive_seed
@@ -39,6 +41,7 @@ class ProblemBank:
     features: np.ndarray  # (N, D) float32, L2-normalised rows
     labels: list[str]  # N labels: the defect name or the user's tag of each image
     backend_id: str  # feature backend that produced `features`; a filter must use the same one
+    skipped: dict[str, int] = field(default_factory=dict)  # images left out when building, by reason
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32)
@@ -60,17 +63,21 @@ class ProblemBank:
             "n": len(self),
             "dim": int(self.features.shape[1]),
             "label_counts": dict(sorted(Counter(self.labels).items())),
+            **({"skipped": dict(sorted(self.skipped.items()))} if self.skipped else {}),
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write `path` (.npz) and its `.json` sidecar; returns the .npz path."""
-        path = Path(path).with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write the bank (.npz) and its `.json` sidecar atomically; returns the .npz path.
+
+        `path` is used as given when it ends in .npz; an existing folder gets `bank.npz` inside
+        it; any other path gets `.npz` appended (`bank` -> `bank.npz`, `bank.v2` -> `bank.v2.npz`).
+        """
+        path = bank_path(path)
         labels = np.array(self.labels, dtype=str) if self.labels else np.zeros(0, dtype="<U1")
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, features=self.features, labels=labels)
-        tmp.replace(path)  # atomic: a reader never sees half a bank
-        path.with_suffix(".json").write_text(json.dumps(self.sidecar(), indent=2) + "\n")
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a path
+                np.savez(f, features=self.features, labels=labels)
+        write_json_atomic(path.with_suffix(".json"), self.sidecar(), sort_keys=False)
         return path
 
     @classmethod
@@ -87,8 +94,10 @@ class ProblemBank:
             side = json.loads(side_path.read_text())
             with np.load(path, allow_pickle=False) as z:
                 features, labels = z["features"], z["labels"]
-        except (ValueError, KeyError, OSError, json.JSONDecodeError) as e:
-            raise UserError(f"problem bank {path}: unreadable ({e}); rebuild it with `syncxr qc build-bank`") from e
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise UserError(f"problem bank {path}: unreadable ({e}); rebuild it with `syncxr qc build-bank`") from None
+        if not isinstance(side, dict):
+            raise UserError(f"problem bank {side_path}: expected a JSON object, got a {type(side).__name__}; rebuild the bank")
         if side.get("format") != "syncxr-problem-bank" or side.get("version") != FORMAT_VERSION:
             raise UserError(
                 f"problem bank {side_path}: expected format 'syncxr-problem-bank' version {FORMAT_VERSION}, "
@@ -100,6 +109,14 @@ class ProblemBank:
                 f"(n={side.get('n')}, dim={side.get('dim')}); the two files do not belong together"
             )
         return cls(features, [str(x) for x in labels], str(side["backend_id"]))
+
+
+def bank_path(path: str | Path) -> Path:
+    """Where `save(path)` writes the .npz (see ProblemBank.save)."""
+    p = Path(path)
+    if p.is_dir():
+        return p / "bank.npz"
+    return p if p.suffix.lower() == ".npz" else p.with_name(p.name + ".npz")
 
 
 def resolve_features(backend: str | FeatureExtractor) -> FeatureExtractor:
@@ -161,11 +178,14 @@ def build_bank(
 
 
 def _load_gray(path: Path) -> np.ndarray:
+    """One problem image through the project's image reader; a too-large image is left to the
+    caller (skipped and counted), any other unreadable file is a UserError."""
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"))
-    except (OSError, UnidentifiedImageError) as e:
-        raise UserError(f"problem image {path}: cannot be read as an image ({e}); expected a PNG/JPEG file") from e
+        return read_gray(path)
+    except ImageReadError as e:
+        if e.reason == "too_many_pixels":
+            raise
+        raise UserError(f"problem image {path}: cannot be read as an image ({e}); expected a PNG/JPEG file") from None
 
 
 def bank_from_images(
@@ -180,14 +200,21 @@ def bank_from_images(
     """
     if labels is not None and len(labels) != len(images):
         raise UserError(f"bank_from_images: {len(images)} images but {len(labels)} labels; give one label per image")
-    arrays, tags = [], []
+    arrays, tags, skipped = [], [], Counter()
     for i, item in enumerate(images):
         if isinstance(item, np.ndarray):
             arrays.append(item)
-            tags.append("problem")
-        else:
+            tags.append("problem" if labels is None else labels[i])
+            continue
+        try:
             arrays.append(_load_gray(Path(item)))
-            tags.append(Path(item).stem)
+        except ImageReadError as e:  # a decompression bomb: skip it, count it, carry on
+            skipped[e.reason] += 1
+            log.warning("problem bank: skipped %s", e)
+            continue
+        tags.append(Path(item).stem if labels is None else labels[i])
+    if not arrays:
+        raise UserError(f"problem bank: no usable image among {len(images)} (skipped: {dict(skipped)})")
     extractor = resolve_features(feature_backend)
     feats = extractor.features(arrays)
-    return ProblemBank(feats, list(labels) if labels is not None else tags, extractor.backend_id)
+    return ProblemBank(feats, tags, extractor.backend_id, skipped=dict(skipped))

@@ -160,6 +160,6 @@ def apply_defect(image: np.ndarray, defect: str, rng: np.random.Generator) -> np
     if image.ndim != 2 or image.dtype != np.uint8:
         raise UserError(
             f"apply_defect expects an (H, W) uint8 grayscale image, got shape {image.shape} "
-            f"dtype {image.dtype}; convert with np.asarray(PIL.Image.open(p).convert('L'))"
+            f"dtype {image.dtype}; read files with syncxr.imread.read_gray(p)"
         )
     return _to_uint8(_APPLY[defect](_to_float(image), rng))

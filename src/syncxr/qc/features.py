@@ -73,7 +73,7 @@ def _check(i: int, img: object) -> None:
         got = f"shape {getattr(img, 'shape', None)} dtype {getattr(img, 'dtype', type(img).__name__)}"
         raise UserError(
             f"image {i}: QC features expect a (H, W) uint8 grayscale array of at least 16x16, got {got}; "
-            "convert with np.asarray(PIL.Image.open(path).convert('L'))"
+            "read files with syncxr.imread.read_gray(path)"
         )
 
 

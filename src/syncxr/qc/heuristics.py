@@ -43,7 +43,7 @@ def _validate(image: np.ndarray) -> None:
         got = f"shape {getattr(image, 'shape', None)} dtype {getattr(image, 'dtype', type(image).__name__)}"
         raise UserError(
             f"image QC expects a non-empty (H, W) uint8 grayscale array, got {got}; "
-            "convert with np.asarray(PIL.Image.open(path).convert('L'))"
+            "read files with syncxr.imread.read_gray(path)"
         )
 
 

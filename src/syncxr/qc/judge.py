@@ -133,13 +133,12 @@ class MLLMJudge:
         return results
 
     def _judge_path(self, path: str) -> Judgement:
-        from PIL import Image, UnidentifiedImageError
+        from syncxr.imread import ImageReadError, read_gray
 
         try:
-            with Image.open(path) as im:
-                image = np.asarray(im.convert("L"))  # (H, W) uint8
-        except (UnidentifiedImageError, OSError) as e:
-            return Judgement(path, None, error=f"unreadable_image: {e}")
+            image = read_gray(path)  # (H, W) uint8; 16-bit windowed, bombs refused
+        except ImageReadError as e:
+            return Judgement(path, None, error=f"{e.reason}: {e}")
         try:
             problematic, reason = self.judge(image)
         except (LLMError, TransportError) as e:  # a judge run records every failure per image

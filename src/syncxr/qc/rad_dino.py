@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from syncxr.errors import InfrastructureError, UserError
+from syncxr.fsio import missing_dependency
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,7 @@ class RadDinoFeatures:
             import torch
             from transformers import AutoImageProcessor, AutoModel
         except ImportError as e:
-            raise UserError(
-                f"the rad-dino features need torch and transformers ({e}); pip install 'syncxr[train]'"
-            ) from None
+            raise missing_dependency("the rad-dino features", e, "train") from None
         if dtype not in _DTYPES:
             raise UserError(f"qc.feature_options.dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
         try:

@@ -12,14 +12,12 @@ Used by the dataset card and by benchmarks/world_consistency.py.
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
 
 from syncxr.vocab import Ontology
@@ -31,8 +29,10 @@ BILATERAL_MIN_SHARE = 0.15
 
 
 def decode(data: bytes) -> np.ndarray:
-    im = Image.open(io.BytesIO(data))
-    return np.array(im, dtype=bool) if im.mode == "1" else np.array(im)
+    """A dataset's own PNG (image or 1-bit mask), decoded as the image stage encoded it."""
+    from syncxr.image.stage import decode_png
+
+    return decode_png(data)
 
 
 def ring_contrast(image: np.ndarray, mask: np.ndarray, px: int = RING_PX) -> tuple[float, float]:

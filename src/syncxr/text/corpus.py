@@ -8,16 +8,14 @@ from pathlib import Path
 import pandas as pd
 
 from syncxr.errors import UserError
+from syncxr.fsio import read_csv
 
 
 def read_reports_csv(path: str | Path, text_columns: list[str]) -> pd.DataFrame:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"reference corpus not found: {p}; expected a CSV with columns {text_columns}")
-    try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{p}: cannot read as CSV ({e})") from None
+    df = read_csv(p, dtype=str, keep_default_na=False)
     missing = [c for c in text_columns if c not in df.columns]
     if missing:
         raise UserError(

@@ -15,14 +15,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 from syncxr.errors import UserError
+from syncxr.fsio import atomic_path
 from syncxr.records import Entity
 from syncxr.text.base import Extractor
 from syncxr.text.extract import LexiconExtractor, merge_entities
@@ -99,6 +98,7 @@ def extract_csv(
     ontology: Ontology | None = None,
     progress: Callable[[int], None] | None = None,
     labels: str = "chexpert14",
+    strict: bool = False,
 ) -> dict:
     """Read `text_columns` of each row of `in_path`, write labels + entities to `out_path`.
 
@@ -106,7 +106,9 @@ def extract_csv(
     extraction raised; written with blank labels), entities, per-label counts, seconds, rows_per_s,
     out. `progress`, if given, is called with the number of rows done every 1000 rows and at the end.
     `labels`: the label scheme, "chexpert14" or "chexpert14+" (text/labels.py).
-    Raises UserError for a missing/unreadable/empty file or missing columns (nothing is written).
+    Duplicate and empty ids are counted (`duplicate_ids`, `empty_ids`: row numbers, 1-based) and
+    logged; with `strict` they are refused. Raises UserError for a missing/unreadable/empty file,
+    missing columns, an --out that is the input or a folder (nothing is written).
     """
     if labels not in SCHEMES:
         raise UserError(f"unknown label set {labels!r}; expected one of {', '.join(SCHEMES)}")
@@ -117,41 +119,64 @@ def extract_csv(
         raise UserError("no text columns given; pass e.g. --text-columns findings,impression")
     extractor = extractor or LexiconExtractor(ontology)
     onto = ontology or getattr(extractor, "ontology", None) or load_ontology()
+    _check_out(in_path, out_path)
     _raise_field_limit()
     reader, fh = _open_reader(in_path, [id_column, *dict.fromkeys(text_columns)])
-    try:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tempfile.NamedTemporaryFile(
-            "w", newline="", encoding="utf-8", dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp", delete=False
-        )
-    except OSError as e:
-        fh.close()
-        raise UserError(f"{out_path}: cannot write the output ({e.strerror}); choose a writable --out path") from None
     stats = {
-        "rows": 0, "empty_rows": 0, "failed": [], "entities": 0,
+        "rows": 0, "empty_rows": 0, "failed": [], "entities": 0, "duplicate_ids": [], "empty_ids": [],
         "labels": {k: {"positive": 0, "negative": 0, "uncertain": 0} for k in keys},
     }
+    seen: set[str] = set()
     t0 = time.perf_counter()
-    try:
-        with fh, tmp:
-            writer = csv.writer(tmp)
-            writer.writerow([id_column, *keys, ENTITIES_COLUMN])
-            for row in _rows(reader, in_path):
-                _one_row(row, writer, extractor, onto, text_columns, id_column, stats, labels)
-                if progress and stats["rows"] % 1000 == 0:
-                    progress(stats["rows"])
+    with fh, atomic_path(out_path) as tmp_path, open(tmp_path, "w", newline="", encoding="utf-8") as tmp:
+        writer = csv.writer(tmp)
+        writer.writerow([id_column, *keys, ENTITIES_COLUMN])
+        for row in _rows(reader, in_path):
+            _check_id(row.get(id_column) or "", seen, stats, in_path, id_column, strict)
+            _one_row(row, writer, extractor, onto, text_columns, id_column, stats, labels)
+            if progress and stats["rows"] % 1000 == 0:
+                progress(stats["rows"])
         if stats["rows"] == 0:
             raise UserError(f"{in_path}: the file has a header but no rows; nothing to extract")
-        os.replace(tmp.name, out_path)
-    except BaseException:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise
+    _warn_ids(stats, in_path, id_column)
     if progress:
         progress(stats["rows"])
     secs = time.perf_counter() - t0
     stats.update(seconds=round(secs, 3), rows_per_s=round(stats["rows"] / secs, 1) if secs > 0 else 0.0, out=str(out_path))
     log.info("extracted %d rows from %s into %s (%.0f rows/s)", stats["rows"], in_path, out_path, stats["rows_per_s"])
     return stats
+
+
+def _check_out(in_path: Path, out_path: Path) -> None:
+    """Refuse an --out that would overwrite the input or that is a folder (before anything is read)."""
+    if out_path.is_dir():
+        raise UserError(f"--out {out_path} is a folder; give the path of the labels CSV to write, e.g. {out_path / 'labels.csv'}")
+    if in_path.exists() and out_path.exists() and in_path.resolve() == out_path.resolve():
+        raise UserError(f"--out {out_path} is the input file (--in); writing there would overwrite it. Choose another --out path")
+
+
+def _check_id(row_id: str, seen: set[str], stats: dict, path: Path, id_column: str, strict: bool) -> None:
+    """Count empty and duplicate ids (row numbers are 1-based data rows); refuse them when strict."""
+    line = stats["rows"] + 1
+    if not row_id.strip():
+        stats["empty_ids"].append(line)
+        problem = f"row {line} has an empty {id_column!r}"
+    elif row_id in seen:
+        stats["duplicate_ids"].append(line)
+        problem = f"row {line} repeats {id_column} {row_id!r}"
+    else:
+        seen.add(row_id)
+        return
+    if strict:
+        raise UserError(f"{path}: {problem}; ids must be unique and non-empty (--strict). Fix the file or drop --strict")
+
+
+def _warn_ids(stats: dict, path: Path, id_column: str) -> None:
+    for key, what in (("empty_ids", "an empty"), ("duplicate_ids", "a duplicate")):
+        rows = stats[key]
+        if rows:
+            log.warning("%s: %d row(s) with %s %r (rows %s%s); pass --strict to refuse them",
+                        path, len(rows), what, id_column, rows[:5], ", ..." if len(rows) > 5 else "")
 
 
 def _rows(reader: csv.DictReader, path: Path):

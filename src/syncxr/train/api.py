@@ -11,8 +11,10 @@ import torch
 
 from syncxr.data.sources import DataConfig, open_data, parse_data_spec
 from syncxr.errors import UserError
+from syncxr.fsio import ensure_dir, write_text_atomic
 from syncxr.train import distributed as D
-from syncxr.train.checkpoint import find_resume
+from syncxr.models.pretrained import read_state
+from syncxr.train.checkpoint import check_same_config, find_resume
 from syncxr.train.config import TrainConfig, dump_config, load_config
 from syncxr.train.loop import Trainer, TrainResult
 
@@ -33,17 +35,21 @@ def run(cfg: TrainConfig, out: Path, resume: Optional[str] = None) -> TrainResul
     """Train with a validated config (data already resolved). Returns the result of this process."""
     info = D.setup(cfg.train.device)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is an existing file; give a folder for the run")
         ckpt = find_resume(out, resume) if resume else None
         if resume == "latest" and ckpt is None:
             log.warning("--resume latest: no checkpoint in %s yet; starting a fresh run", out)
+        if ckpt is not None:  # a checkpoint of another model/objective config: say which keys differ, write nothing
+            check_same_config(ckpt, read_state(ckpt), cfg.model_dump(mode="json"))
         if ckpt is None and (out / "checkpoints").is_dir() and any((out / "checkpoints").glob("step-*")):
             raise UserError(f"{out} already holds checkpoints; pass --resume latest to continue or pick a new --out")
         torch.manual_seed(cfg.train.seed + info.rank)  # the one global seed (dropout); resume restores RNG
         source = open_data(cfg.data, seed=cfg.train.seed)
+        ensure_dir(out)  # only once the data is usable: invalid input leaves no empty --out folder
         if info.main:
-            (out / "config.yaml").write_text(dump_config(cfg))
-            (out / "data.json").write_text(json.dumps(source.describe(), indent=1))
+            write_text_atomic(out / "config.yaml", dump_config(cfg))
+            write_text_atomic(out / "data.json", json.dumps(source.describe(), indent=1))
             log.info("data: %s", source.describe())
         trainer = Trainer(cfg, source, out, resume=ckpt, dist=info)
         return trainer.fit()
@@ -51,13 +57,23 @@ def run(cfg: TrainConfig, out: Path, resume: Optional[str] = None) -> TrainResul
         D.cleanup(info)
 
 
+def allow_outside_root(cfg: TrainConfig) -> TrainConfig:
+    """Every mimic/csv source may read image paths outside its root (--allow-outside-root)."""
+    sources = [s.model_copy(update={"allow_outside_root": True}) if s.kind in ("mimic", "csv") else s
+               for s in cfg.data.sources]
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"sources": sources})})
+
+
 def train(config_path: Optional[str | Path], data: Optional[str], out: str | Path,
-          overrides: Optional[list[str]] = None, resume: Optional[str] = None) -> Path:
+          overrides: Optional[list[str]] = None, resume: Optional[str] = None,
+          outside_root: bool = False) -> Path:
     """Load + validate the YAML config (with --set overrides), train, return the run folder.
 
     data: a syncxr dataset folder, "mimic:<dir>", "csv:<file>", or None for the config's data section.
     resume: "latest" or a checkpoint path.
     """
     cfg = resolve_data(load_config(config_path, overrides), data)
+    if outside_root:
+        cfg = allow_outside_root(cfg)
     run(cfg, Path(out), resume)
     return Path(out)

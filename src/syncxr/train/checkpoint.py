@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from syncxr.errors import UserError
+from syncxr.fsio import ensure_dir, fs_error, write_text_atomic
 from syncxr.models.pretrained import FORMAT, LATEST_FILE, MODEL_FILE, STATE_FILE, TEXT_DIR, read_state, resolve_checkpoint
 
 OPTIM_FILE = "optimizer.safetensors"
@@ -67,24 +69,27 @@ def save_checkpoint(
     state: dict[str, Any], keep: int,
 ) -> Path:
     """Write checkpoints/step-N atomically, point latest.json at it, prune old ones."""
-    root = out / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
+    root = ensure_dir(out / "checkpoints")
     name = f"step-{state['step']:08d}"
     final, tmp = root / name, root / f".tmp-{name}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_model(model, str(tmp / MODEL_FILE))
-    if any(True for _ in objective.state_dict()):
-        save_model(objective, str(tmp / OBJECTIVE_FILE))
-    tensors, meta = optimizer_to_flat(optimizer)
-    save_file(tensors, str(tmp / OPTIM_FILE))
-    model.text.save(tmp / TEXT_DIR)
-    (tmp / STATE_FILE).write_text(json.dumps({"format": FORMAT, **state, "optimizer": meta}, indent=1))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    latest_tmp = out / (LATEST_FILE + ".tmp")
-    latest_tmp.write_text(json.dumps({"checkpoint": f"checkpoints/{name}", "step": state["step"]}))
-    os.replace(latest_tmp, out / LATEST_FILE)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        save_model(model, str(tmp / MODEL_FILE))
+        if any(True for _ in objective.state_dict()):
+            save_model(objective, str(tmp / OBJECTIVE_FILE))
+        tensors, meta = optimizer_to_flat(optimizer)
+        save_file(tensors, str(tmp / OPTIM_FILE))
+        model.text.save(tmp / TEXT_DIR)
+        (tmp / STATE_FILE).write_text(json.dumps({"format": FORMAT, **state, "optimizer": meta}, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    except BaseException as e:  # no half-written checkpoint folder is left behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise fs_error(e, final) from None
+        raise
+    write_text_atomic(out / LATEST_FILE, json.dumps({"checkpoint": f"checkpoints/{name}", "step": state["step"]}))
     for old in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -97,19 +102,56 @@ def find_resume(out: Path, resume: str) -> Path | None:
     return resolve_checkpoint(resume)
 
 
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain-data configs, with both values."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in sorted(set(old) | set(new), key=str):
+            out += config_changes(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if old == new else [f"{prefix} ({old!r} in the checkpoint, {new!r} now)"]
+
+
+# The config sections that decide the shapes of what a checkpoint holds.
+SHAPE_SECTIONS = ("model", "objective")
+
+
+def check_same_config(ckpt: Path, state: dict[str, Any], config: dict[str, Any]) -> None:
+    """Refuse, in one line, a checkpoint whose model/objective config differs from this run's."""
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return
+    changes = [c for s in SHAPE_SECTIONS for c in config_changes(saved.get(s), config.get(s), s)]
+    if changes:
+        more = f" and {len(changes) - 4} more" if len(changes) > 4 else ""
+        raise UserError(
+            f"cannot resume from {ckpt}: it was written with a different config: {'; '.join(changes[:4])}{more}. "
+            "Resume with the checkpoint's config or start a new --out"
+        )
+
+
 def load_training_state(
-    ckpt: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer
+    ckpt: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Load weights and optimizer state in place; returns state.json (step, epoch, rng, ...)."""
+    """Load weights and optimizer state in place; returns state.json (step, epoch, rng, ...).
+
+    `config` (this run's config as plain data) is compared with the checkpoint's first, so a
+    mismatch is named key by key instead of as a list of tensor-size errors."""
     state = read_state(ckpt)
+    if config is not None:
+        check_same_config(ckpt, state, config)
+    if not isinstance(state.get("optimizer"), dict):
+        raise UserError(f"cannot resume from {ckpt}: {STATE_FILE} has no optimizer state; it is not a training checkpoint")
     try:
         load_model(model, str(ckpt / MODEL_FILE), strict=True)
         if (ckpt / OBJECTIVE_FILE).is_file():
             load_model(objective, str(ckpt / OBJECTIVE_FILE), strict=True)
         optimizer_from_flat(optimizer, load_file(str(ckpt / OPTIM_FILE)), state["optimizer"])
-    except (RuntimeError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (RuntimeError, ValueError, KeyError, TypeError, OSError, SafetensorError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise UserError(
-            f"cannot resume from {ckpt}: {exc}. The model/objective config must match the run "
-            "that wrote the checkpoint."
-        ) from exc
+            f"cannot resume from {ckpt}: {first}. The checkpoint files are damaged or do not belong to this "
+            "model/objective config; resume from another checkpoint or start a new --out"
+        ) from None
     return state

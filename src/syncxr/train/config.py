@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from syncxr.data.sources import DataConfig
 from syncxr.errors import UserError
+from syncxr.fsio import load_yaml, parse_yaml
 from syncxr.models.factory import ModelConfig
 from syncxr.train.augment import AugmentConfig
 
@@ -87,10 +88,7 @@ def set_dotted(raw: dict[str, Any], assignment: str) -> None:
         if not isinstance(nxt, dict):
             raise UserError(f"--set {assignment!r}: {p!r} is a value, not a section")
         node = nxt
-    try:
-        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as exc:
-        raise UserError(f"--set {assignment!r}: value is not valid YAML ({exc})") from exc
+    node[parts[-1]] = parse_yaml(value, f"--set {assignment!r}: value") if value.strip() else None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -101,10 +99,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         p = Path(path)
         if not p.is_file():
             raise UserError(f"config {p} not found; see configs/train/*.yaml for presets")
-        try:
-            raw = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"config {p}: invalid YAML ({exc})") from exc
+        raw = load_yaml(p)
         if not isinstance(raw, dict):
             raise UserError(f"config {p}: expected a mapping at the top level")
     for assignment in overrides or []:

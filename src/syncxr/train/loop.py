@@ -133,7 +133,8 @@ class Trainer:
         return [self.source.text(i) for i in self.train_idx]
 
     def _restore(self, ckpt: Path) -> None:
-        state = load_training_state(ckpt, self.model, self.objective, self.optimizer)
+        state = load_training_state(ckpt, self.model, self.objective, self.optimizer,
+                                    config=self.cfg.model_dump(mode="json"))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         set_rng_state(state["rng"])
         self.last_ckpt, self.ckpt_step = ckpt, self.step

@@ -12,9 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Optional
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from syncxr.fsio import load_yaml
 from syncxr.records import ABSENT, CHEXPERT14, PRESENT, typed
 
 ATTRIBUTE_KINDS = ("laterality", "severity", "zone")
@@ -129,8 +129,6 @@ class Ontology(BaseModel):
 def load_ontology(path: str | Path | None = None) -> Ontology:
     """Load and validate an ontology YAML (the bundled one by default)."""
     p = Path(path) if path else DEFAULT_PATH
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"ontology file not found: {p}") from None
-    return Ontology.model_validate(raw)
+    if not p.is_file():
+        raise FileNotFoundError(f"ontology file not found: {p}")
+    return Ontology.model_validate(load_yaml(p))

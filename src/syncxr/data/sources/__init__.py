@@ -45,6 +45,7 @@ class SourceConfig(BaseModel):
     reports: Optional[str] = None  # mimic only: sectioned reports CSV (default: per-study .txt)
     image_col: str = "image"  # csv only
     text_col: str = "text"  # csv only
+    allow_outside_root: bool = False  # mimic, csv: read image paths that resolve outside the dataset root
 
 
     @field_validator("kind")

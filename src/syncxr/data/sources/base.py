@@ -21,6 +21,10 @@ from PIL import Image
 
 from syncxr.data.relabel import merge_columns
 from syncxr.errors import UserError
+from syncxr import fsio
+from syncxr.fsio import missing_dependency
+from syncxr.imread import ImageReadError, read_gray
+from syncxr.imread import to_uint8 as _to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -42,27 +46,11 @@ class ImageRangeError(UserError):
 
 
 def to_uint8(arr: np.ndarray, path: str | Path = "<array>") -> np.ndarray:
-    """(H, W) array of any integer/float dtype -> (H, W) uint8.
-
-    uint8 passes through. Wider integers holding values above 255 (16-bit PNG, 12-bit DICOM) and
-    floats are windowed linearly between their 0.5th and 99.5th percentiles: burned-in text and
-    collimator edges sit at the extremes, so a plain min-max window would leave the lungs in a
-    few grey levels.
-    """
-    if arr.dtype == np.bool_:
-        raise ImageRangeError(f"{path}: is a boolean mask, not a radiograph")
-    if arr.dtype == np.uint8:
-        return arr
-    if np.issubdtype(arr.dtype, np.integer) and arr.size and arr.min() >= 0 and arr.max() <= 255:
-        return arr.astype(np.uint8)  # 8-bit values stored in a wider container
-    a = arr.astype(np.float64)
-    lo, hi = np.percentile(a, [0.5, 99.5])
-    if hi <= lo:
-        lo, hi = float(a.min()), float(a.max())
-    if hi <= lo:
-        return np.zeros(a.shape, dtype=np.uint8)  # constant; check_range reports it
-    log.debug("%s: %s image windowed from [%g, %g] to 0..255", path, arr.dtype, lo, hi)
-    return np.round(np.clip((a - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8)
+    """(H, W) array of any dtype -> uint8 (syncxr.imread.to_uint8); a mask is an ImageRangeError."""
+    try:
+        return _to_uint8(arr, path)
+    except ImageReadError as e:
+        raise ImageRangeError(str(e)) from None
 
 
 def check_range(img: np.ndarray, path: str | Path, min_range: int = 8) -> None:
@@ -90,8 +78,8 @@ def read_dicom(path: Path) -> np.ndarray:
     """Pixel data of a DICOM file, rescaled and with MONOCHROME1 inverted (needs pydicom)."""
     try:
         import pydicom
-    except ImportError:
-        raise UserError(f"{path}: reading DICOM needs pydicom: pip install pydicom") from None
+    except ImportError as e:
+        raise missing_dependency(f"reading DICOM ({path})", e, None, "pydicom") from None
     ds = pydicom.dcmread(str(path))
     arr = ds.pixel_array.astype(np.float64)
     arr = arr * float(getattr(ds, "RescaleSlope", 1.0)) + float(getattr(ds, "RescaleIntercept", 0.0))
@@ -105,18 +93,10 @@ def load_gray_u8(path: str | Path, strict: bool = True) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"image not found: {path}")
-    if path.suffix.lower() == ".dcm":
-        arr = read_dicom(path)
-    else:
-        try:
-            with Image.open(path) as im:
-                if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                    arr = np.asarray(im)
-                else:
-                    arr = np.asarray(im.convert("L"))
-        except OSError as e:
-            raise UserError(f"{path}: cannot read image ({e})") from None
-    img = to_uint8(np.asarray(arr), path)
+    try:
+        img = to_uint8(np.asarray(read_dicom(path)), path) if path.suffix.lower() == ".dcm" else read_gray(path)
+    except ImageReadError as e:
+        raise UserError(str(e)) from None
     try:
         check_range(img, path)
     except ImageRangeError:
@@ -146,18 +126,8 @@ def find_file(data_dir: Path, candidates: Sequence[str], what: str) -> Path:
 
 
 def read_csv(path: Path, required: Iterable[str], **kw: Any) -> pd.DataFrame:
-    """Read a CSV and check its columns; a miss names the file, expected and existing columns."""
-    try:
-        df = pd.read_csv(path, **kw)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path}: cannot parse as CSV ({e})") from None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise UserError(
-            f"{path}: missing column(s) {missing}; expected {list(required)}; "
-            f"the file has {list(df.columns)}"
-        )
-    return df
+    """Read a CSV and check its columns (the one CSV reader, syncxr.fsio.read_csv)."""
+    return fsio.read_csv(path, required, **kw)
 
 
 def index_images(dirs: Iterable[Path], exts: Sequence[str] = IMAGE_EXTS) -> dict[str, Path]:

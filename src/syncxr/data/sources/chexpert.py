@@ -28,6 +28,7 @@ import pandas as pd
 from syncxr.data.relabel import native_to_shared
 from syncxr.data.sources.base import EvalDataset, find_file, read_csv, resolve_paths
 from syncxr.errors import UserError
+from syncxr.fsio import write_text_atomic
 from syncxr.records import CHEXPERT14
 
 log = logging.getLogger(__name__)
@@ -167,10 +168,7 @@ def load_chexpert5x200(
 def _save_indices(path: Path, df: pd.DataFrame, rows: np.ndarray, cls: np.ndarray, **info: object) -> None:
     doc = {"protocol": "chexpert5x200", **info, "classes": list(FIVE),
            "paths": [[str(df["Path"].iloc[r]), int(c)] for r, c in zip(rows, cls)]}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(doc, indent=1))
 
 
 def _load_indices(path: Path, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from syncxr.data.relabel import snake_name
 from syncxr.data.sources.base import Box, EvalDataset, read_csv
 from syncxr.errors import UserError
+from syncxr.fsio import is_inside
+from syncxr.imread import ImageReadError, read_gray
 
 META_OPTIONAL = ("view", "patient_id", "split", "study_id", "sex", "age")
 BOX_COLUMNS = ("image", "finding", "x", "y", "w", "h")
@@ -81,8 +82,10 @@ def _mask_fn(mask_root: Path):
         path = folder / (Path(str(row["image_id"])).stem + ".png")
         if not path.is_file():
             return np.zeros(shape, dtype=bool)
-        with Image.open(path) as im:
-            m = np.asarray(im.convert("L")) > 0
+        try:
+            m = read_gray(path) > 0
+        except ImageReadError as e:
+            raise UserError(f"mask {e}") from None
         if m.shape != shape:
             raise UserError(f"{path}: mask is {m.shape}, image is {shape}; expected the same size")
         return m
@@ -98,8 +101,10 @@ def load_labels_csv(
     boxes_csv: str = "boxes.csv",
     name: str = "csv",
     strict_images: bool = True,
+    allow_outside_root: bool = False,
 ) -> EvalDataset:
-    """Generic labels CSV (see the module docstring)."""
+    """Generic labels CSV (see the module docstring). Image paths must resolve inside `data_dir`
+    unless `allow_outside_root` (--set dataset_options.allow_outside_root=true)."""
     data_dir = Path(data_dir)
     path = data_dir / csv
     if not path.is_file():
@@ -108,6 +113,12 @@ def load_labels_csv(
     cols = _finding_columns(df, path, findings)
     labels = _label_matrix(df, cols, path)
     images = df["image"].astype(str).tolist()
+    outside = [i for i in images if not allow_outside_root and not is_inside(data_dir / i, data_dir)]
+    if outside:
+        raise UserError(
+            f"{path}: {len(outside)} image path(s) point outside {data_dir} (first: {outside[0]!r}); "
+            "keep the images under data_dir, or pass --set dataset_options.allow_outside_root=true to read them"
+        )
     missing = [i for i in images if not (data_dir / i).is_file()]
     if missing:
         raise UserError(f"{path}: {len(missing)} image(s) not found under {data_dir} (first: {missing[0]!r})")

@@ -10,6 +10,8 @@ Layout (as distributed on PhysioNet):
 
 from __future__ import annotations
 
+import logging
+
 import re
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +21,7 @@ import pandas as pd
 
 from syncxr.data.pairs import PairSource, Section, check_columns, choose_text, decode_image
 from syncxr.errors import UserError
+from syncxr.fsio import OUTSIDE_ROOT_HINT, is_inside, read_csv
 
 METADATA = "mimic-cxr-2.0.0-metadata.csv"
 SPLIT = "mimic-cxr-2.0.0-split.csv"
@@ -39,14 +42,14 @@ def parse_report(text: str) -> dict[str, str]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({exc})") from exc
+    return read_csv(path, dtype=str, keep_default_na=False)
 
 
 def _study_key(s: str) -> str:
     return s.strip().lstrip("sS")
+
+
+log = logging.getLogger(__name__)
 
 
 class MimicCXR(PairSource):
@@ -54,7 +57,7 @@ class MimicCXR(PairSource):
 
     def __init__(
         self, path: str | Path, section: Section = "both", views: Sequence[str] = ("PA", "AP"),
-        split: str = "train", reports: str | Path | None = None,
+        split: str = "train", reports: str | Path | None = None, allow_outside_root: bool = False,
     ) -> None:
         super().__init__(str(path))
         self.root = Path(path)
@@ -70,6 +73,10 @@ class MimicCXR(PairSource):
         for row in meta.itertuples(index=False):
             subj, study, dicom = row.subject_id, _study_key(row.study_id), row.dicom_id
             folder = self.root / "files" / f"p{subj[:2]}" / f"p{subj}"
+            img = folder / f"s{study}" / f"{dicom}.jpg"
+            if not allow_outside_root and not is_inside(img, self.root):  # '../' or '/' in an id
+                self.skip("outside_root", f"dicom_id {dicom!r} (subject {subj!r}, study {study!r})")
+                continue
             if study not in cache:
                 cache[study] = sections.get(study) if sections is not None else self._read_txt(folder / f"s{study}.txt")
             secs = cache[study]
@@ -77,7 +84,6 @@ class MimicCXR(PairSource):
                 self.skip("missing_report", f"s{study}")
                 continue
             text = choose_text(secs["findings"], secs["impression"], section)
-            img = folder / f"s{study}" / f"{dicom}.jpg"
             if not text:
                 self.skip(f"empty_{section}", f"s{study}")
             elif not img.is_file():
@@ -85,6 +91,9 @@ class MimicCXR(PairSource):
             else:
                 self._paths.append(img)
                 self._texts.append(text)
+        if self.skipped["outside_root"]:
+            log.warning("%s: %d row(s) whose ids lead outside the dataset root; %s",
+                        self.root, self.skipped["outside_root"], OUTSIDE_ROOT_HINT)
         self.finish()
 
     def _filter(self, meta: pd.DataFrame, views: Sequence[str], split: str) -> pd.DataFrame:

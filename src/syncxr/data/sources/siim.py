@@ -19,6 +19,7 @@ import pandas as pd
 from syncxr.data import rle
 from syncxr.data.sources.base import EvalDataset, find_file, index_images, keep_found
 from syncxr.errors import UserError
+from syncxr.fsio import read_csv
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,7 @@ FINDING = "pneumothorax"
 
 def read_rle_csv(path: Path) -> pd.DataFrame:
     """ImageId, EncodedPixels (stripped of the original's stray spaces)."""
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path}: cannot parse as CSV ({e})") from None
+    df = read_csv(path, dtype=str, keep_default_na=False)
     df.columns = [c.strip() for c in df.columns]
     if not {"ImageId", "EncodedPixels"} <= set(df.columns):
         raise UserError(
