@@ -147,3 +147,28 @@ def test_damaged_or_swapped_shards_are_redone(reference, tmp_path):
 def test_a_run_that_cannot_succeed_stops_early_with_the_reasons(tmp_path):
     with pytest.raises(UserError, match=r"stopping early: the first 2 shards accepted \d+ of 20 .*write:sample_error"):
         run_generate(cfg("n=20", "early_stop.min_accept_rate=0.9"), tmp_path / "ds", workers=1)
+
+
+class WeightedWriter(GrammarWriter):
+    """The grammar writer, with a `model` folder it claims to load (for the fingerprint)."""
+
+    def __init__(self, model: str, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+
+
+def test_resume_with_other_weights_is_refused(tmp_path):
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "config.json").write_text('{"hidden_size": 8}')
+    WRITERS.register("weighted-writer")(WeightedWriter)
+    try:
+        c = cfg("n=12", "write.backend=weighted-writer", f"write.options.model={weights}")
+        manifest = run_generate(c, tmp_path / "ds", workers=1)
+        assert manifest["weights"]["writer:weighted-writer"].startswith("sha256:")
+        run_generate(c, tmp_path / "ds", workers=1)  # same weights: resumes (nothing to do)
+        (weights / "config.json").write_text('{"hidden_size": 16}')
+        with pytest.raises(UserError, match="(?s)started with other model weights.*writer:weighted-writer: sha256:"):
+            run_generate(c, tmp_path / "ds", workers=1)
+    finally:
+        WRITERS.unregister("weighted-writer")

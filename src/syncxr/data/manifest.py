@@ -53,8 +53,10 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
     return read_json_object(path, "syncxr dataset manifest")
 
 
-def check_folder(cfg: BaseModel, out: Path) -> None:
-    """Refuse a folder that holds another config or foreign files (writes nothing)."""
+def check_folder(cfg: BaseModel, out: Path, weights: dict[str, str] | None = None) -> None:
+    """Refuse a folder that holds another config, other weights or foreign files (writes nothing).
+    `weights`: backend -> fingerprint of its weights (syncxr.weights); a weight changed since the
+    folder was started is refused when both fingerprints pin the weights."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder path")
@@ -72,9 +74,26 @@ def check_folder(cfg: BaseModel, out: Path) -> None:
             f"{out} holds a dataset made with a different config; resuming would mix two datasets.\n"
             f"  {shown}\nRerun with the original config (and --n) to resume, or choose a new --out folder."
         )
+    else:
+        changed = _changed_weights(old.get("weights") or {}, weights or {})
+        if changed:
+            raise UserError(
+                f"{out} was started with other model weights; resuming would mix two datasets.\n  "
+                + "\n  ".join(changed) + "\nPoint the options at the original weights, or choose a new --out folder."
+            )
 
 
-def start_manifest(cfg: BaseModel, out: Path) -> None:
+def _changed_weights(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    from syncxr.weights import is_resolved
+
+    return [
+        f"{k}: {old[k]} (in folder) vs {new[k]} (now)"
+        for k in sorted(set(old) & set(new))
+        if old[k] != new[k] and is_resolved(old[k]) and is_resolved(new[k])
+    ]
+
+
+def start_manifest(cfg: BaseModel, out: Path, weights: dict[str, str] | None = None) -> None:
     """Write (or refresh) the manifest with status 'running'; keeps the first start time."""
     out = Path(out)
     old = read_manifest(out)
@@ -85,6 +104,7 @@ def start_manifest(cfg: BaseModel, out: Path) -> None:
         "config": identity_of(cfg),
         "executor": cfg.model_dump(mode="json").get("executor"),
         "versions": _versions(),
+        "weights": weights or (old or {}).get("weights") or {},
         "started": (old or {}).get("started") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json_atomic(manifest, out / MANIFEST)

@@ -93,6 +93,21 @@ def preflight(cfg: GenerateConfig) -> None:
             hook(options)
 
 
+def weight_fingerprints(cfg: GenerateConfig) -> dict[str, str]:
+    """kind:name -> fingerprint of the weights each chosen backend loads, computed without loading
+    them (a factory may offer `fingerprint(options)`, e.g. the LLM writer's served model)."""
+    from syncxr.weights import fingerprint
+
+    out = {}
+    for kind, name, options in chosen_backends(cfg):
+        hook = getattr(BACKENDS[kind].get(name), "fingerprint", None)
+        if callable(hook):
+            out[f"{kind}:{name}"] = hook(options)
+        elif "model" in options:
+            out[f"{kind}:{name}"] = fingerprint(options["model"])
+    return out
+
+
 def _section(kind: str) -> str:
     return {"extractor": "extract", "writer": "write", "generator": "image"}[kind]
 

@@ -109,12 +109,14 @@ def run_generate(
     out = Path(out)
     if executor not in EXECUTORS:
         raise UserError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
-    from syncxr.pipeline.build import preflight, validate_backends
+    from syncxr.pipeline.build import preflight, validate_backends, weight_fingerprints
 
     t_start = time.perf_counter()
     # Everything that can fail on bad input runs before anything is written.
     check_folder(cfg, out)
     validate_backends(cfg)
+    weights = weight_fingerprints(cfg)
+    check_folder(cfg, out, weights)
     gpus = visible_gpus() if uses_gpu(cfg) else []
     if uses_gpu(cfg) and not gpus:
         raise UserError("the config puts a backend on a CUDA device, but no GPU is visible; set device: cpu "
@@ -127,11 +129,11 @@ def run_generate(
         raise UserError(f"cannot create --out {out}: {e.strerror or e}") from None
     with FolderLock(out):
         try:
-            check_folder(cfg, out)  # again, under the lock: another run may have started meanwhile
+            check_folder(cfg, out, weights)  # again, under the lock: another run may have started meanwhile
             t_plan = time.perf_counter()
             plan, plan_info = _isolated(gpus, make_plan, cfg)
             plan_seconds = time.perf_counter() - t_plan
-            start_manifest(cfg, out)
+            start_manifest(cfg, out, weights)
             clean_temp_files(out)
             bank_path = _isolated(gpus, _prepare_bank, cfg, out)
         except BaseException:
