@@ -127,3 +127,20 @@ def test_size_words_only_with_severity(onto):
         if c.size_words:
             assert "severity" in c.attributes, c.name
     assert onto.concept("pleural_effusion").size_words and onto.concept("pneumothorax").size_words
+
+
+def test_the_shared_ontology_cannot_be_changed_by_one_caller():
+    from pydantic import ValidationError
+
+    from syncxr.text.extract import lexicon_for
+    from syncxr.text.write import load_phrases
+    from syncxr.vocab import load_ontology
+
+    shared = load_ontology()
+    with pytest.raises(ValidationError):
+        shared.by_name["pleural_effusion"].negatable = False
+    # equal content, one compiled lexicon (keyed by content, not by id())
+    assert lexicon_for(shared) is lexicon_for(shared.model_copy(deep=True))
+    mine = load_phrases()
+    mine["systems"] = "changed"
+    assert load_phrases()["systems"] != "changed"

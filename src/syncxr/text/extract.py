@@ -82,19 +82,17 @@ PREPOSITIONS = frozenset(
 )
 
 
-_LEXICONS: dict[int, tuple[Ontology, Lexicon]] = {}
+_LEXICONS: dict[str, Lexicon] = {}  # by ontology content: equal ontologies share one compiled lexicon
 
 
 def lexicon_for(ontology: Ontology) -> Lexicon:
-    """The compiled lexicon of an ontology, built once per ontology object."""
-    hit = _LEXICONS.get(id(ontology))
-    if hit is not None and hit[0] is ontology:
-        return hit[1]
-    if len(_LEXICONS) >= 8:
-        _LEXICONS.clear()
-    lex = Lexicon(ontology)
-    _LEXICONS[id(ontology)] = (ontology, lex)  # keeps the ontology alive, so its id stays unique
-    return lex
+    """The compiled lexicon of an ontology, built once per ontology content."""
+    key = ontology.content_hash
+    if key not in _LEXICONS:
+        if len(_LEXICONS) >= 8:
+            _LEXICONS.clear()
+        _LEXICONS[key] = Lexicon(ontology)
+    return _LEXICONS[key]
 
 
 @dataclass

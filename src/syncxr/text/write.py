@@ -37,6 +37,7 @@ to the most conservative wording.
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 from functools import lru_cache
@@ -63,9 +64,14 @@ _KINDS = ("present", "uncertain", "normal", "negated")
 _DEFAULT_RULE: dict[str, Any] = {"join": ["{m} in {a}"]}
 
 
-@lru_cache(maxsize=4)
 def load_phrases(path: str | Path = PHRASES_PATH) -> dict[str, Any]:
-    """Load and check the phrasing data file (see grammar/phrases.yaml for its fields)."""
+    """The phrasing data file, checked (see grammar/phrases.yaml for its fields): a private copy
+    for each caller, so no writer can change another's phrases."""
+    return copy.deepcopy(_load_phrases(str(path)))
+
+
+@lru_cache(maxsize=4)
+def _load_phrases(path: str) -> dict[str, Any]:
     p = Path(path)
     try:
         data = yaml.safe_load(p.read_text())

@@ -8,9 +8,10 @@ takes the NON- form of its base type (see records.typed).
 
 from __future__ import annotations
 
-from functools import lru_cache
+import hashlib
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,9 +29,10 @@ DEFAULT_PATH = Path(__file__).with_name("ontology.yaml")
 
 
 class Concept(BaseModel):
-    """One ontology concept (see ontology.yaml for field documentation)."""
+    """One ontology concept (see ontology.yaml for field documentation). Frozen: a loaded
+    ontology is shared by every caller of `load_ontology`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     type: Literal["ABNORMALITY", "DISEASE", "ANATOMY", "NON-ABNORMALITY", "NON-DISEASE"]
@@ -70,11 +72,12 @@ class Concept(BaseModel):
         """The values attribute `kind` may take for this concept (`values`, else all of the kind)."""
         return tuple(self.values.get(kind) or _ALL_VALUES[kind])
 
-    @model_validator(mode="after")
-    def _anatomy_not_negatable(self) -> "Concept":
-        if self.type in ("ANATOMY", "NON-ABNORMALITY", "NON-DISEASE"):
-            self.negatable = False
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _anatomy_not_negatable(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("type") in ("ANATOMY", "NON-ABNORMALITY", "NON-DISEASE"):
+            data = {**data, "negatable": False}
+        return data
 
     def keys(self) -> list[str]:
         """Entity keys (name|TYPE) this concept can produce."""
@@ -85,7 +88,9 @@ class Concept(BaseModel):
 
 
 class Ontology(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The concepts, frozen: `load_ontology` hands the same object to every caller."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: int = 1
     concepts: list[Concept]
@@ -106,6 +111,11 @@ class Ontology(BaseModel):
     @property
     def by_name(self) -> dict[str, Concept]:
         return {c.name: c for c in self.concepts}
+
+    @cached_property
+    def content_hash(self) -> str:
+        """A hash of the concepts (identifies the ontology's content, unlike id())."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
     def concept(self, name: str) -> Concept:
         try:
