@@ -29,7 +29,7 @@ import statistics
 import time
 from pathlib import Path
 
-from syncxr.text.extract import LexiconExtractor, merge_entities
+from syncxr.text.lexicon_extractor import LexiconExtractor, merge_entities
 from syncxr.text.labels import label_vector
 
 ROOT = Path(__file__).resolve().parents[1]

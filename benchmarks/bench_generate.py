@@ -51,7 +51,7 @@ def extractor_rates(n: int = 2000) -> tuple[float, float, float]:
     """CPU-time reports/s of the built-in extractor (memo bypassed): on 5-sentence FINDINGS, and on
     whole simulated dictated reports (FINDINGS + IMPRESSION); plus their mean sentence count."""
     from syncxr.sim.corpus import iter_reports
-    from syncxr.text.extract import LexiconExtractor, split_sentences
+    from syncxr.text.lexicon_extractor import LexiconExtractor, split_sentences
 
     reports = [(f, i) for _, f, i in iter_reports(n, seed=3)]
     ex = LexiconExtractor()

@@ -41,7 +41,7 @@ def thumb_corr(images: list[np.ndarray]) -> float:
 
 def phantom_films(n: int, seed: int) -> list[np.ndarray]:
     from syncxr.image.phantom import FindingSpec, render_phantom
-    from syncxr.image.stage import entities_to_specs
+    from syncxr.image.phantom.generator import entities_to_specs
     from syncxr.records import Entity
     from syncxr.vocab import load_ontology
 

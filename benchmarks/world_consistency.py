@@ -27,7 +27,6 @@ Reads a dataset folder and prints one table:
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import re
 import statistics
@@ -39,7 +38,7 @@ import pyarrow.parquet as pq
 
 from syncxr.records import ABSENT, Entity
 from syncxr.report.consistency import FINDING_TYPES, decode, on_side, visible
-from syncxr.text.extract import LexiconExtractor
+from syncxr.text.lexicon_extractor import LexiconExtractor
 from syncxr.text.sample import BalancedSampler, Conflicts
 from syncxr.vocab import Ontology, load_ontology
 
@@ -164,7 +163,7 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
 
 def measure_written(n: int, ontology: Ontology, extractor: LexiconExtractor, t: Tally, seed: int,
                     writer_options: dict[str, Any]) -> None:
-    from syncxr.text.write import GrammarWriter
+    from syncxr.text.grammar_writer import GrammarWriter
 
     writer = GrammarWriter(ontology=ontology, **writer_options)
     conflicts = Conflicts(ontology)

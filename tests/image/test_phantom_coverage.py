@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from syncxr.image.phantom import FINDINGS, FindingSpec, render_phantom
 from syncxr.image.phantom.spec import INVISIBLE, MIDLINE
-from syncxr.image.stage import entities_to_specs, undrawable
+from syncxr.image.phantom.generator import entities_to_specs, undrawable
 from syncxr.records import Entity
 from syncxr.vocab import load_ontology
 

@@ -9,7 +9,9 @@ import pytest
 
 from syncxr.image.base import GENERATORS, GeneratedImage, GenerateOneByOne, ImageGenerator
 from syncxr.image.phantom import FindingSpec
-from syncxr.image.stage import ImageStage, PhantomGenerator, decode_png, encode_mask, entities_to_specs, save_grid
+from syncxr.image.phantom.generator import PhantomGenerator, entities_to_specs
+from syncxr.image.png import decode_png, encode_mask
+from syncxr.image.stage import ImageStage
 from syncxr.stage import Stage
 from syncxr.records import Entity, Sample, Verdict
 from syncxr.vocab import load_ontology
@@ -143,19 +145,10 @@ def test_registered_as_phantom() -> None:
 
 
 def test_with_the_builtin_extractor() -> None:
-    pytest.importorskip("syncxr.text.extract")
     gen = PhantomGenerator(size=128)
     out = gen.generate("Large right pleural effusion. No pneumothorax.", seed=3)
     assert "pleural_effusion" in out.masks and "pneumothorax" not in out.masks
     assert np.nonzero(out.masks["pleural_effusion"])[1].mean() < 64
-
-
-def test_save_grid(tmp_path) -> None:  # noqa: ANN001
-    imgs = [np.full((64, 64), v, np.uint8) for v in (0, 80, 160, 240, 40)]
-    path = save_grid(imgs, ["a", "b", "c", "d", "e"], tmp_path / "g.png", cols=3)
-    grid = decode_png(path.read_bytes())
-    assert grid.shape[1] == 3 * 64 and grid.shape[0] > 2 * 64
-    assert grid[10, 64 + 10] == 80 and grid[grid.shape[0] // 2 + 20, 10] == 240
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (9, 17), (64, 64)])

@@ -16,7 +16,7 @@ from syncxr.pipeline.config import GenerateConfig
 from syncxr.pipeline.lock import FolderLock
 from syncxr.pipeline.runner import RunFailed, run_generate
 from syncxr.text.base import WRITERS
-from syncxr.text.write import GrammarWriter
+from syncxr.text.grammar_writer import GrammarWriter
 
 BASE = [
     "entities.source=ontology", "image.size=128", "qc.enabled=false", "shard_size=10",

@@ -40,7 +40,6 @@ def test_roughen_adds_noise_but_keeps_words():
 
 
 def test_reports_csv_and_mimic_layout(tmp_path):
-    pytest.importorskip("syncxr.text.extract")
     from syncxr.sim.corpus import write_mimic, write_reports_csv
 
     df = pd.read_csv(write_reports_csv(tmp_path / "r.csv", 50, seed=1), keep_default_na=False)

@@ -7,7 +7,7 @@ import pytest
 
 from syncxr.errors import UserError
 from syncxr.records import CHEXPERT14_SNAKE
-from syncxr.text.extract import LexiconExtractor
+from syncxr.text.lexicon_extractor import LexiconExtractor
 from syncxr.text.extract_csv import extract_csv
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from syncxr.records import ABSENT, CHEXPERT14_SNAKE, PRESENT, UNCERTAIN, Entity
-from syncxr.text.extract import LexiconExtractor
+from syncxr.text.lexicon_extractor import LexiconExtractor
 from syncxr.text.labels import PLUS_COLUMNS, chexpert_vector, columns, label_vector
 from syncxr.vocab import load_ontology
 

@@ -121,10 +121,10 @@ def test_label_stage():
 
 
 def test_built_in_writer_extractor_and_labels_end_to_end():
-    from syncxr.text import extract
+    from syncxr.text import lexicon_extractor as extract
     from syncxr.records import CHEXPERT14_SNAKE, derive_seed
     from syncxr.text.sample import BalancedSampler
-    from syncxr.text.write import GrammarWriter
+    from syncxr.text.grammar_writer import GrammarWriter
     from syncxr.vocab import load_ontology
 
     onto = load_ontology()

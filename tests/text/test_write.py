@@ -11,7 +11,7 @@ import pytest
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, UNCERTAIN, Entity
 from syncxr.text.base import WRITERS
-from syncxr.text.write import GrammarWriter, join_list, load_phrases
+from syncxr.text.grammar_writer import GrammarWriter, join_list, load_phrases
 from syncxr.vocab import Ontology
 
 
@@ -147,7 +147,7 @@ def test_bad_phrases_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def real():
-    extract = pytest.importorskip("syncxr.text.extract", reason="built-in extractor not available")
+    from syncxr.text import lexicon_extractor as extract
     from syncxr.text.verify import Verifier
     from syncxr.vocab import load_ontology
 

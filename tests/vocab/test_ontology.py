@@ -132,8 +132,8 @@ def test_size_words_only_with_severity(onto):
 def test_the_shared_ontology_cannot_be_changed_by_one_caller():
     from pydantic import ValidationError
 
-    from syncxr.text.extract import lexicon_for
-    from syncxr.text.write import load_phrases
+    from syncxr.text.lexicon_extractor import lexicon_for
+    from syncxr.text.grammar_writer import load_phrases
     from syncxr.vocab import load_ontology
 
     shared = load_ontology()

@@ -84,7 +84,7 @@ class GenerateOneByOne:
 GENERATORS: Registry[ImageGenerator] = Registry(
     "image generator",
     {
-        "phantom": "syncxr.image.stage:PhantomGenerator",
+        "phantom": "syncxr.image.phantom.generator:PhantomGenerator",
         "diffusion": "syncxr.image.diffusion:DiffusionGenerator",
     },
     requires={"diffusion": ("torch", "diffusers")},

@@ -10,10 +10,12 @@ The output is standard PNG that any decoder reads.
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 
 import numpy as np
+from PIL import Image
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
@@ -55,3 +57,23 @@ def encode_bilevel_png(mask: np.ndarray, compress_level: int = 1) -> bytes:
     header = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)  # 1-bit, grayscale, deflate, no interlace
     idat = zlib.compress(rows.tobytes(), compress_level)
     return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _IEND
+
+
+# compress_level 1 is ~3x faster than 6 on noisy radiographs for a few % larger files (see report)
+PNG_LEVEL = 1
+
+
+def encode_png(image: np.ndarray, compress_level: int = PNG_LEVEL) -> bytes:
+    """(H, W) uint8 -> 8-bit grayscale PNG bytes (fast fixed-filter encoder, see image/png.py)."""
+    return encode_gray_png(image, compress_level)
+
+
+def encode_mask(mask: np.ndarray, compress_level: int = PNG_LEVEL) -> bytes:
+    """(H, W) bool -> 1-bit grayscale PNG bytes (fast encoder, see image/png.py)."""
+    return encode_bilevel_png(mask, compress_level)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG bytes -> (H, W) uint8 (image) or bool (1-bit mask)."""
+    im = Image.open(io.BytesIO(data))
+    return np.array(im) if im.mode != "1" else np.array(im, dtype=bool)

@@ -64,7 +64,7 @@ def _undrawable(cfg: GenerateConfig, ontology: Any) -> set[str]:
     """Findings the configured image backend cannot show (the built-in phantom declares them)."""
     if cfg.image.backend != "phantom":
         return set()
-    from syncxr.image.stage import undrawable
+    from syncxr.image.phantom.generator import undrawable
 
     return undrawable(ontology)
 

@@ -30,7 +30,7 @@ BILATERAL_MIN_SHARE = 0.15
 
 def decode(data: bytes) -> np.ndarray:
     """A dataset's own PNG (image or 1-bit mask), decoded as the image stage encoded it."""
-    from syncxr.image.stage import decode_png
+    from syncxr.image.png import decode_png
 
     return decode_png(data)
 

@@ -34,7 +34,7 @@ P_LOW_QUALITY = 0.06
 
 def iter_reports(n: int, seed: int = 0, ontology: Ontology | None = None) -> Iterator[tuple[Study, str, str]]:
     """(study, findings, impression) for n simulated studies, roughened like dictated text."""
-    from syncxr.text.write import GrammarWriter
+    from syncxr.text.grammar_writer import GrammarWriter
 
     ontology = ontology or load_ontology()
     world = SimWorld(ontology, seed)

@@ -95,7 +95,7 @@ class WriteOneByOne:
 EXTRACTORS: Registry[Extractor] = Registry(
     "extractor",
     {
-        "lexicon": "syncxr.text.extract:LexiconExtractor",
+        "lexicon": "syncxr.text.lexicon_extractor:LexiconExtractor",
         "rate-ner": "syncxr.text.rate_ner:RateNerExtractor",
     },
     requires={"rate-ner": ("torch", "transformers")},
@@ -103,7 +103,7 @@ EXTRACTORS: Registry[Extractor] = Registry(
 WRITERS: Registry[ReportWriter] = Registry(
     "report writer",
     {
-        "grammar": "syncxr.text.write:GrammarWriter",
+        "grammar": "syncxr.text.grammar_writer:GrammarWriter",
         "llm": "syncxr.text.llm:build_llm_writer",
     },
 )

@@ -1,8 +1,8 @@
 """Wording of one entity: synonym choice, severity/side/zone words, casing and articles.
 
 `Wording.mention` turns an entity to write (concept, attributes, an anatomy woven into it) into a
-noun phrase that the built-in extractor reads back as that entity (the contract in extract.py);
-the grammar writer (write.py) assembles those phrases into sentences and sections.
+noun phrase that the built-in extractor reads back as that entity (the contract in lexicon_extractor.py);
+the grammar writer (grammar_writer.py) assembles those phrases into sentences and sections.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """English helpers of the grammar writer: noun heads, number, articles, template rendering.
 
-Kept apart from write.py (which plans a report) because they know nothing of entities: they
+Kept apart from grammar_writer.py (which plans a report) because they know nothing of entities: they
 turn a noun phrase into "a small effusion" / "bilateral effusions" / "There are ..." by rules
 whose word lists come from grammar/phrases.yaml.
 """

@@ -28,7 +28,7 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
 - IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not
   (unless `negative_summary`).
 
-Mentions follow the extractor contract (extract.py): "[severity] [laterality] [zone] <synonym>",
+Mentions follow the extractor contract (lexicon_extractor.py): "[severity] [laterality] [zone] <synonym>",
 "<synonym> on the left / in the right lower zone", "<synonym> in the <anatomy synonym>",
 "No <synonym>.", "There is no <a>, <b>, or <c>.". From the attempt given by `safe_after` on, only
 the preferred synonyms and the first phrasing of each kind are used, so a late rewrite falls back
