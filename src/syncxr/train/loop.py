@@ -222,6 +222,8 @@ class Trainer:
 
     def _optimizer_step(self, loss_value: float) -> float:
         t, o = self.cfg.train, self.cfg.optim
+        # Gradients are complete here (DDP all-reduced them during the last backward).
+        self.objective.before_optimizer_step(self.step, self.epoch)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if t.clip_grad:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.clip_grad))
