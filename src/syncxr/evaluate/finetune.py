@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader
 
 from syncxr.errors import UserError
 from syncxr.evaluate.embed import PreprocessedImages, encode_images, iter_batches, pick_device
-from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics
-from syncxr.evaluate.splits import load_or_make_splits, train_indices
+from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
+from syncxr.evaluate.splits import load_or_make_splits, threshold_split, train_indices
 from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids, is_multiclass, select_findings
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class FinetuneOptions(RunOptions):
     lr: float = Field(1e-4, gt=0)  # encoder learning rate (full fine-tuning)
     head_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    threshold_tune_frac: float = Field(0.3, gt=0, lt=1)  # share of the test set for F1/ACC thresholds when there is no validation split
 
 
 def _targets(dataset: Any, cols: list[int], multiclass: bool) -> np.ndarray:
@@ -56,11 +57,38 @@ def _targets(dataset: Any, cols: list[int], multiclass: bool) -> np.ndarray:
     return y
 
 
-def _score(y: np.ndarray, scores: np.ndarray, names: list[str], multiclass: bool, opts: FinetuneOptions) -> dict[str, Any]:
+def _score(y: np.ndarray, scores: np.ndarray, names: list[str], multiclass: bool, opts: FinetuneOptions,
+           thresholds: Optional[np.ndarray] = None, f1_rows: Optional[np.ndarray] = None) -> dict[str, Any]:
     if multiclass:
         ok = ~np.isnan(y).any(axis=1)
         return multiclass_metrics(y[ok].argmax(1), scores[ok], names, n_boot=opts.n_boot, seed=opts.seed)
-    return multilabel_metrics(y, scores, names, n_boot=opts.n_boot, seed=opts.seed)
+    return multilabel_metrics(y, scores, names, n_boot=opts.n_boot, seed=opts.seed, thresholds=thresholds,
+                              f1_rows=f1_rows)
+
+
+def _thresholds(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test: np.ndarray, test_meta: Any,
+                names: list[str], opts: FinetuneOptions) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, Any]]:
+    """Max-F1 thresholds, fixed for the test set: on the validation split's predictions, or (no
+    validation rows, e.g. an official train/test split) on a seeded by-patient share of the test
+    set, F1/ACC then reported on the rest. Returns (thresholds (K,), test positions for F1/ACC or
+    None for all, description)."""
+    if len(y_val):
+        thr, report = tune_thresholds(y_val, s_val), None
+        info: dict[str, Any] = {"source": "validation_split", "n_tune": int(len(y_val)), "n_report": int(len(y_test))}
+    else:
+        tune, report, info = threshold_split(test_meta, len(y_test), opts.seed, opts.threshold_tune_frac)
+        thr = tune_thresholds(y_test[tune], s_test[tune])
+    info.update({"rule": "max F1 on the tuning rows, fixed for the report rows and every bootstrap resample",
+                 "per_finding": {n: (None if np.isnan(t) else float(t)) for n, t in zip(names, thr)}})
+    untuned = [n for n, t in zip(names, thr) if np.isnan(t)]
+    if untuned:
+        info["untuned"] = {n: "the tuning rows lack a positive or a negative; no F1/ACC" for n in untuned}
+    return thr, report, info
+
+
+def _meta_rows(dataset: Any, rows: list[int]) -> Any:
+    meta = getattr(dataset, "meta", None)
+    return None if meta is None else meta.iloc[rows].reset_index(drop=True)
 
 
 # --- linear probe ----------------------------------------------------------------------------
@@ -194,23 +222,32 @@ def run_finetune(pretrained: Any, dataset: Any, opts: FinetuneOptions, out_dir: 
     preds = []
     feats = None
     if opts.method == "linear_probe":
-        rows = sorted(set(splits["train_pool"]) | set(test))
+        rows = sorted(set(splits["train_pool"]) | set(test) | set(splits["val"]))
         feats = encode_images(pretrained, dataset, rows, opts.batch_size, opts.num_workers, opts.device)
         pos = {int(r): j for j, r in enumerate(feats.index)}
         test = [i for i in test if i in pos]
+        val = [i for i in splits["val"] if i in pos]
         result["failed_images"] = {str(k): v for k, v in feats.failed.items()}
     for f in opts.fractions:
         train = train_indices(splits, f)
         if feats is not None:
             train = [i for i in train if i in pos]
-            scores, notes = _fit_probe(feats.emb[[pos[i] for i in train]], y[train], feats.emb[[pos[i] for i in test]], names,
-                                       multiclass, opts)
+            scored, notes = _fit_probe(feats.emb[[pos[i] for i in train]], y[train],
+                                       feats.emb[[pos[i] for i in test + val]], names, multiclass, opts)
+            scores, val_scores, val_ok = scored[: len(test)], scored[len(test) :], val
         else:
+            dev = pick_device(opts.device)
             clf = _fit_full(pretrained, dataset, y, train, splits["val"], multiclass, opts)
-            scores, test_ok = _predict(clf, pretrained, dataset, test, multiclass, opts, pick_device(opts.device))
+            scores, test_ok = _predict(clf, pretrained, dataset, test, multiclass, opts, dev)
+            val_scores, val_ok = _predict(clf, pretrained, dataset, splits["val"], multiclass, opts, dev) \
+                if splits["val"] and not multiclass else (np.zeros((0, len(names))), [])
             notes, test = [], test_ok
-        block = _score(y[test], scores, names, multiclass, opts)
+        thr, report, thr_info = (None, None, None) if multiclass else _thresholds(
+            y[val_ok], val_scores, y[test], scores, _meta_rows(dataset, test), names, opts)
+        block = _score(y[test], scores, names, multiclass, opts, thr, report)
         block.update({"n_train": len(train), "notes": notes})
+        if thr_info is not None:
+            block["thresholds"] = thr_info
         result["fractions"][f"{f:g}"] = block
         key = "accuracy" if multiclass else "mean_auc"
         result[f"{key}@{f:g}"] = block[key]

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from syncxr.errors import UserError
 from syncxr.evaluate.embed import encode_images, encode_prompt_sets
-from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics
+from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
+from syncxr.evaluate.splits import threshold_split
 from syncxr.evaluate.prompts import load_prompt_table, prompts_for
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class RunOptions(BaseModel):
 
 class ZeroShotOptions(RunOptions):
     temperature: float = Field(0.07, gt=0)
+    # F1/ACC thresholds: chosen on the dataset's validation rows, else on this seeded share of the
+    # images (split by patient); F1/ACC are reported on the other rows. AUC uses every image.
+    threshold_tune_frac: float = Field(0.3, gt=0, lt=1)
     mode: Literal["auto", "multilabel", "multiclass"] = "auto"
     prompts: Optional[str] = None  # extra prompt YAML overlaid on the bundled table
 
@@ -111,7 +115,7 @@ def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOu
     else:
         neg = encode_prompt_sets(pretrained, [table[n].negative for n in names], opts.device)
         scores = pairwise_scores(img, pos, neg, opts.temperature).numpy()
-        result = multilabel_metrics(labels, scores, names, n_boot=opts.n_boot, seed=opts.seed)
+        result = _multilabel_result(dataset, images.index, labels, scores, names, opts)
     result.update(
         {
             "mode": "multiclass" if multiclass else "multilabel",
@@ -124,6 +128,24 @@ def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOu
     for k, n in enumerate(names):
         preds[n] = scores[:, k]
     return TaskOutput(result=result, predictions=preds)
+
+
+def _multilabel_result(dataset: Any, rows: np.ndarray, labels: np.ndarray, scores: np.ndarray, names: list[str],
+                       opts: ZeroShotOptions) -> dict[str, Any]:
+    """AUC on every image; F1/ACC on the report rows at thresholds chosen on the tuning rows."""
+    meta = getattr(dataset, "meta", None)
+    sub = meta.iloc[rows].reset_index(drop=True) if meta is not None else None
+    tune, report, info = threshold_split(sub, len(rows), opts.seed, opts.threshold_tune_frac)
+    thresholds = tune_thresholds(labels[tune], scores[tune])
+    out = multilabel_metrics(labels, scores, names, n_boot=opts.n_boot, seed=opts.seed, thresholds=thresholds,
+                             f1_rows=report)
+    untuned = [n for n, t in zip(names, thresholds) if np.isnan(t)]
+    out["thresholds"] = {**info, "rule": "max F1 on the tuning rows, fixed for the report rows and every bootstrap "
+                                         "resample", "per_finding": {n: (None if np.isnan(t) else float(t))
+                                                                      for n, t in zip(names, thresholds)}}
+    if untuned:
+        out["thresholds"]["untuned"] = {n: "the tuning rows lack a positive or a negative; no F1/ACC" for n in untuned}
+    return out
 
 
 def _multiclass_result(labels: np.ndarray, scores: np.ndarray, names: list[str], opts: ZeroShotOptions) -> dict[str, Any]:
