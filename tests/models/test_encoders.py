@@ -172,3 +172,28 @@ def test_builtin_text_encoder_distinguishes_texts_at_init():
     assert build_text_encoder("bert-tiny-builtin", 32, 24, corpus=texts, vocab_size=200).pooling == "mean"
     assert cos["mean"] < cos["cls"]
     assert cos["mean"] < 0.99
+
+
+@pytest.mark.parametrize("arch", ["tiny_cnn", "resnet18"])
+def test_global_space_patches_average_to_the_global_embedding(arch):
+    from syncxr.models.image import IMAGE_ENCODERS
+
+    torch.manual_seed(0)
+    enc = IMAGE_ENCODERS.build(arch, embed_dim=16, image_size=64).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        out = enc.encode_patches_global(x)
+        plain = enc(x)
+    h, w = out.grid
+    assert out.local.shape == (2, h * w, 16)
+    # Every patch's embedding is its share of the global one: their mean IS the global embedding.
+    assert torch.allclose(out.local.mean(1), plain.global_emb, atol=1e-5)
+    assert not torch.allclose(out.local, plain.local)  # not the (possibly untrained) local head
+
+
+def test_local_head_trained_from_state():
+    from syncxr.models.pretrained import local_head_trained
+
+    assert local_head_trained({"trained_heads": {"global": True, "local": False}}) is False
+    assert local_head_trained({"config": {"objective": {"name": "convirt"}}}) is False  # older checkpoints
+    assert local_head_trained({"config": {"objective": {"name": "gloria"}}}) is True

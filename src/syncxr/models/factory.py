@@ -55,6 +55,15 @@ class DualEncoder(nn.Module):
         """x: (B, 1, H, W) normalised float images."""
         return self.image(x)
 
+    def encode_image_patches(self, x: torch.Tensor) -> EncoderOutput:
+        """x: (B, 1, H, W) -> EncoderOutput whose `local` holds the patches projected into the
+        GLOBAL embedding space (B, h*w, D): comparable with the text's global embedding even when
+        the local projection was never trained (ConVIRT)."""
+        fn = getattr(self.image, "encode_patches_global", None)
+        if not callable(fn):
+            raise NotImplementedError(f"{type(self.image).__name__} cannot project its patches into the global space")
+        return fn(x)
+
     def image_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Multi-scale backbone maps [(B, C_i, h_i, w_i)], coarsest last, for dense heads; an image
         encoder without `image_feature_maps` gives its projected local patches on their grid."""

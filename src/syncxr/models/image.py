@@ -47,6 +47,17 @@ class ImageEncoder(nn.Module):
             global_emb=self.global_proj(pooled), local=self.local_proj(local), mask=None, grid=grid
         )
 
+    def project_patches_global(self, local: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Unprojected patch features (B, L, C) -> (B, L, D) through the GLOBAL projection, the
+        space the global (instance-level) loss aligned with the text (BioViL-style patch maps)."""
+        return self.global_proj(local)
+
+    def encode_patches_global(self, x: torch.Tensor) -> EncoderOutput:
+        """global_emb as in forward; local = patch embeddings in the global space (B, h*w, D)."""
+        pooled, local, grid = self.features(x)  # (B, C'), (B, L, C)
+        return EncoderOutput(global_emb=self.global_proj(pooled), local=self.project_patches_global(local, grid),
+                             mask=None, grid=grid)
+
 
 def local_to_map(out: EncoderOutput) -> torch.Tensor:
     """An encoder output's local patches back on their grid: (B, h*w, D) -> (B, D, h, w)."""
@@ -87,6 +98,26 @@ class ConvMapEncoder(ImageEncoder):
             return fmap.mean(dim=(2, 3)), local, (h, w)
         pooled = nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)  # (B, C*g*g)
         return pooled, local, (h, w)
+
+    def project_patches_global(self, local: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(B, h*w, C) -> (B, h*w, D) in the global space, so that the global embedding is the mean of
+        the patch embeddings (exactly, when the pool cells tile the grid evenly).
+
+        pool_grid 1: global_proj(patch). pool_grid g: the pooled vector is the g x g cell means
+        flattened channel-major (index c*g*g + cell), so global = b + sum_cells W_cell mean_cell;
+        a patch in cell q gets g*g * W_q f + b. Each patch's share of the image-text similarity is
+        then its own similarity, in the space the loss trained.
+        """
+        g = self.pool_grid
+        if g == 1:
+            return self.global_proj(local)
+        h, w = grid
+        weight = self.global_proj.weight.view(-1, self.local_dim, g * g)  # (D, C, g*g)
+        rows = torch.arange(h, device=local.device) * g // h  # (h,) cell row of each patch row
+        cols = torch.arange(w, device=local.device) * g // w  # (w,)
+        cell = (rows[:, None] * g + cols[None, :]).flatten()  # (h*w,) cell index of each patch
+        per_patch = weight[:, :, cell]  # (D, C, L)
+        return (g * g) * torch.einsum("blc,dcl->bld", local, per_patch) + self.global_proj.bias
 
     def image_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of the tapped trunk stages, [(B, C_i, h_i, w_i)], finest first, coarsest last."""

@@ -263,6 +263,7 @@ class Trainer:
             state = {"config": self.cfg.model_dump(mode="json"), "preprocess": self.preprocess.to_dict(),
                      "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                      "scheduler": {"kind": "cosine", "warmup_steps": self.warmup, "total_steps": self.total_steps},
+                     "trained_heads": {"global": True, "local": bool(self.objective.uses_local)},
                      "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "world_size": self.dist.world,
                      "val": result.val}
             self.last_ckpt = save_checkpoint(self.out, self.model, self.objective, self.optimizer, state,
