@@ -28,7 +28,7 @@ from syncxr.errors import UserError
 from syncxr.evaluate.embed import PreprocessedImages, encode_images, iter_batches, pick_device
 from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
 from syncxr.evaluate.splits import load_or_make_splits, threshold_split, train_indices
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids, is_multiclass, select_findings
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame, is_multiclass, select_findings
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,6 @@ def run_finetune(pretrained: Any, dataset: Any, opts: FinetuneOptions, out_dir: 
         result[f"{key}@{f:g}"] = block[key]
         frame = pd.DataFrame(scores, columns=names)
         frame.insert(0, "fraction", f)
-        frame.insert(0, "image", image_ids(dataset, np.asarray(test)))
+        frame = pd.concat([id_frame(dataset, np.asarray(test)), frame], axis=1)
         preds.append(frame)
     return TaskOutput(result=result, predictions=pd.concat(preds, ignore_index=True))

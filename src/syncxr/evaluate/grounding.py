@@ -32,7 +32,7 @@ from syncxr.evaluate.embed import encode_prompt_sets, iter_batches, pick_device
 from syncxr.evaluate.geometry import boxes_to_mask, grid_to_original, resize_mode
 from syncxr.evaluate.metrics import cnr, mean_ci, minmax, pointing_game, region_metrics
 from syncxr.evaluate.prompts import load_prompt_table, prompts_for
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids, select_findings
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame, select_findings
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ def run_grounding(pretrained: Any, dataset: Any, opts: GroundingOptions) -> Task
     if space == "local":
         result["local_temperature"] = tau
     if not per_image.empty:
-        per_image.insert(0, "image", image_ids(dataset, per_image.pop("row").to_numpy()))
+        per_image = pd.concat([id_frame(dataset, per_image.pop("row").to_numpy()), per_image], axis=1)
     return TaskOutput(result=result, predictions=per_image)
 
 

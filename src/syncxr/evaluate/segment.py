@@ -31,7 +31,7 @@ from syncxr.evaluate.grounding import region_of
 from syncxr.evaluate.embed import pick_device
 from syncxr.evaluate.metrics import mean_ci
 from syncxr.evaluate.splits import load_or_make_splits, train_indices
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame
 from syncxr.models.image import local_to_map
 
 log = logging.getLogger(__name__)
@@ -237,5 +237,5 @@ def run_segment(pretrained: Any, dataset: Any, opts: SegmentOptions, out_dir: st
                                                                    "dice_all_ci": ci_all, "n_pos": int(has_gt.sum()), "n": len(rows)}},
                                          "n_train": len(train)}
         result[f"dice@{f:g}"] = d_pos
-        preds.append(pd.DataFrame({"image": image_ids(dataset, np.asarray(rows)), "fraction": f, "dice": dice, "has_mask": has_gt}))
+        preds.append(id_frame(dataset, np.asarray(rows)).assign(fraction=f, dice=dice, has_mask=has_gt))
     return TaskOutput(result=result, predictions=pd.concat(preds, ignore_index=True))

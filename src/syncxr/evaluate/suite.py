@@ -21,7 +21,7 @@ from syncxr.config import read_yaml, validate
 from syncxr.errors import UserError
 from syncxr.evaluate.finetune import FinetuneOptions, run_finetune
 from syncxr.evaluate.grounding import GroundingOptions, run_grounding
-from syncxr.evaluate.results import atomic_write_text, to_jsonable, write_results
+from syncxr.evaluate.results import atomic_write_text, output_paths, to_jsonable, write_results
 from syncxr.evaluate.segment import SegmentOptions, run_segment
 from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, ZeroShotOptions, run_zeroshot
 
@@ -82,7 +82,8 @@ def evaluate_loaded(task: str, pretrained: Any, dataset: Any, out: str | Path, o
     """Run one task on an already loaded checkpoint and dataset; write and return results."""
     check_preprocess(opts, pretrained)
     runner = TASKS[task][1]
-    output = runner(pretrained, dataset, opts, Path(out))
+    folder, results_path, _ = output_paths(out)  # --out: a folder, or the results .json itself
+    output = runner(pretrained, dataset, opts, folder)
     preprocess = pretrained.preprocess.to_dict() if hasattr(pretrained.preprocess, "to_dict") else {}
     result = {
         "task": task,
@@ -92,7 +93,7 @@ def evaluate_loaded(task: str, pretrained: Any, dataset: Any, out: str | Path, o
         **output.result,
     }
     write_results(out, result, output.predictions, predictions)
-    log.info("%s on %s: results in %s", task, dataset.name, Path(out) / "results.json")
+    log.info("%s on %s: results in %s", task, dataset.name, results_path)
     return to_jsonable(result)
 
 
@@ -102,6 +103,7 @@ def run_task(task: str, checkpoint: str, dataset: str, data_dir: str, out: str, 
     dataset keys `dataset_options`, `relabel` and `views` (see DatasetSpec)."""
     from syncxr.models.pretrained import load_pretrained
 
+    output_paths(out)  # a bad --out fails before any loading
     ds_keys = {k: options.pop(k) for k in ("dataset_options", "relabel", "views") if k in options}
     spec = validate(DatasetSpec, {"dataset": dataset, "data_dir": str(data_dir), **ds_keys}, f"{task} dataset")
     opts = parse_options(task, options, f"{task} options")  # fail on a bad option before any loading

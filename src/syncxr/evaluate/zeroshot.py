@@ -88,13 +88,34 @@ def is_multiclass(dataset: Any, mode: str) -> bool:
     return dataset.name in MULTICLASS_DATASETS
 
 
+# The input's own identifier columns, in this order of preference for the "image" column.
+_IMAGE_COLUMNS = ("image_id", "image", "path", "id")
+_ID_COLUMNS = ("patient_id", "study_id")
+
+
 def image_ids(dataset: Any, rows: np.ndarray) -> list[str]:
-    """A stable id per dataset row for prediction files: meta's image/path column, else the row."""
+    """The image value of each dataset row as the user's input had it (meta `image_id`: the labels
+    CSV's `image` cell, CheXpert's Path, ...), so prediction files join back to the user's labels;
+    else another image column, else the row number."""
     meta = getattr(dataset, "meta", None)
-    for col in ("image", "path", "image_id", "id"):
+    for col in _IMAGE_COLUMNS:
         if meta is not None and col in meta.columns:
             return [str(v) for v in meta[col].to_numpy()[rows]]
     return [str(int(r)) for r in rows]
+
+
+def id_frame(dataset: Any, rows: np.ndarray) -> pd.DataFrame:
+    """Identifier columns of prediction files: `image` (see image_ids) and the input's patient_id /
+    study_id when it has them (a patient_id that only repeats the image value is left out)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    frame = pd.DataFrame({"image": image_ids(dataset, rows)})
+    meta = getattr(dataset, "meta", None)
+    for col in _ID_COLUMNS:
+        if meta is not None and col in meta.columns:
+            values = [str(v) for v in meta[col].to_numpy()[rows]]
+            if values != frame["image"].tolist():
+                frame[col] = values
+    return frame
 
 
 def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOutput:
@@ -124,7 +145,7 @@ def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOu
             "prompt_source": {n: table[n].source for n in names},
         }
     )
-    preds = pd.DataFrame({"image": image_ids(dataset, images.index)})
+    preds = id_frame(dataset, images.index)
     for k, n in enumerate(names):
         preds[n] = scores[:, k]
     return TaskOutput(result=result, predictions=preds)
