@@ -197,3 +197,17 @@ def test_local_head_trained_from_state():
     assert local_head_trained({"trained_heads": {"global": True, "local": False}}) is False
     assert local_head_trained({"config": {"objective": {"name": "convirt"}}}) is False  # older checkpoints
     assert local_head_trained({"config": {"objective": {"name": "gloria"}}}) is True
+
+
+@pytest.mark.parametrize("arch, grid, dim", [("resnet18", (4, 4), 256), ("tiny_cnn", (8, 8), 64)])
+def test_penultimate_local_layer(arch, grid, dim):
+    cfg = ImageConfig(arch=arch, image_size=64, local_layer="penultimate")
+    enc = build_image_encoder(cfg, embed_dim=16).eval()
+    with torch.no_grad():
+        out = enc(torch.randn(2, 1, 64, 64))
+        glob = enc.encode_patches_global(torch.randn(2, 1, 64, 64))
+    assert out.grid == grid and out.local.shape == (2, grid[0] * grid[1], 16)  # layer3: twice layer4's grid
+    assert enc.local_proj.in_features == dim
+    assert glob.grid == (grid[0] // 2, grid[1] // 2)  # global-space patches stay on the pooled (last) map
+    with pytest.raises(UserError, match="needs a convolutional encoder"):
+        build_image_encoder(ImageConfig(arch="vit_tiny", image_size=32, local_layer="penultimate"), embed_dim=16)

@@ -25,6 +25,9 @@ class ImageConfig(_Strict):
     mean: float = 0.5
     std: float = Field(0.25, gt=0)
     sync_bn: bool = True  # convert BatchNorm to SyncBatchNorm under DDP on GPU
+    # Map the local head reads: "last" (ResNet layer4, 7 x 7 at 224 px) or "penultimate" (layer3,
+    # 14 x 14 at 224 px, as GLoRIA and MGCA); conv encoders only. The global embedding always pools the last map.
+    local_layer: Literal["last", "penultimate"] = "last"
 
 
 class TextConfig(_Strict):
@@ -133,6 +136,11 @@ def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = T
             f"model.image.arch: unknown image encoder {cfg.arch!r}; valid: {', '.join(IMAGE_ENCODERS.names())}"
         )
     enc = IMAGE_ENCODERS.build(cfg.arch, embed_dim=embed_dim, image_size=cfg.image_size)
+    if cfg.local_layer != "last":
+        if not hasattr(enc, "use_local_layer"):
+            raise UserError(f"model.image.local_layer={cfg.local_layer!r} needs a convolutional encoder; "
+                            f"{cfg.arch!r} gives patch tokens of one size (use local_layer: last)")
+        enc.use_local_layer(cfg.local_layer)
     if load_weights and cfg.pretrained:
         load_image_weights(enc, cfg.pretrained)
     return enc

@@ -68,7 +68,8 @@ def local_to_map(out: EncoderOutput) -> torch.Tensor:
 
 
 class ConvMapEncoder(ImageEncoder):
-    """Any conv trunk returning a (B, C, h, w) map: local = the h*w patches; global = mean pool,
+    """Any conv trunk returning a (B, C, h, w) map: local = the h*w patches (of the last map, or of
+    the penultimate tapped stage after `use_local_layer("penultimate")`); global = mean pool,
     or with `pool_grid=g` the g x g average-pooled map flattened, which keeps coarse position
     (left vs right) that a shallow net cannot encode in its channels alone.
 
@@ -89,15 +90,42 @@ class ConvMapEncoder(ImageEncoder):
         self.feature_dim = feature_dim * pool_grid * pool_grid
         self.global_proj = nn.Linear(self.feature_dim, embed_dim)
         self.local_proj = nn.Linear(feature_dim, embed_dim)
+        self.local_stage = len(trunk) - 1  # trunk index of the map the local head reads
+
+    def use_local_layer(self, layer: str) -> None:
+        """Take local features from the "last" map (default) or the "penultimate" tapped stage
+        (ResNet layer3: 14 x 14 at 224 px, as GLoRIA and MGCA do, instead of layer4's 7 x 7); the
+        local projection is rebuilt for that map's channels."""
+        if layer == "last":
+            return
+        if layer != "penultimate" or len(self.stages) < 2:
+            raise ValueError(f"local layer {layer!r}: expected last or penultimate (needs two tapped stages)")
+        self.local_stage = self.stages[-2]
+        convs = [m for m in self.trunk[: self.local_stage + 1].modules() if isinstance(m, nn.Conv2d)]
+        self.local_proj = nn.Linear(convs[-1].out_channels, self.local_proj.out_features)
+
+    def _pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, C) mean, or (B, C*g*g) cell means flattened channel-major."""
+        if self.pool_grid == 1:
+            return fmap.mean(dim=(2, 3))
+        return nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(pooled (B, C'), last map's patches (B, h*w, C), (h, w))."""
         fmap = self.trunk(x)  # (B, C, h, w)
-        b, c, h, w = fmap.shape
-        local = fmap.flatten(2).transpose(1, 2)  # (B, h*w, C)
-        if self.pool_grid == 1:
-            return fmap.mean(dim=(2, 3)), local, (h, w)
-        pooled = nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)  # (B, C*g*g)
-        return pooled, local, (h, w)
+        _, _, h, w = fmap.shape
+        return self._pool(fmap), fmap.flatten(2).transpose(1, 2), (h, w)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        local_map = None
+        for i, layer in enumerate(self.trunk):
+            x = layer(x)
+            if i == self.local_stage:
+                local_map = x  # (B, C_l, h_l, w_l)
+        _, _, h, w = local_map.shape
+        local = local_map.flatten(2).transpose(1, 2)  # (B, h_l*w_l, C_l)
+        return EncoderOutput(global_emb=self.global_proj(self._pool(x)), local=self.local_proj(local), mask=None,
+                             grid=(h, w))
 
     def project_patches_global(self, local: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """(B, h*w, C) -> (B, h*w, D) in the global space, so that the global embedding is the mean of
