@@ -154,3 +154,20 @@ def test_evaluate_never_imports_generation_code():
             if s.startswith(("import syncxr.", "from syncxr.")) and s.split()[1].split(".")[1] in ("text", "image", "pipeline"):
                 offenders.append(f"{f.name}: {s}")
     assert offenders == []
+
+
+def test_linear_probe_reads_the_backbones_pooled_features(world, tmp_path):
+    from syncxr.data.sources.registry import load_dataset
+    from syncxr.evaluate.embed import encode_images
+    from syncxr.models.pretrained import load_pretrained
+
+    root, ckpt = world
+    pre = load_pretrained(ckpt)
+    ds = load_dataset("sim", root / "data" / "sim")
+    backbone = encode_images(pre, ds, [0, 1, 2], kind="backbone")
+    embedding = encode_images(pre, ds, [0, 1, 2])
+    assert backbone.emb.shape == (3, 128 * 4)  # tiny_cnn: 128 channels, 2 x 2 cell means; not the 32-d projection
+    assert embedding.emb.shape == (3, 32)
+    res = run_task("finetune", str(ckpt), "sim", str(root / "data" / "sim"), str(tmp_path / "ft"), n_boot=0,
+                   fractions=[1.0])
+    assert res["features"] == "backbone"

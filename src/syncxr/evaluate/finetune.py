@@ -25,7 +25,14 @@ from pydantic import Field
 from torch.utils.data import DataLoader
 
 from syncxr.errors import UserError
-from syncxr.evaluate.embed import PreprocessedImages, encode_images, iter_batches, pick_device
+from syncxr.evaluate.embed import (
+    PreprocessedImages,
+    encode_images,
+    has_backbone_features,
+    image_vectors,
+    iter_batches,
+    pick_device,
+)
 from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
 from syncxr.evaluate.splits import load_or_make_splits, threshold_split, train_indices
 from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame, is_multiclass, select_findings
@@ -45,6 +52,9 @@ class FinetuneOptions(RunOptions):
     lr: float = Field(1e-4, gt=0)  # encoder learning rate (full fine-tuning)
     head_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    # What the probe/head reads: the backbone's pooled features (e.g. 2048-d for ResNet-50), as the
+    # reference fine-tuners do, or the projected global embedding.
+    features: Literal["backbone", "embedding"] = "backbone"
     threshold_tune_frac: float = Field(0.3, gt=0, lt=1)  # share of the test set for F1/ACC thresholds when there is no validation split
 
 
@@ -84,6 +94,14 @@ def _thresholds(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test
     if untuned:
         info["untuned"] = {n: "the tuning rows lack a positive or a negative; no F1/ACC" for n in untuned}
     return thr, report, info
+
+
+def _feature_kind(model: Any, opts: FinetuneOptions) -> str:
+    """The option, or "embedding" for a model that exposes no backbone features."""
+    if opts.features == "backbone" and not has_backbone_features(model):
+        log.warning("the model exposes no backbone features; fine-tuning on its global embedding")
+        return "embedding"
+    return opts.features
 
 
 def _meta_rows(dataset: Any, rows: list[int]) -> Any:
@@ -134,15 +152,15 @@ def _fit_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, names: list[str
 
 
 class _Classifier(nn.Module):
-    def __init__(self, model: nn.Module, dim: int, n_out: int) -> None:
+    def __init__(self, model: nn.Module, dim: int, n_out: int, kind: str = "embedding") -> None:
         super().__init__()
-        self.model = model
+        self.model, self.kind = model, kind
         self.head = nn.Linear(dim, n_out)
         nn.init.zeros_(self.head.weight)  # deterministic start without touching the global RNG
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) -> (B, K) logits
-        return self.head(self.model.encode_image(x).global_emb)
+        return self.head(image_vectors(self.model, x, self.kind))
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
@@ -175,8 +193,9 @@ def _fit_full(pretrained: Any, dataset: Any, y: np.ndarray, train: list[int], va
     model = copy.deepcopy(pretrained.model).to(dev)
     with torch.inference_mode():
         probe = torch.as_tensor(pretrained.preprocess(dataset.image(train[0])), dtype=torch.float32)[None].to(dev)
-        dim = model.encode_image(probe).global_emb.shape[-1]
-    clf = _Classifier(model, dim, y.shape[1]).to(dev)
+        kind = _feature_kind(model, opts)
+        dim = image_vectors(model, probe, kind).shape[-1]
+    clf = _Classifier(model, dim, y.shape[1], kind).to(dev)
     opt = torch.optim.AdamW([{"params": clf.model.parameters(), "lr": opts.lr},
                              {"params": clf.head.parameters(), "lr": opts.head_lr}], weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
@@ -217,13 +236,15 @@ def run_finetune(pretrained: Any, dataset: Any, opts: FinetuneOptions, out_dir: 
     split_path = Path(opts.splits) if opts.splits else Path(out_dir) / "splits.json"
     splits = load_or_make_splits(split_path, dataset, opts.seed, opts.fractions, opts.test_frac, opts.val_frac)
     test = splits["test"]
-    result: dict[str, Any] = {"method": opts.method, "mode": "multiclass" if multiclass else "multilabel",
+    result: dict[str, Any] = {"method": opts.method, "features": _feature_kind(pretrained.model, opts),
+                              "mode": "multiclass" if multiclass else "multilabel",
                               "splits_file": str(split_path), "n_test": len(test), "fractions": {}}
     preds = []
     feats = None
     if opts.method == "linear_probe":
         rows = sorted(set(splits["train_pool"]) | set(test) | set(splits["val"]))
-        feats = encode_images(pretrained, dataset, rows, opts.batch_size, opts.num_workers, opts.device)
+        feats = encode_images(pretrained, dataset, rows, opts.batch_size, opts.num_workers, opts.device,
+                              kind=_feature_kind(pretrained.model, opts))
         pos = {int(r): j for j, r in enumerate(feats.index)}
         test = [i for i in test if i in pos]
         val = [i for i in splits["val"] if i in pos]

@@ -58,6 +58,11 @@ class DualEncoder(nn.Module):
         """x: (B, 1, H, W) normalised float images."""
         return self.image(x)
 
+    def image_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, H, W) -> the backbone's pooled features before any projection (B, C), e.g.
+        2048-d for ResNet-50: what the reference fine-tuners and linear probes train on."""
+        return self.image.features(x)[0]
+
     def encode_image_patches(self, x: torch.Tensor) -> EncoderOutput:
         """x: (B, 1, H, W) -> EncoderOutput whose `local` holds the patches projected into the
         GLOBAL embedding space (B, h*w, D): comparable with the text's global embedding even when
