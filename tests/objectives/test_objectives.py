@@ -187,3 +187,35 @@ def test_mgca_parameter_free_attention_variant():
     assert torch.isfinite(loss) and all(t.grad.abs().sum() > 0 for t in leaves)
     assert logs["loss_ita"] == pytest.approx(2 * bidirectional_info_nce(img.global_emb, txt.global_emb, 0.07)[0].item(),
                                              rel=1e-5)
+
+
+def test_gloria_released_scores_match_a_loop_over_the_reference_steps():
+    # The released recipe, step by step: dot products, softmax over the text's words, x tau1, softmax
+    # over regions, context from raw regions, cosine, log sum exp(tau2 cos) (no / tau2).
+    g = torch.Generator().manual_seed(5)
+    w, r = torch.randn(2, 4, D, generator=g), torch.randn(3, 5, D, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)
+    scores, _ = word_region_scores(w, mask, r, 4.0, 5.0, variant="released")
+    for t in range(2):
+        words = w[t][mask[t]]  # (L_t, D)
+        for i in range(3):
+            dots = r[i] @ words.t()  # (R, L_t)
+            a = torch.softmax(4.0 * torch.softmax(dots, dim=1), dim=0)  # words, then regions
+            c = a.t() @ r[i]  # (L_t, D)
+            cos = F.cosine_similarity(words, c, dim=-1)
+            assert torch.allclose(scores[t, i], torch.log(torch.exp(5.0 * cos).sum()), atol=1e-5)
+
+
+def test_gloria_released_sums_the_two_directions():
+    (img, txt), _ = _outputs(6)
+    rel = build_objective("gloria", D)
+    paper = build_objective("gloria", D, variant="paper")
+    _, logs_r = rel(img, txt)
+    _, logs_p = paper(img, txt)
+    zi, zt = F.normalize(img.global_emb, dim=-1), F.normalize(txt.global_emb, dim=-1)
+    logits = 10.0 * zi @ zt.t()
+    both = (F.cross_entropy(logits, torch.arange(B)) + F.cross_entropy(logits.t(), torch.arange(B))).item()
+    assert logs_r["loss_global"] == pytest.approx(both, rel=1e-5)
+    assert logs_p["loss_global"] == pytest.approx(both / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="released or paper"):
+        build_objective("gloria", D, variant="other")
