@@ -211,3 +211,30 @@ def test_penultimate_local_layer(arch, grid, dim):
     assert glob.grid == (grid[0] // 2, grid[1] // 2)  # global-space patches stay on the pooled (last) map
     with pytest.raises(UserError, match="needs a convolutional encoder"):
         build_image_encoder(ImageConfig(arch="vit_tiny", image_size=32, local_layer="penultimate"), embed_dim=16)
+
+
+def test_imagenet_weights_come_from_the_local_torch_cache(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cfg = ImageConfig(arch="resnet18", image_size=64, weights="imagenet")
+    with pytest.raises(UserError, match=r"not in the local torch cache \(expected .*resnet18-f37072fd\.pth.*never downloads"):
+        build_image_encoder(cfg, embed_dim=16)
+    torch.manual_seed(1)
+    ref = torchvision.models.resnet18(weights=None).state_dict()  # stands in for the ImageNet file
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(ref, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    enc = build_image_encoder(cfg, embed_dim=16)
+    own = enc.state_dict()
+    assert torch.equal(own["trunk.4.0.conv1.weight"], ref["layer1.0.conv1.weight"])
+    assert torch.equal(own["trunk.0.weight"], ref["conv1.weight"].sum(dim=1, keepdim=True))  # RGB stem folded
+    assert not torch.equal(build_image_encoder(ImageConfig(arch="resnet18", image_size=64), 16).state_dict()
+                           ["trunk.4.0.conv1.weight"], ref["layer1.0.conv1.weight"])
+
+
+def test_imagenet_weights_for_a_vit_come_from_the_hf_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="not in the local Hugging Face cache.*huggingface-cli download"):
+        build_image_encoder(ImageConfig(arch="vit_small", image_size=32, weights="imagenet"), embed_dim=16)
+    with pytest.raises(UserError, match="no ImageNet weights for 'tiny_cnn'"):
+        build_image_encoder(ImageConfig(arch="tiny_cnn", image_size=32, weights="imagenet"), embed_dim=16)

@@ -151,7 +151,8 @@ def _mgca_step(obj, opt, seed, step, epoch=1):
 
 def test_mgca_prototypes_frozen_during_warmup_then_trained():
     torch.manual_seed(0)
-    obj = MGCA(embed_dim=D, num_prototypes=10, freeze_prototypes_epochs=0, freeze_prototypes_steps=2)
+    obj = MGCA(embed_dim=D, num_prototypes=10, freeze_prototypes_epochs=0, freeze_prototypes_steps=2,
+               learned_attention=True)
     opt = torch.optim.AdamW(obj.parameters(), lr=0.05, weight_decay=0.05)
     proto = obj.prototypes.weight
     start = F.normalize(proto.detach(), dim=1).clone()

@@ -31,7 +31,7 @@ def test_mgca_prototype_steps_equal_the_reference(dataset, tmp_path):
     cfg = resolve_data(load_config(QUICK, [
         "train.progress=false", "train.epochs=2", "train.batch_size=16", "train.eval_each_epoch=false",
         "model.image.image_size=32", "model.text.max_length=24", "objective.name=mgca",
-        "objective.params={num_prototypes: 20, freeze_prototypes_epochs: 1}", "optim.weight_decay=0.05",
+        "objective.params={num_prototypes: 20, freeze_prototypes_epochs: 1, learned_attention: true}", "optim.weight_decay=0.05",
     ]), str(dataset))
     trainer = Trainer(cfg, open_data(cfg.data, seed=0), tmp_path / "run")
     proto = trainer.objective.prototypes.weight

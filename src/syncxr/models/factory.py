@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from syncxr.models.base import EncoderOutput
-from syncxr.models.image import IMAGE_ENCODERS, load_image_weights, local_to_map
+from syncxr.models.image import IMAGE_ENCODERS, imagenet_weights_file, load_image_weights, local_to_map
 from syncxr.models.text import TextEncoder, build_text_encoder
 
 
@@ -21,6 +21,9 @@ class _Strict(BaseModel):
 class ImageConfig(_Strict):
     arch: str = "tiny_cnn"  # resnet18 | resnet50 | vit_small | vit_base | vit_tiny | tiny_cnn
     pretrained: Optional[str] = None  # local .safetensors/.pt of the backbone (RGB stems folded)
+    # "imagenet": the reference ImageNet weights from the local torch / Hugging Face cache (never
+    # downloaded; a missing file is a clear error). Ignored when `pretrained` is given.
+    weights: Optional[Literal["imagenet"]] = None
     image_size: int = Field(64, ge=16, le=2048)
     mean: float = 0.5
     std: float = Field(0.25, gt=0)
@@ -148,16 +151,22 @@ def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = T
         enc.use_local_layer(cfg.local_layer)
     if load_weights and cfg.pretrained:
         load_image_weights(enc, cfg.pretrained)
+    elif load_weights and cfg.weights == "imagenet":
+        load_image_weights(enc, imagenet_weights_file(cfg.arch))
     return enc
 
 
 def build_model(
-    cfg: ModelConfig, corpus: Iterable[str] | None = None, saved_text: Path | None = None
+    cfg: ModelConfig, corpus: Iterable[str] | None = None, saved_text: Path | None = None,
+    load_weights: bool | None = None,
 ) -> DualEncoder:
     """Build the dual encoder. For a fresh run give `corpus` (built-in tokenizer training); to
     rebuild a saved model give `saved_text` (the checkpoint's text folder) and load weights after.
+    load_weights: load the configured backbone weights (default: only without `saved_text`; a fresh
+    DDP run loads them although its tokenizer comes from a folder).
     """
-    image = build_image_encoder(cfg.image, cfg.embed_dim, load_weights=saved_text is None)
+    load = saved_text is None if load_weights is None else load_weights
+    image = build_image_encoder(cfg.image, cfg.embed_dim, load_weights=load)
     text = build_text_encoder(
         cfg.text.name, cfg.embed_dim, cfg.text.max_length, corpus=corpus,
         vocab_size=cfg.text.vocab_size, dropout=cfg.text.dropout, saved=saved_text,

@@ -278,6 +278,57 @@ def load_image_weights(module: nn.Module, path: str | Path) -> None:
     log.info("loaded %d tensors from %s (%d left at init: %s)", len(fitted), p, len(missing), missing[:5])
 
 
+# ImageNet weights the reference methods start from: torchvision IMAGENET1K_V1 for ResNets (what
+# `pretrained=True` gave ConVIRT/GLoRIA/MGCA), timm's default ImageNet tags for ViT-S/B on the HF hub.
+IMAGENET_TORCHVISION = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}
+IMAGENET_TIMM = {"vit_small": "timm/vit_small_patch16_224.augreg_in21k_ft_in1k",
+                 "vit_base": "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"}
+
+
+def imagenet_weights_file(arch: str) -> Path:
+    """The local cache file of `arch`'s ImageNet weights; never downloads. A UserError says where
+    the file was expected and how to fill the cache when it is missing."""
+    if arch in IMAGENET_TORCHVISION:
+        import torchvision
+
+        url = getattr(torchvision.models, IMAGENET_TORCHVISION[arch]).IMAGENET1K_V1.url
+        path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if path.is_file():
+            return path
+        raise UserError(
+            f"model.image.weights=imagenet: {arch} ImageNet weights are not in the local torch cache (expected "
+            f"{path}; set TORCH_HOME to move the cache). syncxr never downloads weights: on a machine with network "
+            f"run  python -c \"import torchvision; torchvision.models.{arch}(weights='IMAGENET1K_V1')\"  and copy "
+            f"the file to that path, or give a local file as model.image.pretrained."
+        )
+    if arch in IMAGENET_TIMM:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = IMAGENET_TIMM[arch]
+        found = try_to_load_from_cache(repo, "model.safetensors", cache_dir=_hf_cache_dir())
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+        raise UserError(
+            f"model.image.weights=imagenet: {arch} ImageNet weights ({repo}) are not in the local Hugging Face cache "
+            f"({_hf_cache_dir() or 'the default cache'}; set HF_HUB_CACHE or HF_HOME to move it). syncxr never "
+            f"downloads weights: on a machine with network run  huggingface-cli download {repo} model.safetensors  "
+            f"and copy the cache over, or give a local file as model.image.pretrained."
+        )
+    valid = ", ".join([*IMAGENET_TORCHVISION, *IMAGENET_TIMM])
+    raise UserError(f"model.image.weights=imagenet: no ImageNet weights for {arch!r}; available for {valid}")
+
+
+def _hf_cache_dir() -> str | None:
+    """The hub cache folder from the environment at call time (HF_HUB_CACHE, else HF_HOME/hub)."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
 def _match_key(key: str, own: dict[str, torch.Tensor]) -> str | None:
     """Map a torchvision/timm key to ours (trunk is an nn.Sequential over the named stages)."""
     if key in own:

@@ -2,8 +2,9 @@
 
 - instance level (ITA): InfoNCE of global embeddings, image->text plus text->image (summed, as
   the released code does), temperature 0.07;
-- token level (CTA): each word attends over the patches of its own image (cross-attention with
-  learned query/key/value/output projections, one head, as in the paper's equations) and must
+- token level (CTA): each word attends over the patches of its own image (by default the released
+  code's parameter-free softmax of cosine / 0.1; `learned_attention=True` gives the paper's
+  cross-attention with learned query/key/value/output projections, one head) and must
   match its own attended vector among all words of the report, in both directions, temperature
   0.1. Word losses are weighted by the text encoder's last-layer [CLS] attention averaged over
   heads (`EncoderOutput.attn_weights`), clipped to its 10th-90th percentile and renormalised over
@@ -96,11 +97,12 @@ class MGCA(Objective):
         self, embed_dim: int = 128, temperature: float = 0.07, local_temperature: float = 0.1,
         num_prototypes: int = 500, proto_temperature: float = 0.2, epsilon: float = 0.05,
         sinkhorn_iters: int = 3, lambda_ita: float = 1.0, lambda_cta: float = 1.0, lambda_cpa: float = 1.0,
-        learned_attention: bool = True, num_heads: int = 1, attention_weights: bool = True,
+        learned_attention: bool = False, num_heads: int = 1, attention_weights: bool = True,
         freeze_prototypes_epochs: int = 1, freeze_prototypes_steps: int = 0,
     ) -> None:
-        """learned_attention=False gives the released code's default parameter-free attention
-        (softmax of cosine / local_temperature); attention_weights=False weights tokens uniformly.
+        """learned_attention=False (default) is the released code's default parameter-free attention
+        (softmax of cosine / local_temperature); True adds the paper's learned one-head cross-attention
+        layers. attention_weights=False weights tokens uniformly.
         The prototypes are frozen while epoch < freeze_prototypes_epochs or optimizer step <
         freeze_prototypes_steps (see `before_optimizer_step`)."""
         super().__init__()

@@ -124,7 +124,9 @@ class Trainer:
             D.barrier(self.dist)
         with torch.random.fork_rng(devices=[]):  # same init on every rank and every rerun
             torch.manual_seed(cfg.train.seed)
-            model = build_model(cfg.model, corpus=None if saved else self._corpus(), saved_text=saved)
+            # Backbone weights (model.image.pretrained / weights) on a fresh run, DDP included.
+            model = build_model(cfg.model, corpus=None if saved else self._corpus(), saved_text=saved,
+                                load_weights=self.resume is None)
             objective = build_objective(cfg.objective.name, cfg.model.embed_dim, **cfg.objective.params)
         freeze_unused_local(model, objective)
         return model, objective
