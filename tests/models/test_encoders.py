@@ -238,3 +238,34 @@ def test_imagenet_weights_for_a_vit_come_from_the_hf_cache(tmp_path, monkeypatch
         build_image_encoder(ImageConfig(arch="vit_small", image_size=32, weights="imagenet"), embed_dim=16)
     with pytest.raises(UserError, match="no ImageNet weights for 'tiny_cnn'"):
         build_image_encoder(ImageConfig(arch="tiny_cnn", image_size=32, weights="imagenet"), embed_dim=16)
+
+
+@pytest.mark.parametrize("head, n_linear, n_bn", [("linear", 1, 0), ("mlp", 2, 0), ("mlp_bn", 2, 2)])
+def test_projection_heads(head, n_linear, n_bn):
+    from syncxr.models.heads import TokenBatchNorm
+
+    cfg = ModelConfig.model_validate({"embed_dim": 16, "head": head, "head_hidden": 32,
+                                      "image": {"arch": "resnet18", "image_size": 64},
+                                      "text": {"name": "bert-tiny-builtin", "max_length": 16, "vocab_size": 200}})
+    model = build_model(cfg, corpus=CORPUS)
+    for proj in (model.image.global_proj, model.image.local_proj, model.text.global_proj, model.text.local_proj):
+        mods = list(proj.modules())
+        assert sum(isinstance(m, torch.nn.Linear) for m in mods) == n_linear
+        assert sum(isinstance(m, TokenBatchNorm) for m in mods) == n_bn
+    tok = model.tokenize(CORPUS[:3])
+    img, txt = model(torch.randn(3, 1, 64, 64), tok["input_ids"], tok["attention_mask"])
+    assert img.global_emb.shape == (3, 16) and txt.local.shape[-1] == 16 and img.local.shape[-1] == 16
+    if head == "mlp_bn":  # MGCA's last BatchNorm has no affine: a standardised embedding per dimension
+        assert torch.allclose(img.global_emb.mean(0), torch.zeros(16), atol=1e-5)
+    patches = model.eval().encode_image_patches(torch.randn(2, 1, 64, 64))
+    assert patches.local.shape == (2, 4, 16)
+
+
+def test_max_pooling_of_the_text():
+    enc = build_text_encoder("bert-tiny-builtin", 16, 16, corpus=CORPUS, vocab_size=200, pooling="max").eval()
+    tok = enc.tokenize(["small left pleural effusion"])
+    hidden = enc.model(**tok).last_hidden_state[0]  # (L, H)
+    words = tok["attention_mask"][0].bool() & ~torch.isin(tok["input_ids"][0], enc.special_ids)
+    with torch.no_grad():
+        out = enc(tok["input_ids"], tok["attention_mask"])
+        assert torch.allclose(out.global_emb[0], enc.global_proj(hidden[words].amax(0)), atol=1e-5)

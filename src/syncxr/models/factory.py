@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from syncxr.models.base import EncoderOutput
+from syncxr.models.heads import HeadKind, head_in_features, make_head
 from syncxr.models.image import IMAGE_ENCODERS, imagenet_weights_file, load_image_weights, local_to_map
 from syncxr.models.text import TextEncoder, build_text_encoder
 
@@ -38,11 +39,15 @@ class TextConfig(_Strict):
     max_length: int = Field(64, ge=4, le=512)
     vocab_size: int = Field(4000, ge=100)  # built-in WordPiece only
     dropout: float = Field(0.1, ge=0, lt=1)
-    pooling: Literal["auto", "cls", "mean"] = "auto"  # global text embedding; auto: mean for built-in, cls for hf:
+    # Global text embedding: auto (mean for built-in, cls for hf:), cls (MGCA), mean (GLoRIA), max (ConVIRT).
+    pooling: Literal["auto", "cls", "mean", "max"] = "auto"
 
 
 class ModelConfig(_Strict):
     embed_dim: int = Field(128, ge=8)
+    # Projection heads (image and text, global and local): linear | mlp (ConVIRT) | mlp_bn (MGCA).
+    head: HeadKind = "linear"
+    head_hidden: int = Field(2048, ge=8)  # hidden width of the mlp heads
     image: ImageConfig = ImageConfig()
     text: TextConfig = TextConfig()
 
@@ -135,7 +140,16 @@ def _cls_attention(module: nn.Module, hidden: torch.Tensor, attention_mask: torc
     return torch.softmax(logits, dim=-1).mean(dim=1)  # (B, L)
 
 
-def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = True) -> nn.Module:
+def set_heads(encoder: nn.Module, kind: str, embed_dim: int, hidden: int) -> None:
+    """Replace an encoder's linear global/local projections by heads of `kind` (same widths)."""
+    if kind == "linear":
+        return
+    for name in ("global_proj", "local_proj"):
+        setattr(encoder, name, make_head(kind, head_in_features(getattr(encoder, name)), embed_dim, hidden))
+
+
+def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = True, head: str = "linear",
+                        head_hidden: int = 2048) -> nn.Module:
     """Build the image encoder preset `cfg.arch`; pretrained backbone weights from a local path."""
     from syncxr.errors import UserError
 
@@ -149,6 +163,7 @@ def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = T
             raise UserError(f"model.image.local_layer={cfg.local_layer!r} needs a convolutional encoder; "
                             f"{cfg.arch!r} gives patch tokens of one size (use local_layer: last)")
         enc.use_local_layer(cfg.local_layer)
+    set_heads(enc, head, embed_dim, head_hidden)
     if load_weights and cfg.pretrained:
         load_image_weights(enc, cfg.pretrained)
     elif load_weights and cfg.weights == "imagenet":
@@ -166,11 +181,12 @@ def build_model(
     DDP run loads them although its tokenizer comes from a folder).
     """
     load = saved_text is None if load_weights is None else load_weights
-    image = build_image_encoder(cfg.image, cfg.embed_dim, load_weights=load)
+    image = build_image_encoder(cfg.image, cfg.embed_dim, load_weights=load, head=cfg.head, head_hidden=cfg.head_hidden)
     text = build_text_encoder(
         cfg.text.name, cfg.embed_dim, cfg.text.max_length, corpus=corpus,
         vocab_size=cfg.text.vocab_size, dropout=cfg.text.dropout, saved=saved_text,
         pooling=cfg.text.pooling,
     )
+    set_heads(text, cfg.head, cfg.embed_dim, cfg.head_hidden)
     return DualEncoder(image, text)
 

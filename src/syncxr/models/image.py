@@ -139,6 +139,8 @@ class ConvMapEncoder(ImageEncoder):
         g = self.pool_grid
         if g == 1:
             return self.global_proj(local)
+        if not isinstance(self.global_proj, nn.Linear):
+            raise NotImplementedError("patches of a pool_grid > 1 encoder have no global-space image under a non-linear head")
         h, w = grid
         weight = self.global_proj.weight.view(-1, self.local_dim, g * g)  # (D, C, g*g)
         rows = torch.arange(h, device=local.device) * g // h  # (h,) cell row of each patch row

@@ -48,8 +48,8 @@ class TextEncoder(nn.Module):
 
     def __init__(self, model: nn.Module, tokenizer, embed_dim: int, max_length: int, pooling: str = "cls") -> None:
         super().__init__()
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if pooling not in ("cls", "mean", "max"):
+            raise ValueError(f"pooling must be 'cls', 'mean' or 'max', got {pooling!r}")
         self.pooling = pooling
         self.model = model
         self.tokenizer = tokenizer  # a transformers fast tokenizer, not a module
@@ -75,6 +75,9 @@ class TextEncoder(nn.Module):
         words = attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)
         if self.pooling == "cls":
             pooled = hidden[:, 0]  # (B, H)
+        elif self.pooling == "max":  # ConVIRT: max over the word states
+            valid = torch.where(words.any(1, keepdim=True), words, attention_mask.bool())  # (B, L)
+            pooled = hidden.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)  # (B, H)
         else:
             w = words.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
             pooled = (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, H)
