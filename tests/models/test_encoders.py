@@ -269,3 +269,35 @@ def test_max_pooling_of_the_text():
     with torch.no_grad():
         out = enc(tok["input_ids"], tok["attention_mask"])
         assert torch.allclose(out.global_emb[0], enc.global_proj(hidden[words].amax(0)), atol=1e-5)
+
+
+def test_subwords_are_merged_into_words():
+    enc = build_text_encoder("bert-tiny-builtin", 16, 32, corpus=CORPUS, vocab_size=120).eval()
+    text = "bronchiectasis effusion"  # a word outside the corpus: split into pieces
+    tok = enc.tokenize([text, "small opacity"])
+    pieces = enc.tokenizer.convert_ids_to_tokens(tok["input_ids"][0])
+    assert any(p.startswith("##") for p in pieces)
+    with torch.no_grad():
+        plain = enc(**tok)
+        enc.merge_subwords = True
+        merged = enc(**tok)
+    assert merged.mask[0].tolist() == [True, True] and merged.mask[1].tolist() == [True, True]
+    assert torch.equal(merged.global_emb, plain.global_emb)  # the global embedding is unchanged
+    hidden = enc.model(**tok).last_hidden_state[0]  # (L, H)
+    first_word = [i for i, p in enumerate(pieces) if p not in ("[CLS]", "[SEP]", "[PAD]")]
+    n_first = 1 + next(k for k, i in enumerate(first_word[1:]) if not pieces[i].startswith("##"))
+    with torch.no_grad():
+        want = enc.local_proj(hidden[first_word[:n_first]].sum(0))
+    assert torch.allclose(merged.local[0, 0], want, atol=1e-5)
+
+
+def test_merged_words_carry_summed_attention_weights():
+    cfg = ModelConfig.model_validate({"embed_dim": 16, "image": {"arch": "tiny_cnn", "image_size": 32},
+                                      "text": {"name": "bert-tiny-builtin", "max_length": 32, "vocab_size": 120,
+                                               "merge_subwords": True}})
+    model = build_model(cfg, corpus=CORPUS).eval()
+    tok = model.tokenize(["bronchiectasis effusion"])
+    with torch.no_grad():
+        out = model.encode_text(tok["input_ids"], tok["attention_mask"])
+    assert out.local.shape[1] == out.attn_weights.shape[1] == 2
+    assert out.attn_weights.sum() < 1.0  # the words' share; [CLS]/[SEP] take the rest

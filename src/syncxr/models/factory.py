@@ -41,6 +41,9 @@ class TextConfig(_Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
     # Global text embedding: auto (mean for built-in, cls for hf:), cls (MGCA), mean (GLoRIA), max (ConVIRT).
     pooling: Literal["auto", "cls", "mean", "max"] = "auto"
+    # Word-level (local) text features: one per word, the sum of its WordPiece pieces (GLoRIA, MGCA),
+    # instead of one per sub-word token.
+    merge_subwords: bool = False
 
 
 class ModelConfig(_Strict):
@@ -107,7 +110,11 @@ class DualEncoder(nn.Module):
         finally:
             handle.remove()
         if "h" in captured:
-            out.attn_weights = _cls_attention(module, captured["h"], attention_mask)
+            attn = _cls_attention(module, captured["h"], attention_mask)  # (B, L) per token
+            if self.text.merge_subwords:  # a word's importance: the sum over its pieces
+                words = attention_mask.bool() & ~torch.isin(input_ids, self.text.special_ids)
+                attn = self.text.merge_tokens(attn, input_ids, words)[0]  # (B, W)
+            out.attn_weights = attn
         return out
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
@@ -188,5 +195,6 @@ def build_model(
         pooling=cfg.text.pooling,
     )
     set_heads(text, cfg.head, cfg.embed_dim, cfg.head_hidden)
+    text.merge_subwords = cfg.text.merge_subwords
     return DualEncoder(image, text)
 
