@@ -220,3 +220,14 @@ def test_gloria_released_sums_the_two_directions():
     assert logs_p["loss_global"] == pytest.approx(both / 2, rel=1e-5)
     with pytest.raises(ValueError, match="released or paper"):
         build_objective("gloria", D, variant="other")
+
+
+def test_mgca_loads_objective_state_with_the_old_warmup_counter(tmp_path):
+    from safetensors.torch import load_model, save_file
+
+    old = {k: v.contiguous() for k, v in MGCA(embed_dim=D, num_prototypes=10).state_dict().items()}
+    old["steps_seen"] = torch.tensor(7)  # written by versions that counted warm-up passes
+    save_file(old, str(tmp_path / "objective.safetensors"))
+    fresh = MGCA(embed_dim=D, num_prototypes=10)
+    load_model(fresh, str(tmp_path / "objective.safetensors"), strict=True)
+    assert torch.equal(fresh.prototypes.weight, old["prototypes.weight"])

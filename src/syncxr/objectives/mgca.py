@@ -136,6 +136,12 @@ class MGCA(Objective):
         return loss, {"loss_ita": loss_ita.item(), "loss_cta": loss_cta.item(),
                       "loss_cpa": loss_cpa.item(), "acc_i2t": logs["acc_i2t"]}
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+        # Older checkpoints counted warm-up forward passes in a buffer; the warm-up now follows the
+        # loop's step and epoch, which a resumed run restores.
+        state_dict.pop(prefix + "steps_seen", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def prototypes_frozen(self, step: int, epoch: int) -> bool:
         """Whether the optimizer step `step` (0-based) in `epoch` is part of the prototype warm-up."""
         return epoch < self.freeze_prototypes_epochs or step < self.freeze_prototypes_steps
