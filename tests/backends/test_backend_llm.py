@@ -238,12 +238,21 @@ def _summary(results):
 
 
 def test_write_batch_concurrent_equals_serial_in_request_order(stub, onto):
-    stub.responder = _echo_seed
+    import threading
+
+    overlap = threading.Event()  # set once two requests are in the server at the same time
+
+    def answer(body):
+        if stub.in_flight >= 2:
+            overlap.set()
+        overlap.wait(timeout=3)  # a concurrent client fills the pool at once; a serial one cannot
+        return _echo_seed(body)
+
     requests = _write_requests()
     outs = {}
     for concurrency in (1, 8):
         stub.max_in_flight = 0
-        stub.delay_s = 0.02 if concurrency == 1 else 0.3  # long enough to overlap on a loaded machine
+        stub.responder = _echo_seed if concurrency == 1 else answer
         writer = WRITERS.build(
             "llm", transport="openai", base_url=stub.base_url, model="m", api_key_env=None, ontology_path=onto,
             concurrency=concurrency, max_retries=0,

@@ -4,7 +4,6 @@ from collections import Counter
 import random
 
 import pandas as pd
-import pytest
 
 from syncxr.records import ABSENT, PRESENT
 from syncxr.sim.world import SimWorld, concept_prevalence, roughen

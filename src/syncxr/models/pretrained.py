@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -70,7 +70,11 @@ class Pretrained:
     preprocess: Preprocess
     checkpoint_id: str  # sha256 of model.safetensors, first 16 hex digits
     config: dict[str, Any]  # the resolved training config
-    has_local_features: bool
+    has_local_features: bool  # the encoders return local tokens at all (every built-in one does)
+    # Whether the training objective had a local (patch/word) term: False for ConVIRT, whose local
+    # projections stay at their random initial weights and must not be used for anything. None:
+    # not recorded (older checkpoints); ask syncxr.objectives.registry.local_head_trained.
+    local_head_trained: Optional[bool] = False
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """-> {"input_ids": (B, L) long, "attention_mask": (B, L) long}."""
@@ -131,4 +135,12 @@ def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pre
         checkpoint_id=file_sha16(ckpt / MODEL_FILE),
         config=state["config"],
         has_local_features=True,  # every built-in image/text encoder returns local tokens
+        local_head_trained=recorded_local_head(state),
     )
+
+
+def recorded_local_head(state: dict[str, Any]) -> Optional[bool]:
+    """`trained_heads.local` from state.json, or None for checkpoints older than that field
+    (`syncxr.objectives.registry.local_head_trained` then decides from the objective)."""
+    heads = state.get("trained_heads")
+    return bool(heads["local"]) if isinstance(heads, dict) and "local" in heads else None
