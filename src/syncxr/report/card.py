@@ -136,7 +136,8 @@ def write_card(folder: str | Path) -> list[Path]:
 def _figures(manifest: dict, st: CardStats) -> dict[str, bytes]:
     plan = manifest.get("plan") or {}
     figs = {
-        "entities": plots.entity_distribution(plan.get("reference_counts"), plan.get("sampled_counts") or dict(st.entity_counts)),
+        # balance as delivered: the accepted pairs' entities (the plan holds a margin for rejects)
+        "entities": plots.entity_distribution(plan.get("reference_counts"), dict(st.entity_counts) or plan.get("sampled_counts")),
         "labels": plots.label_frequencies(st.label_counts, CHEXPERT14_SNAKE),
         "cooccurrence": plots.cooccurrence(st.cooc, CHEXPERT14),
         "outcomes": plots.outcomes(st.write_attempts, st.image_attempts, st.bank_sims, manifest),
@@ -182,7 +183,10 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
             [
                 ["accepted pairs", st.n_ok],
                 ["rejected", f"{n_rej} ({100 * n_rej / max(total, 1):.1f}%)"],
-                ["requested", counts.get("requested", cfg.get("n"))],
+                ["requested (accepted pairs asked for)", counts.get("requested", cfg.get("n"))],
+                ["planned samples", f"{plan.get('planned', '-')} (margin {plan.get('margin', '-')} for rejects; "
+                                    f"top-up round: {(plan.get('top_up') or {}).get('samples', 0)} samples)"],
+                ["present findings not offered", ", ".join(plan.get("not_offered") or []) or "none"],
                 ["image size", f"{cfg['image']['size']}×{cfg['image']['size']} 8-bit grayscale PNG"],
                 ["backends", f"extract={cfg['extract']['backend']}, write={cfg['write']['backend']}, "
                              f"image={cfg['image']['backend']}, qc={cfg['qc']['features'] if cfg['qc']['enabled'] else 'off'}"],
@@ -197,7 +201,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         f"Per report: k = {plan.get('k')} non-anatomy entities, m = {plan.get('m')} ANATOMY entities; "
         f"each entity used at most tau_max = {plan.get('tau_max')} times; pool of {plan.get('pool_size')} entities.",
-        _balance_sentence(plan, (cfg.get("entities") or {}).get("source", "")),
+        _balance_sentence(plan, (cfg.get("entities") or {}).get("source", ""), dict(st.entity_counts)),
         "",
         f"![entity distribution]({img['entities']})",
         "",
@@ -291,12 +295,14 @@ def _consistency_section(c: Consistency | None) -> list[str]:
     ]
 
 
-def _balance_sentence(plan: dict, source: str = "") -> str:
-    ref, got = plan.get("reference_counts"), plan.get("sampled_counts") or {}
+def _balance_sentence(plan: dict, source: str = "", accepted: dict | None = None) -> str:
+    """Balance of the accepted pairs' entities (else the plan's) against the reference corpus."""
+    ref, got = plan.get("reference_counts"), accepted or plan.get("sampled_counts") or {}
     vals = [v for v in got.values() if v > 0]
     s = ""
     if vals:
-        s = f"After balancing: {len(vals)} entities used, max/min usage ratio {max(vals) / min(vals):.1f}."
+        s = (f"After balancing ({'accepted pairs' if accepted else 'plan'}): {len(vals)} entities used, "
+             f"max/min usage ratio {max(vals) / min(vals):.1f}.")
     if ref:
         rv = [v for v in ref.values() if v > 0]
         s += f" Reference corpus: {len(rv)} entities, max/min frequency ratio {max(rv) / min(rv):.1f}."
