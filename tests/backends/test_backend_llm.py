@@ -401,6 +401,7 @@ def tiny_llama(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_transformers_transport_runs_seeded_and_keeps_global_rng(tiny_llama, onto):
     import torch
 

@@ -49,6 +49,7 @@ def test_feature_maps_prefers_intermediate_maps():
         feature_maps(pre.model, torch.zeros(1, 1, 32, 32))
 
 
+@pytest.mark.slow
 def test_segmentation_learns_the_masks(dataset, tmp_path):
     opts = SegmentOptions(n_boot=10, fractions=[0.05, 1.0], epochs=12, batch_size=8, lr=1e-2, decoder_width=8)
     out = run_segment(make_pretrained(["pneumothorax"]), dataset, opts, tmp_path)
@@ -100,6 +101,7 @@ def test_real_encoder_gives_the_decoder_skip_connections(tiny_cnn_pretrained):
     assert [s[0].in_channels for s in dec.steps] == [128 + 64, 8 + 32, 8 + 16, 8]
 
 
+@pytest.mark.slow
 def test_segmentation_with_a_real_frozen_encoder_beats_chance(dataset, tmp_path, tiny_cnn_pretrained):
     # The full DualEncoder path (image_feature_maps -> U-Net with skips) on a randomly initialised,
     # frozen tiny CNN still learns the masks far above chance (~0.12, see above); measured 0.99.

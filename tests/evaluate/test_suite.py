@@ -62,6 +62,7 @@ def test_bad_job_option_names_the_job(tmp_path):
         load_suite(p)
 
 
+@pytest.mark.slow
 def test_sim_suite_end_to_end(world):
     root, ckpt = world
     raw = yaml.safe_load((CONFIGS / "sim.yaml").read_text())

@@ -20,6 +20,8 @@ from syncxr.pipeline.config import GenerateConfig
 from syncxr.pipeline.runner import run_generate
 from syncxr.records import CHEXPERT14_SNAKE
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m 'not slow'` skips it for a fast loop
+
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "configs/generate/quick.yaml"
 SMALL = ["image.size=128", "shard_size=50", "qc.bank_per_defect=4", "batch_size=25"]

@@ -14,6 +14,8 @@ from syncxr.report.study import _combine, aggregate
 from syncxr.study import load_study_config, run_study
 from syncxr.study.run import plan
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m 'not slow'` skips it for a fast loop
+
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = ["real", "synthetic", "mixed"]
 STEPS = 3

@@ -25,6 +25,8 @@ from syncxr.models.pretrained import load_pretrained  # noqa: E402
 from syncxr.sim.benchmark import write_sim_benchmark  # noqa: E402
 from syncxr.train.api import train  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m 'not slow'` skips it for a fast loop
+
 QUICK = Path(__file__).parents[2] / "configs" / "train" / "quick.yaml"
 
 

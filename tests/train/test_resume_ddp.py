@@ -19,6 +19,8 @@ from fixture_shards import write_shards  # noqa: E402
 from syncxr.train.api import train  # noqa: E402
 from syncxr.train.metrics import read_metrics  # noqa: E402
 
+pytestmark = pytest.mark.slow  # end to end: `pytest -m 'not slow'` skips it for a fast loop
+
 QUICK = Path(__file__).parents[2] / "configs" / "train" / "quick.yaml"
 SMALL = ["train.progress=false", "train.epochs=2", "train.batch_size=16", "train.log_every=1",
          "model.image.image_size=32", "model.text.max_length=24"]
