@@ -73,3 +73,20 @@ def test_killed_driver_then_rerun_gives_the_same_dataset(local_run, tmp_path):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert files(out) == files(local_run)
     assert not list(out.rglob("*.tmp")) and not (out / "work").exists()
+
+
+def test_ray_equals_local_with_a_tiny_real_diffusion_backend(local_cluster, tmp_path):
+    """The real-model path through both executors: a tiny random Stable Diffusion pipeline built
+    offline draws the images (fp32 on CPU), so the bytes must agree exactly."""
+    sys.path.insert(0, str(ROOT / "tests" / "backends"))
+    from tiny import build_sd
+
+    sd = build_sd(tmp_path / "sd")
+    sets = ["image.size=128", "shard_size=4", "batch_size=4", "n=8", "qc.enabled=false", "image.backend=diffusion",
+            f"image.options.model={sd}", "image.options.steps=2", "image.options.batch_size=4"]
+    cfg = load_config(GenerateConfig, QUICK, sets)
+    local = run_generate(cfg, tmp_path / "local", workers=1)
+    remote = run_generate(cfg, tmp_path / "ray", executor="ray")
+    assert files(tmp_path / "ray") == files(tmp_path / "local")
+    assert local["counts"]["accepted"] == remote["counts"]["accepted"] == 8
+    assert local["weights"]["generator:diffusion"].startswith("sha256:")
