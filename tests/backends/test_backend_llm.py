@@ -240,26 +240,38 @@ def _summary(results):
 def test_write_batch_concurrent_equals_serial_in_request_order(stub, onto):
     import threading
 
-    overlap = threading.Event()  # set once two requests are in the server at the same time
+    # Count only this test's requests (a slow handler left over from another test must not count).
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    overlap = threading.Event()  # set once two of our requests are in the server at the same time
 
-    def answer(body):
-        if stub.in_flight >= 2:
-            overlap.set()
-        overlap.wait(timeout=3)  # a concurrent client fills the pool at once; a serial one cannot
-        return _echo_seed(body)
+    def counted(wait: bool):
+        def answer(body):
+            with lock:
+                state["now"] += 1
+                state["max"] = max(state["max"], state["now"])
+                if state["now"] >= 2:
+                    overlap.set()
+            try:
+                if wait:
+                    overlap.wait(timeout=5)  # a concurrent client fills the pool at once; a serial one cannot
+                return _echo_seed(body)
+            finally:
+                with lock:
+                    state["now"] -= 1
+        return answer
 
     requests = _write_requests()
     outs = {}
     for concurrency in (1, 8):
-        stub.max_in_flight = 0
-        stub.responder = _echo_seed if concurrency == 1 else answer
+        state["max"] = 0
+        stub.responder = counted(wait=concurrency > 1)
         writer = WRITERS.build(
             "llm", transport="openai", base_url=stub.base_url, model="m", api_key_env=None, ontology_path=onto,
             concurrency=concurrency, max_retries=0,
         )
         outs[concurrency] = _summary(writer.write_batch(requests))
         # never more than `concurrency` at once, and requests do overlap when allowed
-        assert stub.max_in_flight == 1 if concurrency == 1 else 2 <= stub.max_in_flight <= concurrency
+        assert state["max"] == 1 if concurrency == 1 else 2 <= state["max"] <= concurrency, (concurrency, state)
     assert outs[1] == outs[8]
     seeds = [writer.request_seed(r.seed, r.attempt) for r in requests]
     for seed, result in zip(seeds, outs[8]):  # each answer belongs to its own request
