@@ -88,7 +88,7 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
             checkpoint: Path = typer.Option(..., "--checkpoint"),
             dataset: str = typer.Option(..., "--dataset", help="|".join(dataset_names())),
             data_dir: Path = typer.Option(..., "--data-dir"),
-            out: Path = typer.Option(..., "--out", help="results.json"),
+            out: Path = typer.Option(..., "--out", help="Results file (*.json) or a folder for results.json + predictions.csv"),
             csv: Optional[Path] = typer.Option(None, "--csv", help="Labels CSV for --dataset csv"),
             predictions: Optional[Path] = typer.Option(None, "--predictions", help="Per-image scores CSV"),
             overrides: Optional[List[str]] = typer.Option(None, "--set", help="Task option key=value (repeatable)"),

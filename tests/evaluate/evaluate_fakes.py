@@ -111,13 +111,17 @@ class OracleModel(nn.Module):
         local = feat.flatten(2).transpose(1, 2) if self.local else None  # (B, 64, D)
         return EncoderOutput(global_emb=glob, local=local, grid=(8, 8) if self.local else None)
 
+    def encode_image_patches(self, x):
+        """The oracle's patch features already live in its global text space."""
+        return self.encode_image(x)
+
     def encode_text(self, input_ids, attention_mask):
         k, sign = input_ids[:, 0], input_ids[:, 1].float() * 2 - 1  # sign: +1 present, -1 absent
         emb = F.one_hot(k, self.dim).float() * sign[:, None]
-        return EncoderOutput(global_emb=emb)
+        return EncoderOutput(global_emb=emb, local=emb[:, None, :], mask=torch.ones(len(emb), 1, dtype=torch.bool))
 
 
-def make_pretrained(findings, dataset_name="fake", local=True, image_size=32):
+def make_pretrained(findings, dataset_name="fake", local=True, image_size=32, local_head_trained=False):
     """A Pretrained look-alike whose tokenizer knows the bundled prompts of `findings`:
     a positive prompt of finding k encodes to +e_k, a negative one to -e_k."""
     from syncxr.evaluate.prompts import load_prompt_table, prompts_for
@@ -140,6 +144,7 @@ def make_pretrained(findings, dataset_name="fake", local=True, image_size=32):
         checkpoint_id="fake-oracle",
         config={"model": "fake"},
         has_local_features=local,
+        local_head_trained=local_head_trained,
     )
 
 

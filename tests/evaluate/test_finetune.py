@@ -62,6 +62,18 @@ def test_linear_probe_beats_chance_and_records_fractions(dataset, tmp_path):
     assert (tmp_path / "splits.json").is_file()
     assert set(out.predictions["fraction"]) == {0.02, 1.0}
     assert list(out.predictions.columns) == ["image", "fraction", *FINDINGS]
+    thr = res["fractions"]["1"]["thresholds"]
+    splits = json.loads((tmp_path / "splits.json").read_text())
+    assert thr["source"] == "validation_split" and thr["n_tune"] == len(splits["val"])
+    for f in FINDINGS:
+        assert res["fractions"]["1"]["per_finding"][f]["threshold"] == thr["per_finding"][f]
+
+
+def test_without_a_validation_split_thresholds_come_from_part_of_the_test_set(dataset, tmp_path):
+    opts = FinetuneOptions(n_boot=0, fractions=[1.0], val_frac=0.0)
+    res = run_finetune(make_pretrained(FINDINGS), dataset, opts, tmp_path).result
+    thr = res["fractions"]["1"]["thresholds"]
+    assert thr["source"] == "patient_split" and thr["n_tune"] + thr["n_report"] == res["n_test"]
 
 
 def test_linear_probe_on_uninformative_labels_is_near_chance(dataset, tmp_path):

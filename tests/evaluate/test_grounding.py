@@ -69,3 +69,36 @@ def test_no_local_features_is_a_clear_error(dataset):
     pre.has_local_features = True  # claims local features but returns none: still an error, never zeros
     with pytest.raises(UserError, match="grounding needs image local features"):
         run_grounding(pre, dataset, GroundingOptions())
+
+
+def test_local_space_word_attention_grounds_the_oracle(dataset):
+    pre = make_pretrained(FINDINGS, local_head_trained=True)
+    res = run_grounding(pre, dataset, GroundingOptions(n_boot=0, thresholds=[0.5])).result
+    assert res["space"] == "local" and "trained the local heads" in res["space_reason"]
+    assert res["local_temperature"] == 4.0  # no objective in the fake's config: GLoRIA's tau1
+    assert res["per_finding"]["cardiomegaly"]["pointing_game"] == 1.0
+    assert res["mean_pointing_game_gain"] > 0.8  # regions are 1/16 of the view: chance 0.0625
+
+
+def test_auto_uses_the_global_space_when_the_local_head_was_never_trained(dataset):
+    res = run_grounding(make_pretrained(FINDINGS), dataset, GroundingOptions(n_boot=0)).result
+    assert res["space"] == "global"
+    assert res["per_finding"]["cardiomegaly"]["pointing_game_chance"] == pytest.approx(1 / 16)
+
+
+def test_local_space_on_an_untrained_local_head_is_refused(dataset):
+    pre = make_pretrained(FINDINGS)  # local_head_trained=False, like any ConVIRT checkpoint
+    pre.config = {"objective": {"name": "convirt"}}
+    with pytest.raises(UserError, match="objective 'convirt', which has no local term"):
+        run_grounding(pre, dataset, GroundingOptions(space="local"))
+
+
+def test_word_attention_map_averages_valid_words_only():
+    from syncxr.evaluate.grounding import word_attention_map
+
+    patches = torch.eye(3)[None]  # (1, R=3, D=3)
+    words = torch.stack([torch.eye(3)[[0, 2]], torch.eye(3)[[1, 1]]])  # (P=2, L=2, D)
+    mask = torch.tensor([[True, False], [True, True]])  # prompt 0: only its word on patch 0 counts
+    m = word_attention_map(patches, words, mask, tau=50.0)  # near-hard attention
+    assert m.shape == (1, 3)
+    assert m[0].tolist() == pytest.approx([0.5, 0.5, 0.0], abs=1e-6)

@@ -12,6 +12,7 @@ from syncxr.evaluate.metrics import (
     pointing_game,
     region_metrics,
     roc_auc,
+    tune_thresholds,
 )
 
 
@@ -113,3 +114,39 @@ def test_minmax_and_mean_ci():
     assert minmax(np.full((2, 2), 5.0)).max() == 0.0
     m, ci = mean_ci(np.array([1.0, 2.0, np.nan, 3.0]), n_boot=50)
     assert m == 2.0 and 1.0 <= ci[0] <= 2.0 <= ci[1] <= 3.0
+
+
+def test_f1_and_acc_use_the_given_threshold_in_every_resample():
+    y = np.r_[np.ones(40), np.zeros(60)].astype(np.float32)[:, None]
+    s = y.copy() + 0.01  # perfectly separable: re-tuning in each resample would give F1 = 1 everywhere
+    out = multilabel_metrics(y, s, ["a"], n_boot=50, seed=0, thresholds=np.array([0.5]))
+    a = out["per_finding"]["a"]
+    assert a["auc"] == 1.0 and a["f1"] == 1.0 and a["threshold"] == 0.5
+    fixed_high = multilabel_metrics(y, s, ["a"], n_boot=50, seed=0, thresholds=np.array([2.0]))["per_finding"]["a"]
+    # A fixed threshold above every score predicts nothing: F1 0, ACC 0.6, in the point and every resample.
+    assert fixed_high["f1"] == 0.0 and fixed_high["f1_ci"] == [0.0, 0.0]
+    assert fixed_high["acc"] == pytest.approx(0.6) and fixed_high["auc_ci"] == [1.0, 1.0]
+
+
+def test_f1_rows_and_untuned_findings():
+    rng = np.random.default_rng(4)
+    y = (rng.random((200, 2)) < 0.4).astype(np.float32)
+    s = y + rng.normal(scale=0.7, size=y.shape)
+    rows = np.arange(100, 200)
+    out = multilabel_metrics(y, s, ["a", "b"], n_boot=20, seed=0, thresholds=np.array([0.3, np.nan]), f1_rows=rows)
+    a, b = out["per_finding"]["a"], out["per_finding"]["b"]
+    pred = s[rows, 0] >= 0.3
+    assert a["f1"] == pytest.approx(f1_score(y[rows, 0], pred)) and a["acc"] == pytest.approx(accuracy_score(y[rows, 0], pred))
+    assert a["auc"] == pytest.approx(roc_auc_score(y[:, 0], s[:, 0]))  # AUC on every row
+    assert b["f1"] is None and b["auc"] is not None
+    assert out["mean_f1"] is None and out["mean_auc"] is not None  # a mean over part of the findings would mislead
+    assert multilabel_metrics(y, s, ["a", "b"], n_boot=0)["per_finding"]["a"]["f1"] is None  # no thresholds, no F1
+
+
+def test_tune_thresholds_is_max_f1_on_the_given_rows():
+    rng = np.random.default_rng(2)
+    y = (rng.random((120, 2)) < 0.3).astype(np.float32)
+    s = y + rng.normal(size=y.shape)
+    y[:, 1] = 0.0
+    thr = tune_thresholds(y, s)
+    assert thr[0] == best_f1(y[:, 0], s[:, 0])[0] and np.isnan(thr[1])

@@ -104,7 +104,45 @@ def test_run_task_writes_predictions_where_asked(world, tmp_path):
                    predictions=str(tmp_path / "preds.csv"), n_boot=5, findings=["pneumothorax", "cardiomegaly"])
     assert set(res["per_finding"]) | set(res["skipped"]) == {"pneumothorax", "cardiomegaly"}
     header = (tmp_path / "preds.csv").read_text().splitlines()[0]
-    assert header == "image,pneumothorax,cardiomegaly"
+    assert header == "image,patient_id,pneumothorax,cardiomegaly"
+
+
+def test_predictions_echo_the_input_image_values(world, tmp_path):
+    import pandas as pd
+
+    root, ckpt = world
+    data = root / "data" / "sim"
+    run_task("zeroshot", str(ckpt), "sim", str(data), str(tmp_path / "zs"), n_boot=0, findings=["pneumothorax"])
+    preds = pd.read_csv(tmp_path / "zs" / "predictions.csv", dtype=str)
+    labels = pd.read_csv(data / "labels.csv", dtype=str)
+    assert preds["image"].tolist() == labels["image"].tolist()  # e.g. images/sim00000.png, not an absolute path
+    assert preds["patient_id"].tolist() == labels["patient_id"].tolist()
+    joined = labels.merge(preds, on=["image", "patient_id"], suffixes=("_label", "_score"))
+    assert len(joined) == len(labels)
+
+
+@pytest.mark.parametrize("name, pred_name", [("results.json", "predictions.csv"), ("zs.json", "zs.predictions.csv")])
+def test_out_json_is_the_results_file(world, tmp_path, name, pred_name):
+    root, ckpt = world
+    out = tmp_path / "deep" / name
+    run_task("zeroshot", str(ckpt), "sim", str(root / "data" / "sim"), str(out), n_boot=0, findings=["pneumothorax"])
+    assert out.is_file() and json.loads(out.read_text())["task"] == "zeroshot"
+    assert (out.parent / pred_name).is_file()
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted([name, pred_name])
+
+
+def test_out_json_that_is_a_folder_is_refused_by_the_cli(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from syncxr.cli import _register_optional_commands, app
+
+    if not any(g.name == "evaluate" for g in app.registered_groups):
+        _register_optional_commands()
+    root, ckpt = world
+    (tmp_path / "results.json").mkdir()
+    r = CliRunner().invoke(app, ["evaluate", "zeroshot", "--checkpoint", str(ckpt), "--dataset", "sim",
+                                 "--data-dir", str(root / "data" / "sim"), "--out", str(tmp_path / "results.json")])
+    assert r.exit_code == 2 and "is a folder" in r.output
 
 
 def test_evaluate_never_imports_generation_code():
@@ -116,3 +154,20 @@ def test_evaluate_never_imports_generation_code():
             if s.startswith(("import syncxr.", "from syncxr.")) and s.split()[1].split(".")[1] in ("text", "image", "pipeline"):
                 offenders.append(f"{f.name}: {s}")
     assert offenders == []
+
+
+def test_linear_probe_reads_the_backbones_pooled_features(world, tmp_path):
+    from syncxr.data.sources.registry import load_dataset
+    from syncxr.evaluate.embed import encode_images
+    from syncxr.models.pretrained import load_pretrained
+
+    root, ckpt = world
+    pre = load_pretrained(ckpt)
+    ds = load_dataset("sim", root / "data" / "sim")
+    backbone = encode_images(pre, ds, [0, 1, 2], kind="backbone")
+    embedding = encode_images(pre, ds, [0, 1, 2])
+    assert backbone.emb.shape == (3, 128 * 4)  # tiny_cnn: 128 channels, 2 x 2 cell means; not the 32-d projection
+    assert embedding.emb.shape == (3, 32)
+    res = run_task("finetune", str(ckpt), "sim", str(root / "data" / "sim"), str(tmp_path / "ft"), n_boot=0,
+                   fractions=[1.0])
+    assert res["features"] == "backbone"

@@ -131,3 +131,44 @@ def test_console_table_shows_findings_means_and_skips(oracle, labels):
     assert "zeroshot on fakeds (fake-oracle)" in text
     assert "pleural_effusion" in text and "1.000 [1.000, 1.000]" in text
     assert "mean_auc: 1.000" in text and "skipped atelectasis: no positives" in text
+
+
+def _noisy_dataset(labels, split=None, patients=None):
+    ds = FakeDataset("fakeds", FINDINGS, labels)
+    if split is not None:
+        ds.meta["split"] = split
+    if patients is not None:
+        ds.meta["patient_id"] = patients
+    return ds
+
+
+def test_thresholds_come_from_the_validation_split(oracle, labels):
+    from syncxr.evaluate.metrics import best_f1
+
+    n = len(labels)
+    split = np.where(np.arange(n) < 50, "valid", "test")
+    ds = _noisy_dataset(labels, split=split)
+    out = run_zeroshot(oracle, ds, ZeroShotOptions(n_boot=0))
+    res, scores = out.result, out.predictions
+    assert res["thresholds"]["source"] == "validation_split"
+    assert (res["thresholds"]["n_tune"], res["thresholds"]["n_report"]) == (50, n - 50)
+    f = "cardiomegaly"
+    y = labels[:, 0]
+    val = (np.arange(n) < 50) & ~np.isnan(y)
+    thr = best_f1(y[val], scores[f].to_numpy()[val])[0]
+    assert res["per_finding"][f]["threshold"] == thr == res["thresholds"]["per_finding"][f]
+
+
+def test_without_validation_rows_patients_are_split_seeded(oracle, labels):
+    n = len(labels)
+    patients = [f"p{i // 3}" for i in range(n)]  # 3 images per patient
+    ds = _noisy_dataset(labels, patients=patients)
+    a = run_zeroshot(oracle, ds, ZeroShotOptions(n_boot=0, seed=3)).result["thresholds"]
+    b = run_zeroshot(oracle, ds, ZeroShotOptions(n_boot=0, seed=3)).result["thresholds"]
+    assert a == b and a["source"] == "patient_split" and a["seed"] == 3
+    assert a["n_tune"] + a["n_report"] == n and abs(a["n_tune"] - 0.3 * n) <= 3
+
+    from syncxr.evaluate.splits import threshold_split
+
+    tune, report, _ = threshold_split(ds.meta, n, 3, 0.3)
+    assert not set(np.asarray(patients)[tune]) & set(np.asarray(patients)[report])  # no patient on both sides

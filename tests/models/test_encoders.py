@@ -172,3 +172,132 @@ def test_builtin_text_encoder_distinguishes_texts_at_init():
     assert build_text_encoder("bert-tiny-builtin", 32, 24, corpus=texts, vocab_size=200).pooling == "mean"
     assert cos["mean"] < cos["cls"]
     assert cos["mean"] < 0.99
+
+
+@pytest.mark.parametrize("arch", ["tiny_cnn", "resnet18"])
+def test_global_space_patches_average_to_the_global_embedding(arch):
+    from syncxr.models.image import IMAGE_ENCODERS
+
+    torch.manual_seed(0)
+    enc = IMAGE_ENCODERS.build(arch, embed_dim=16, image_size=64).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        out = enc.encode_patches_global(x)
+        plain = enc(x)
+    h, w = out.grid
+    assert out.local.shape == (2, h * w, 16)
+    # Every patch's embedding is its share of the global one: their mean IS the global embedding.
+    assert torch.allclose(out.local.mean(1), plain.global_emb, atol=1e-5)
+    assert not torch.allclose(out.local, plain.local)  # not the (possibly untrained) local head
+
+
+def test_local_head_trained_from_state():
+    from syncxr.models.pretrained import local_head_trained
+
+    assert local_head_trained({"trained_heads": {"global": True, "local": False}}) is False
+    assert local_head_trained({"config": {"objective": {"name": "convirt"}}}) is False  # older checkpoints
+    assert local_head_trained({"config": {"objective": {"name": "gloria"}}}) is True
+
+
+@pytest.mark.parametrize("arch, grid, dim", [("resnet18", (4, 4), 256), ("tiny_cnn", (8, 8), 64)])
+def test_penultimate_local_layer(arch, grid, dim):
+    cfg = ImageConfig(arch=arch, image_size=64, local_layer="penultimate")
+    enc = build_image_encoder(cfg, embed_dim=16).eval()
+    with torch.no_grad():
+        out = enc(torch.randn(2, 1, 64, 64))
+        glob = enc.encode_patches_global(torch.randn(2, 1, 64, 64))
+    assert out.grid == grid and out.local.shape == (2, grid[0] * grid[1], 16)  # layer3: twice layer4's grid
+    assert enc.local_proj.in_features == dim
+    assert glob.grid == (grid[0] // 2, grid[1] // 2)  # global-space patches stay on the pooled (last) map
+    with pytest.raises(UserError, match="needs a convolutional encoder"):
+        build_image_encoder(ImageConfig(arch="vit_tiny", image_size=32, local_layer="penultimate"), embed_dim=16)
+
+
+def test_imagenet_weights_come_from_the_local_torch_cache(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cfg = ImageConfig(arch="resnet18", image_size=64, weights="imagenet")
+    with pytest.raises(UserError, match=r"not in the local torch cache \(expected .*resnet18-f37072fd\.pth.*never downloads"):
+        build_image_encoder(cfg, embed_dim=16)
+    torch.manual_seed(1)
+    ref = torchvision.models.resnet18(weights=None).state_dict()  # stands in for the ImageNet file
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(ref, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    enc = build_image_encoder(cfg, embed_dim=16)
+    own = enc.state_dict()
+    assert torch.equal(own["trunk.4.0.conv1.weight"], ref["layer1.0.conv1.weight"])
+    assert torch.equal(own["trunk.0.weight"], ref["conv1.weight"].sum(dim=1, keepdim=True))  # RGB stem folded
+    assert not torch.equal(build_image_encoder(ImageConfig(arch="resnet18", image_size=64), 16).state_dict()
+                           ["trunk.4.0.conv1.weight"], ref["layer1.0.conv1.weight"])
+
+
+def test_imagenet_weights_for_a_vit_come_from_the_hf_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(UserError, match="not in the local Hugging Face cache.*huggingface-cli download"):
+        build_image_encoder(ImageConfig(arch="vit_small", image_size=32, weights="imagenet"), embed_dim=16)
+    with pytest.raises(UserError, match="no ImageNet weights for 'tiny_cnn'"):
+        build_image_encoder(ImageConfig(arch="tiny_cnn", image_size=32, weights="imagenet"), embed_dim=16)
+
+
+@pytest.mark.parametrize("head, n_linear, n_bn", [("linear", 1, 0), ("mlp", 2, 0), ("mlp_bn", 2, 2)])
+def test_projection_heads(head, n_linear, n_bn):
+    from syncxr.models.heads import TokenBatchNorm
+
+    cfg = ModelConfig.model_validate({"embed_dim": 16, "head": head, "head_hidden": 32,
+                                      "image": {"arch": "resnet18", "image_size": 64},
+                                      "text": {"name": "bert-tiny-builtin", "max_length": 16, "vocab_size": 200}})
+    model = build_model(cfg, corpus=CORPUS)
+    for proj in (model.image.global_proj, model.image.local_proj, model.text.global_proj, model.text.local_proj):
+        mods = list(proj.modules())
+        assert sum(isinstance(m, torch.nn.Linear) for m in mods) == n_linear
+        assert sum(isinstance(m, TokenBatchNorm) for m in mods) == n_bn
+    tok = model.tokenize(CORPUS[:3])
+    img, txt = model(torch.randn(3, 1, 64, 64), tok["input_ids"], tok["attention_mask"])
+    assert img.global_emb.shape == (3, 16) and txt.local.shape[-1] == 16 and img.local.shape[-1] == 16
+    if head == "mlp_bn":  # MGCA's last BatchNorm has no affine: a standardised embedding per dimension
+        assert torch.allclose(img.global_emb.mean(0), torch.zeros(16), atol=1e-5)
+    patches = model.eval().encode_image_patches(torch.randn(2, 1, 64, 64))
+    assert patches.local.shape == (2, 4, 16)
+
+
+def test_max_pooling_of_the_text():
+    enc = build_text_encoder("bert-tiny-builtin", 16, 16, corpus=CORPUS, vocab_size=200, pooling="max").eval()
+    tok = enc.tokenize(["small left pleural effusion"])
+    hidden = enc.model(**tok).last_hidden_state[0]  # (L, H)
+    words = tok["attention_mask"][0].bool() & ~torch.isin(tok["input_ids"][0], enc.special_ids)
+    with torch.no_grad():
+        out = enc(tok["input_ids"], tok["attention_mask"])
+        assert torch.allclose(out.global_emb[0], enc.global_proj(hidden[words].amax(0)), atol=1e-5)
+
+
+def test_subwords_are_merged_into_words():
+    enc = build_text_encoder("bert-tiny-builtin", 16, 32, corpus=CORPUS, vocab_size=120).eval()
+    text = "bronchiectasis effusion"  # a word outside the corpus: split into pieces
+    tok = enc.tokenize([text, "small opacity"])
+    pieces = enc.tokenizer.convert_ids_to_tokens(tok["input_ids"][0])
+    assert any(p.startswith("##") for p in pieces)
+    with torch.no_grad():
+        plain = enc(**tok)
+        enc.merge_subwords = True
+        merged = enc(**tok)
+    assert merged.mask[0].tolist() == [True, True] and merged.mask[1].tolist() == [True, True]
+    assert torch.equal(merged.global_emb, plain.global_emb)  # the global embedding is unchanged
+    hidden = enc.model(**tok).last_hidden_state[0]  # (L, H)
+    first_word = [i for i, p in enumerate(pieces) if p not in ("[CLS]", "[SEP]", "[PAD]")]
+    n_first = 1 + next(k for k, i in enumerate(first_word[1:]) if not pieces[i].startswith("##"))
+    with torch.no_grad():
+        want = enc.local_proj(hidden[first_word[:n_first]].sum(0))
+    assert torch.allclose(merged.local[0, 0], want, atol=1e-5)
+
+
+def test_merged_words_carry_summed_attention_weights():
+    cfg = ModelConfig.model_validate({"embed_dim": 16, "image": {"arch": "tiny_cnn", "image_size": 32},
+                                      "text": {"name": "bert-tiny-builtin", "max_length": 32, "vocab_size": 120,
+                                               "merge_subwords": True}})
+    model = build_model(cfg, corpus=CORPUS).eval()
+    tok = model.tokenize(["bronchiectasis effusion"])
+    with torch.no_grad():
+        out = model.encode_text(tok["input_ids"], tok["attention_mask"])
+    assert out.local.shape[1] == out.attn_weights.shape[1] == 2
+    assert out.attn_weights.sum() < 1.0  # the words' share; [CLS]/[SEP] take the rest

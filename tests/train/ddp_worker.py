@@ -11,6 +11,6 @@ from syncxr.train.config import load_config
 
 if __name__ == "__main__":
     cfg_path, out, overrides = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
-    result = run(load_config(cfg_path, overrides), out)
+    result = run(load_config(cfg_path, overrides), out, os.environ.get("SYNCXR_TEST_RESUME") or None)
     digest = {k: float(v.double().sum()) for k, v in result.model.state_dict().items()}
     (out / f"rank{os.environ['RANK']}.json").write_text(json.dumps({"losses": result.losses, "digest": digest}))

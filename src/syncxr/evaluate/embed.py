@@ -76,11 +76,24 @@ def iter_batches(
 
 @dataclass
 class ImageEmbeddings:
-    """L2-normalised global image embeddings of the images that loaded."""
+    """Per loaded image: the L2-normalised global embedding, or the backbone's pooled features."""
 
     emb: np.ndarray  # (N_ok, D) float32
     index: np.ndarray  # (N_ok,) dataset row of each embedding
     failed: dict[int, str] = field(default_factory=dict)
+    kind: str = "embedding"  # "embedding" | "backbone"
+
+
+def has_backbone_features(model: Any) -> bool:
+    return callable(getattr(model, "image_features", None))
+
+
+def image_vectors(model: Any, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """(B, 1, S, S) -> (B, C) backbone pooled features (kind "backbone") or the projected global
+    embedding (kind "embedding")."""
+    if kind == "backbone":
+        return model.image_features(x)
+    return model.encode_image(x).global_emb
 
 
 @torch.inference_mode()
@@ -91,18 +104,21 @@ def encode_images(
     batch_size: int = 64,
     num_workers: int = 0,
     device: str = "auto",
+    kind: str = "embedding",
 ) -> ImageEmbeddings:
+    """kind "embedding": L2-normalised global embeddings (zero-shot); "backbone": the backbone's
+    pooled features, unnormalised (linear probe)."""
     dev = pick_device(device)
     model = pretrained.model.to(dev).eval()
     failed: dict[int, str] = {}
     embs, rows = [], []
     for x, idx, _ in iter_batches(pretrained, dataset, indices, batch_size, num_workers, failed):
-        out = model.encode_image(x.to(dev))
-        embs.append(F.normalize(out.global_emb.float(), dim=-1).cpu())  # (B, D)
+        v = image_vectors(model, x.to(dev), kind).float()  # (B, D)
+        embs.append((F.normalize(v, dim=-1) if kind == "embedding" else v).cpu())
         rows.extend(idx)
     d = embs[0].shape[1] if embs else 0
     emb = torch.cat(embs).numpy() if embs else np.zeros((0, d), np.float32)
-    return ImageEmbeddings(emb=emb, index=np.asarray(rows, dtype=np.int64), failed=failed)
+    return ImageEmbeddings(emb=emb, index=np.asarray(rows, dtype=np.int64), failed=failed, kind=kind)
 
 
 @torch.inference_mode()

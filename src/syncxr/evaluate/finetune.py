@@ -25,10 +25,17 @@ from pydantic import Field
 from torch.utils.data import DataLoader
 
 from syncxr.errors import UserError
-from syncxr.evaluate.embed import PreprocessedImages, encode_images, iter_batches, pick_device
-from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics
-from syncxr.evaluate.splits import load_or_make_splits, train_indices
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids, is_multiclass, select_findings
+from syncxr.evaluate.embed import (
+    PreprocessedImages,
+    encode_images,
+    has_backbone_features,
+    image_vectors,
+    iter_batches,
+    pick_device,
+)
+from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
+from syncxr.evaluate.splits import load_or_make_splits, threshold_split, train_indices
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame, is_multiclass, select_findings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,10 @@ class FinetuneOptions(RunOptions):
     lr: float = Field(1e-4, gt=0)  # encoder learning rate (full fine-tuning)
     head_lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-4, ge=0)
+    # What the probe/head reads: the backbone's pooled features (e.g. 2048-d for ResNet-50), as the
+    # reference fine-tuners do, or the projected global embedding.
+    features: Literal["backbone", "embedding"] = "backbone"
+    threshold_tune_frac: float = Field(0.3, gt=0, lt=1)  # share of the test set for F1/ACC thresholds when there is no validation split
 
 
 def _targets(dataset: Any, cols: list[int], multiclass: bool) -> np.ndarray:
@@ -56,11 +67,46 @@ def _targets(dataset: Any, cols: list[int], multiclass: bool) -> np.ndarray:
     return y
 
 
-def _score(y: np.ndarray, scores: np.ndarray, names: list[str], multiclass: bool, opts: FinetuneOptions) -> dict[str, Any]:
+def _score(y: np.ndarray, scores: np.ndarray, names: list[str], multiclass: bool, opts: FinetuneOptions,
+           thresholds: Optional[np.ndarray] = None, f1_rows: Optional[np.ndarray] = None) -> dict[str, Any]:
     if multiclass:
         ok = ~np.isnan(y).any(axis=1)
         return multiclass_metrics(y[ok].argmax(1), scores[ok], names, n_boot=opts.n_boot, seed=opts.seed)
-    return multilabel_metrics(y, scores, names, n_boot=opts.n_boot, seed=opts.seed)
+    return multilabel_metrics(y, scores, names, n_boot=opts.n_boot, seed=opts.seed, thresholds=thresholds,
+                              f1_rows=f1_rows)
+
+
+def _thresholds(y_val: np.ndarray, s_val: np.ndarray, y_test: np.ndarray, s_test: np.ndarray, test_meta: Any,
+                names: list[str], opts: FinetuneOptions) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, Any]]:
+    """Max-F1 thresholds, fixed for the test set: on the validation split's predictions, or (no
+    validation rows, e.g. an official train/test split) on a seeded by-patient share of the test
+    set, F1/ACC then reported on the rest. Returns (thresholds (K,), test positions for F1/ACC or
+    None for all, description)."""
+    if len(y_val):
+        thr, report = tune_thresholds(y_val, s_val), None
+        info: dict[str, Any] = {"source": "validation_split", "n_tune": int(len(y_val)), "n_report": int(len(y_test))}
+    else:
+        tune, report, info = threshold_split(test_meta, len(y_test), opts.seed, opts.threshold_tune_frac)
+        thr = tune_thresholds(y_test[tune], s_test[tune])
+    info.update({"rule": "max F1 on the tuning rows, fixed for the report rows and every bootstrap resample",
+                 "per_finding": {n: (None if np.isnan(t) else float(t)) for n, t in zip(names, thr)}})
+    untuned = [n for n, t in zip(names, thr) if np.isnan(t)]
+    if untuned:
+        info["untuned"] = {n: "the tuning rows lack a positive or a negative; no F1/ACC" for n in untuned}
+    return thr, report, info
+
+
+def _feature_kind(model: Any, opts: FinetuneOptions) -> str:
+    """The option, or "embedding" for a model that exposes no backbone features."""
+    if opts.features == "backbone" and not has_backbone_features(model):
+        log.warning("the model exposes no backbone features; fine-tuning on its global embedding")
+        return "embedding"
+    return opts.features
+
+
+def _meta_rows(dataset: Any, rows: list[int]) -> Any:
+    meta = getattr(dataset, "meta", None)
+    return None if meta is None else meta.iloc[rows].reset_index(drop=True)
 
 
 # --- linear probe ----------------------------------------------------------------------------
@@ -106,15 +152,15 @@ def _fit_probe(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, names: list[str
 
 
 class _Classifier(nn.Module):
-    def __init__(self, model: nn.Module, dim: int, n_out: int) -> None:
+    def __init__(self, model: nn.Module, dim: int, n_out: int, kind: str = "embedding") -> None:
         super().__init__()
-        self.model = model
+        self.model, self.kind = model, kind
         self.head = nn.Linear(dim, n_out)
         nn.init.zeros_(self.head.weight)  # deterministic start without touching the global RNG
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, S, S) -> (B, K) logits
-        return self.head(self.model.encode_image(x).global_emb)
+        return self.head(image_vectors(self.model, x, self.kind))
 
 
 def _loss(logits: torch.Tensor, y: torch.Tensor, multiclass: bool) -> torch.Tensor:
@@ -147,8 +193,9 @@ def _fit_full(pretrained: Any, dataset: Any, y: np.ndarray, train: list[int], va
     model = copy.deepcopy(pretrained.model).to(dev)
     with torch.inference_mode():
         probe = torch.as_tensor(pretrained.preprocess(dataset.image(train[0])), dtype=torch.float32)[None].to(dev)
-        dim = model.encode_image(probe).global_emb.shape[-1]
-    clf = _Classifier(model, dim, y.shape[1]).to(dev)
+        kind = _feature_kind(model, opts)
+        dim = image_vectors(model, probe, kind).shape[-1]
+    clf = _Classifier(model, dim, y.shape[1], kind).to(dev)
     opt = torch.optim.AdamW([{"params": clf.model.parameters(), "lr": opts.lr},
                              {"params": clf.head.parameters(), "lr": opts.head_lr}], weight_decay=opts.weight_decay)
     gen = torch.Generator().manual_seed(opts.seed)
@@ -189,33 +236,44 @@ def run_finetune(pretrained: Any, dataset: Any, opts: FinetuneOptions, out_dir: 
     split_path = Path(opts.splits) if opts.splits else Path(out_dir) / "splits.json"
     splits = load_or_make_splits(split_path, dataset, opts.seed, opts.fractions, opts.test_frac, opts.val_frac)
     test = splits["test"]
-    result: dict[str, Any] = {"method": opts.method, "mode": "multiclass" if multiclass else "multilabel",
+    result: dict[str, Any] = {"method": opts.method, "features": _feature_kind(pretrained.model, opts),
+                              "mode": "multiclass" if multiclass else "multilabel",
                               "splits_file": str(split_path), "n_test": len(test), "fractions": {}}
     preds = []
     feats = None
     if opts.method == "linear_probe":
-        rows = sorted(set(splits["train_pool"]) | set(test))
-        feats = encode_images(pretrained, dataset, rows, opts.batch_size, opts.num_workers, opts.device)
+        rows = sorted(set(splits["train_pool"]) | set(test) | set(splits["val"]))
+        feats = encode_images(pretrained, dataset, rows, opts.batch_size, opts.num_workers, opts.device,
+                              kind=_feature_kind(pretrained.model, opts))
         pos = {int(r): j for j, r in enumerate(feats.index)}
         test = [i for i in test if i in pos]
+        val = [i for i in splits["val"] if i in pos]
         result["failed_images"] = {str(k): v for k, v in feats.failed.items()}
     for f in opts.fractions:
         train = train_indices(splits, f)
         if feats is not None:
             train = [i for i in train if i in pos]
-            scores, notes = _fit_probe(feats.emb[[pos[i] for i in train]], y[train], feats.emb[[pos[i] for i in test]], names,
-                                       multiclass, opts)
+            scored, notes = _fit_probe(feats.emb[[pos[i] for i in train]], y[train],
+                                       feats.emb[[pos[i] for i in test + val]], names, multiclass, opts)
+            scores, val_scores, val_ok = scored[: len(test)], scored[len(test) :], val
         else:
+            dev = pick_device(opts.device)
             clf = _fit_full(pretrained, dataset, y, train, splits["val"], multiclass, opts)
-            scores, test_ok = _predict(clf, pretrained, dataset, test, multiclass, opts, pick_device(opts.device))
+            scores, test_ok = _predict(clf, pretrained, dataset, test, multiclass, opts, dev)
+            val_scores, val_ok = _predict(clf, pretrained, dataset, splits["val"], multiclass, opts, dev) \
+                if splits["val"] and not multiclass else (np.zeros((0, len(names))), [])
             notes, test = [], test_ok
-        block = _score(y[test], scores, names, multiclass, opts)
+        thr, report, thr_info = (None, None, None) if multiclass else _thresholds(
+            y[val_ok], val_scores, y[test], scores, _meta_rows(dataset, test), names, opts)
+        block = _score(y[test], scores, names, multiclass, opts, thr, report)
         block.update({"n_train": len(train), "notes": notes})
+        if thr_info is not None:
+            block["thresholds"] = thr_info
         result["fractions"][f"{f:g}"] = block
         key = "accuracy" if multiclass else "mean_auc"
         result[f"{key}@{f:g}"] = block[key]
         frame = pd.DataFrame(scores, columns=names)
         frame.insert(0, "fraction", f)
-        frame.insert(0, "image", image_ids(dataset, np.asarray(test)))
+        frame = pd.concat([id_frame(dataset, np.asarray(test)), frame], axis=1)
         preds.append(frame)
     return TaskOutput(result=result, predictions=pd.concat(preds, ignore_index=True))

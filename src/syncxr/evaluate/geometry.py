@@ -47,12 +47,21 @@ def grid_to_original(sim: torch.Tensor, height: int, width: int, mode: str) -> t
     return out, valid
 
 
-def mask_to_input(mask: np.ndarray, size: int, mode: str) -> np.ndarray:
-    """Original-pixel bool mask (H, W) -> (size, size) float32 {0,1} aligned with the model input."""
+def mask_to_input(mask: np.ndarray, size: int, mode: str, method: str = "area") -> np.ndarray:
+    """Original-pixel bool mask (H, W) -> (size, size) float32 {0,1} aligned with the model input.
+
+    method "area": an input pixel is in the mask when at least half of the original pixels it
+    covers are (thin structures below half a pixel's width drop out, at every shift alike);
+    "max": when any of them is (thin structures are kept and widened to one input pixel).
+    """
+    if method not in ("area", "max"):
+        raise ValueError(f"mask downscaling method {method!r}: expected area or max")
     top, left, rh, rw = input_region(mask.shape[0], mask.shape[1], mode)
-    crop = torch.from_numpy(np.ascontiguousarray(mask[top : top + rh, left : left + rw])).float()
-    # Area-style resampling then 0.5 cut keeps thin structures from vanishing on downscale.
-    small = F.interpolate(crop[None, None], size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    crop = torch.from_numpy(np.ascontiguousarray(mask[top : top + rh, left : left + rw])).float()[None, None]
+    if method == "max":
+        small = F.adaptive_max_pool2d(crop, (size, size))[0, 0]  # (size, size) any-pixel
+        return (small > 0).float().numpy()
+    small = F.adaptive_avg_pool2d(crop, (size, size))[0, 0]  # (size, size) covered fraction
     return (small >= 0.5).float().numpy()
 
 

@@ -1,10 +1,19 @@
 """Zero-shot grounding: where in the image does the finding prompt match the patch features?
 
-For every (image, finding) with a positive label and an annotated region (mask, else boxes):
-similarity of each image patch (model local features) to the finding's prompt embedding,
-upsampled bilinearly from the patch grid to the original pixels (undoing the checkpoint's
-resize/center-crop), min-max normalised over the pixels the model saw; then the pointing game,
-recall/precision/IoU/Dice at each threshold, and CNR against the region.
+For every (image, finding) with a positive label and an annotated region (mask, else boxes): a
+similarity map on the patch grid, upsampled bilinearly to the original pixels (undoing the
+checkpoint's resize/center-crop), min-max normalised over the pixels the model saw; then the
+pointing game, recall/precision/IoU/Dice at each threshold, and CNR against the region.
+
+The map is computed in a space a loss actually trained (`space`):
+- "global": each patch's backbone features through the image's GLOBAL projection, cosine with the
+  prompt's global text embedding (BioViL-style). The instance-level loss of every method trained
+  this pair of projections, so it works for ConVIRT too.
+- "local": GLoRIA/MGCA-style word attention: every word of the prompt (the text's local head)
+  attends over the image's local patches (softmax of `local_temperature` x cosine); the map is the
+  attention averaged over the prompt's words and prompts. Only for checkpoints whose objective
+  trained the local heads; a ConVIRT checkpoint is refused (its local heads are random).
+- "auto": "local" when the checkpoint trained its local heads, else "global".
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from syncxr.evaluate.embed import encode_prompt_sets, iter_batches, pick_device
 from syncxr.evaluate.geometry import boxes_to_mask, grid_to_original, resize_mode
 from syncxr.evaluate.metrics import cnr, mean_ci, minmax, pointing_game, region_metrics
 from syncxr.evaluate.prompts import load_prompt_table, prompts_for
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids, select_findings
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame, select_findings
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,14 @@ NO_LOCAL = (
     "model exposes local features (a GLoRIA or MGCA objective, or an encoder that returns its last "
     "feature map), or leave grounding out of the suite for this checkpoint."
 )
+UNTRAINED_LOCAL = (
+    "grounding with space=local needs the local (patch and word) heads trained, but checkpoint {ckpt} was "
+    "trained with objective {objective!r}, which has no local term: its local projections are still their "
+    "random initial weights, so a map from them measures nothing. Use space=global (patch features through "
+    "the trained global projection; space=auto picks it) or a GLoRIA/MGCA checkpoint."
+)
+# Word-attention sharpness when the checkpoint's objective does not give one (GLoRIA's tau1).
+DEFAULT_LOCAL_TEMPERATURE = 4.0
 
 
 class GroundingOptions(RunOptions):
@@ -40,6 +57,8 @@ class GroundingOptions(RunOptions):
     region: Literal["auto", "masks", "boxes"] = "auto"  # auto: a mask when the dataset has one, else boxes
     prompts: Optional[str] = None
     max_images: Optional[int] = Field(None, ge=1)  # cap on annotated images per run (quick checks)
+    space: Literal["auto", "global", "local"] = "auto"  # see the module docstring
+    local_temperature: Optional[float] = Field(None, gt=0)  # word attention sharpness (default: from the objective)
 
     @field_validator("thresholds")
     @classmethod
@@ -73,7 +92,8 @@ def image_metrics(sim_grid: torch.Tensor, gt: np.ndarray, geometry: str, thresho
     if not g.any():
         return None  # the region lies outside what the model saw (cropped away)
     m = minmax(full[valid])
-    out = {"pointing_game": pointing_game(m, g), "cnr": cnr(m, g)}
+    pg, chance = pointing_game(m, g), float(g.mean())  # chance: a uniformly random point of the view
+    out = {"pointing_game": pg, "pointing_game_chance": chance, "pointing_game_gain": pg - chance, "cnr": cnr(m, g)}
     for t in thresholds:
         for k, v in region_metrics(m, g, t).items():
             out[f"{k}@{t:g}"] = v
@@ -89,15 +109,90 @@ def _candidates(dataset: Any, cols: list[int], max_images: Optional[int]) -> lis
     return rows[:max_images] if max_images else rows
 
 
+def _objective(pretrained: Any) -> tuple[str, dict[str, Any]]:
+    cfg = getattr(pretrained, "config", None)
+    obj = cfg.get("objective", {}) if isinstance(cfg, dict) else {}
+    return str(obj.get("name", "?")), dict(obj.get("params", {}) or {})
+
+
+def resolve_space(pretrained: Any, opts: GroundingOptions) -> tuple[str, str]:
+    """(space, why) for this checkpoint; refuses local maps from heads no loss trained."""
+    trained = bool(getattr(pretrained, "local_head_trained", False))
+    name, _ = _objective(pretrained)
+    if opts.space == "local" and not trained:
+        raise UserError(UNTRAINED_LOCAL.format(ckpt=getattr(pretrained, "checkpoint_id", "?"), objective=name))
+    if opts.space != "auto":
+        return opts.space, "requested"
+    if trained:
+        return "local", f"auto: objective {name!r} trained the local heads"
+    return "global", f"auto: objective {name!r} trained only the global heads"
+
+
+def local_temperature(pretrained: Any, opts: GroundingOptions) -> float:
+    """Word-attention sharpness: the option, else the objective's own (GLoRIA tau1, MGCA 1/local_temperature)."""
+    if opts.local_temperature is not None:
+        return float(opts.local_temperature)
+    name, params = _objective(pretrained)
+    if name == "gloria":
+        return float(params.get("tau1", 4.0))
+    if name == "mgca":
+        return 1.0 / float(params.get("local_temperature", 0.1))
+    return DEFAULT_LOCAL_TEMPERATURE
+
+
+@torch.inference_mode()
+def encode_prompt_words(pretrained: Any, prompt_sets: list[list[str]], device: str = "auto") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per prompt set: (words (P, L, D) L2-normalised local text features, mask (P, L) bool), on CPU."""
+    dev = pick_device(device)
+    model = pretrained.model.to(dev).eval()
+    out = []
+    for prompts in prompt_sets:
+        tok = pretrained.tokenize(list(prompts))
+        enc = model.encode_text(tok["input_ids"].to(dev), tok["attention_mask"].to(dev))
+        if enc.local is None:
+            raise UserError("grounding with space=local needs the text encoder's word features; this model returns none")
+        mask = enc.mask if enc.mask is not None else torch.ones(enc.local.shape[:2], dtype=torch.bool, device=enc.local.device)
+        mask = torch.where(mask.any(1, keepdim=True), mask, torch.ones_like(mask))  # a prompt of specials only
+        out.append((F.normalize(enc.local.float(), dim=-1).cpu(), mask.cpu()))
+    return out
+
+
+def word_attention_map(patches: torch.Tensor, words: torch.Tensor, mask: torch.Tensor, tau: float) -> torch.Tensor:
+    """patches (B, R, D), words (P, L, D), both L2-normalised; mask (P, L) -> (B, R): each word's
+    softmax attention over the patches (tau x cosine), averaged over the valid words, then prompts."""
+    sim = torch.einsum("brd,pld->bplr", patches, words)  # (B, P, L, R)
+    attn = torch.softmax(tau * sim, dim=-1)
+    m = mask.to(attn.dtype)[None, :, :, None]  # (1, P, L, 1)
+    per_prompt = (attn * m).sum(2) / m.sum(2).clamp_min(1.0)  # (B, P, R)
+    return per_prompt.mean(1)  # (B, R)
+
+
+def _global_patches(model: Any, x: torch.Tensor, ckpt: str) -> Any:
+    fn = getattr(model, "encode_image_patches", None)
+    try:
+        out = fn(x) if callable(fn) else None
+    except NotImplementedError:
+        out = None
+    if out is None or out.local is None or out.grid is None:
+        raise UserError(NO_LOCAL.format(ckpt=ckpt))
+    return out
+
+
 @torch.inference_mode()
 def run_grounding(pretrained: Any, dataset: Any, opts: GroundingOptions) -> TaskOutput:
     ckpt = getattr(pretrained, "checkpoint_id", "?")
     if not getattr(pretrained, "has_local_features", True):
         raise UserError(NO_LOCAL.format(ckpt=ckpt))
+    space, why = resolve_space(pretrained, opts)
     cols = select_findings(dataset, opts.findings)
     names = [dataset.findings[c] for c in cols]
     table = prompts_for(names, load_prompt_table(dataset.name, opts.prompts))
-    text = encode_prompt_sets(pretrained, [table[n].positive for n in names], opts.device)  # (K, D)
+    prompt_sets = [table[n].positive for n in names]
+    if space == "global":
+        text = encode_prompt_sets(pretrained, prompt_sets, opts.device)  # (K, D)
+    else:
+        words = encode_prompt_words(pretrained, prompt_sets, opts.device)
+        tau = local_temperature(pretrained, opts)
     dev = pick_device(opts.device)
     model = pretrained.model.to(dev).eval()
     geometry = resize_mode(pretrained.preprocess)
@@ -107,12 +202,16 @@ def run_grounding(pretrained: Any, dataset: Any, opts: GroundingOptions) -> Task
     n_outside = 0
     batches = iter_batches(pretrained, dataset, _candidates(dataset, cols, opts.max_images), opts.batch_size, opts.num_workers, failed)
     for x, idx, shapes in batches:
-        out = model.encode_image(x.to(dev))
+        out = _global_patches(model, x.to(dev), ckpt) if space == "global" else model.encode_image(x.to(dev))
         if out.local is None or out.grid is None:
             raise UserError(NO_LOCAL.format(ckpt=ckpt))
         h, w = out.grid
         local = F.normalize(out.local.float(), dim=-1).cpu()  # (B, L, D)
-        sims = (local @ text.T).transpose(1, 2).reshape(len(idx), len(names), h, w)  # (B, K, h, w)
+        if space == "global":
+            sims = (local @ text.T).transpose(1, 2)  # (B, K, L)
+        else:
+            sims = torch.stack([word_attention_map(local, wk, mk, tau) for wk, mk in words], dim=1)  # (B, K, L)
+        sims = sims.reshape(len(idx), len(names), h, w)  # (B, K, h, w)
         for b, (i, shape) in enumerate(zip(idx, shapes)):
             for k, (c, name) in enumerate(zip(cols, names)):
                 if labels[i, c] != 1:
@@ -127,10 +226,13 @@ def run_grounding(pretrained: Any, dataset: Any, opts: GroundingOptions) -> Task
                 rows.append({"row": i, "finding": name, **m})
     per_image = pd.DataFrame(rows)
     result = _aggregate(per_image, names, opts)
-    result.update({"n_regions_outside_view": n_outside, "failed_images": {str(k): v for k, v in failed.items()},
+    result.update({"space": space, "space_reason": why, "n_regions_outside_view": n_outside,
+                   "failed_images": {str(k): v for k, v in failed.items()},
                    "thresholds": list(opts.thresholds), "prompt_source": {n: table[n].source for n in names}})
+    if space == "local":
+        result["local_temperature"] = tau
     if not per_image.empty:
-        per_image.insert(0, "image", image_ids(dataset, per_image.pop("row").to_numpy()))
+        per_image = pd.concat([id_frame(dataset, per_image.pop("row").to_numpy()), per_image], axis=1)
     return TaskOutput(result=result, predictions=per_image)
 
 

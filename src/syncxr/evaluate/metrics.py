@@ -2,8 +2,9 @@
 
 Written with numpy only (scikit-learn is used in the tests as the reference). Conventions:
 - AUC is the Mann-Whitney U statistic with average ranks for ties (identical to sklearn).
-- F1 and ACC are reported at the threshold that maximises F1; a sample is predicted positive
-  when its score is >= the threshold.
+- F1 and ACC are reported at a threshold chosen elsewhere (the max-F1 threshold on validation
+  rows, `tune_thresholds`) and held fixed, also across bootstrap resamples; a sample is predicted
+  positive when its score is >= the threshold. Without thresholds only AUC is reported.
 - NaN labels mean "unknown" and are excluded per finding.
 - A finding with no positives or no negatives cannot have an AUC: it is reported as skipped with a
   reason instead of a silent NaN.
@@ -51,9 +52,26 @@ def best_f1(y: np.ndarray, s: np.ndarray) -> tuple[float, float, float]:
     return float(thr[i]), float(f1[i]), float(acc)
 
 
-def _binary_point(y: np.ndarray, s: np.ndarray) -> dict[str, float]:
-    thr, f1, acc = best_f1(y, s)
-    return {"auc": roc_auc(y, s), "f1": f1, "acc": acc, "threshold": thr}
+def f1_acc_at(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(F1, accuracy) of predicting s >= threshold for binary labels y."""
+    y = np.asarray(y, dtype=bool)
+    pred = np.asarray(s, dtype=np.float64) >= threshold
+    tp = int(np.sum(pred & y))
+    denom = int(pred.sum()) + int(y.sum())
+    return (2 * tp / denom if denom else 0.0), float(np.mean(pred == y))
+
+
+def tune_thresholds(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """(K,) max-F1 threshold of each finding on these rows (NaN labels ignored); NaN where a
+    finding lacks a positive or a negative here. Call it on validation rows, never on test rows."""
+    labels = np.asarray(labels, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    out = np.full(labels.shape[1], np.nan)
+    for k in range(labels.shape[1]):
+        known = ~np.isnan(labels[:, k])
+        if skip_reason(labels[known, k]) is None:
+            out[k] = best_f1(labels[known, k], scores[known, k])[0]
+    return out
 
 
 def skip_reason(y: np.ndarray) -> str | None:
@@ -76,21 +94,30 @@ def _percentile_ci(values: list[float]) -> list[float] | None:
 
 
 def multilabel_metrics(
-    labels: np.ndarray, scores: np.ndarray, findings: list[str], n_boot: int = 1000, seed: int = 0
+    labels: np.ndarray, scores: np.ndarray, findings: list[str], n_boot: int = 1000, seed: int = 0,
+    thresholds: np.ndarray | None = None, f1_rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Per-finding AUC/F1/ACC (max-F1 threshold) with paired bootstrap 95% CIs, and their means.
+    """Per-finding AUC, and F1/ACC at fixed thresholds, with paired bootstrap 95% CIs, and their means.
 
-    labels: (N, K) float with NaN = unknown; scores: (N, K). The bootstrap resamples images (the
-    same indices for every finding, so the CI of the mean is paired); a resample in which a
-    finding lacks a class is skipped for that finding.
+    labels: (N, K) float with NaN = unknown; scores: (N, K).
+    AUC uses every row. F1 and ACC use `f1_rows` (default: every row) at `thresholds` (K,), chosen
+    by the caller on other rows (validation) and kept fixed in every resample; a NaN threshold (the
+    tuning rows lacked a class) or thresholds=None reports no F1/ACC for that finding.
+    The bootstrap resamples images (the same indices for every finding, so the CI of the mean is
+    paired; F1/ACC resample `f1_rows`); a resample in which a finding lacks a class is skipped for it.
     """
     labels = np.asarray(labels, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if labels.shape != scores.shape or labels.shape[1] != len(findings):
         raise ValueError(f"labels {labels.shape}, scores {scores.shape}, {len(findings)} findings disagree")
+    k_all = labels.shape[1]
+    thr = np.full(k_all, np.nan) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    if thr.shape != (k_all,):
+        raise ValueError(f"thresholds {thr.shape} do not match {k_all} findings")
+    rows = np.arange(labels.shape[0]) if f1_rows is None else np.asarray(f1_rows, dtype=np.int64)
     per: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    valid = []  # (k, known-mask)
+    valid: list[int] = []
     for k, name in enumerate(findings):
         known = ~np.isnan(labels[:, k])
         y = labels[known, k]
@@ -98,26 +125,39 @@ def multilabel_metrics(
         if reason:
             skipped[name] = reason
             continue
-        per[name] = {**_binary_point(y, scores[known, k]), "n_pos": int(y.sum()), "n": int(y.size)}
-        valid.append((k, known))
+        per[name] = {"auc": roc_auc(y, scores[known, k]), "n_pos": int(y.sum()), "n": int(y.size),
+                     **_f1_point(labels[rows, k], scores[rows, k], thr[k])}
+        valid.append(k)
 
-    boots: dict[str, dict[str, list[float]]] = {findings[k]: {"auc": [], "f1": [], "acc": []} for k, _ in valid}
+    with_f1 = [k for k in valid if per[findings[k]]["f1"] is not None]
+    boots = {findings[k]: {"auc": [], "f1": [], "acc": []} for k in valid}
     mean_boot: dict[str, list[float]] = {"auc": [], "f1": [], "acc": []}
-    rng = np.random.default_rng(seed)
-    n = labels.shape[0]
+    rng = np.random.default_rng(seed)  # AUC resamples
+    rng_f1 = np.random.default_rng([seed, 1])  # F1/ACC resamples of the report rows: their own stream
     for _ in range(n_boot if valid else 0):
-        idx = rng.integers(0, n, n)
-        got: dict[str, list[float]] = {"auc": [], "f1": [], "acc": []}
-        for k, known in valid:
-            sel = idx[known[idx]]
+        idx = rng.integers(0, labels.shape[0], labels.shape[0])
+        aucs = []
+        for k in valid:
+            y = labels[idx, k]
+            known = ~np.isnan(y)
+            if skip_reason(y[known]) is None:
+                aucs.append(roc_auc(y[known], scores[idx, k][known]))
+                boots[findings[k]]["auc"].append(aucs[-1])
+        if len(aucs) == len(valid):  # mean only over resamples where every finding scored
+            mean_boot["auc"].append(float(np.mean(aucs)))
+        if not with_f1:
+            continue
+        sel = rows[rng_f1.integers(0, rows.size, rows.size)]
+        got: dict[str, list[float]] = {"f1": [], "acc": []}
+        for k in with_f1:
             y = labels[sel, k]
-            if skip_reason(y):
-                continue
-            point = _binary_point(y, scores[sel, k])
-            for m in got:
-                boots[findings[k]][m].append(point[m])
-                got[m].append(point[m])
-        if len(got["auc"]) == len(valid):  # mean only over resamples where every finding scored
+            known = ~np.isnan(y)
+            if skip_reason(y[known]) is None:
+                f1, acc = f1_acc_at(y[known], scores[sel, k][known], thr[k])
+                for m, v in (("f1", f1), ("acc", acc)):
+                    boots[findings[k]][m].append(v)
+                    got[m].append(v)
+        if len(got["f1"]) == len(with_f1):
             for m in got:
                 mean_boot[m].append(float(np.mean(got[m])))
 
@@ -126,9 +166,19 @@ def multilabel_metrics(
             per[name][f"{m}_ci"] = _percentile_ci(vals)
     out: dict[str, Any] = {"per_finding": per, "skipped": skipped}
     for m in ("auc", "f1", "acc"):
-        out[f"mean_{m}"] = float(np.mean([p[m] for p in per.values()])) if per else None
-        out[f"mean_{m}_ci"] = _percentile_ci(mean_boot[m])
+        vals = [p[m] for p in per.values() if p[m] is not None]
+        out[f"mean_{m}"] = float(np.mean(vals)) if vals and (m == "auc" or len(vals) == len(per)) else None
+        out[f"mean_{m}_ci"] = _percentile_ci(mean_boot[m]) if out[f"mean_{m}"] is not None else None
     return out
+
+
+def _f1_point(y: np.ndarray, s: np.ndarray, threshold: float) -> dict[str, Any]:
+    """F1/ACC/threshold of one finding on its report rows (NaN labels dropped); None when unscorable."""
+    known = ~np.isnan(y)
+    if np.isnan(threshold) or skip_reason(y[known]) is not None:
+        return {"f1": None, "acc": None, "threshold": None if np.isnan(threshold) else float(threshold)}
+    f1, acc = f1_acc_at(y[known], s[known], threshold)
+    return {"f1": f1, "acc": acc, "threshold": float(threshold)}
 
 
 def _macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:

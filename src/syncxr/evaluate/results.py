@@ -38,14 +38,32 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_results(out_dir: str | Path, result: dict[str, Any], predictions: Optional[pd.DataFrame] = None,
+def output_paths(out: str | Path) -> tuple[Path, Path, Path]:
+    """(folder, results JSON, default predictions CSV) for an --out value.
+
+    A path ending in .json is the results file itself (its folder holds the rest; predictions go
+    to `predictions.csv` beside `results.json`, else to `<name>.predictions.csv`); any other path is
+    a folder that gets `results.json` and `predictions.csv`.
+    """
+    from syncxr.errors import UserError
+
+    p = Path(out)
+    if p.suffix.lower() != ".json":
+        return p, p / "results.json", p / "predictions.csv"
+    if p.is_dir():
+        raise UserError(f"--out {p} is a folder (older versions created one); delete it or give another path")
+    pred = p.with_name("predictions.csv") if p.name == "results.json" else p.with_name(f"{p.stem}.predictions.csv")
+    return p.parent, p, pred
+
+
+def write_results(out: str | Path, result: dict[str, Any], predictions: Optional[pd.DataFrame] = None,
                   predictions_path: str | Path | None = None) -> Path:
-    """Write results.json (and predictions CSV when given) into out_dir; returns the JSON path."""
-    out = Path(out_dir)
-    path = out / "results.json"
+    """Write the results JSON (and the predictions CSV when given) for `out` (a folder or a .json
+    file, see output_paths); returns the JSON path."""
+    _, path, default_pred = output_paths(out)
     atomic_write_text(path, json.dumps(to_jsonable(result), indent=2, allow_nan=False) + "\n")
     if predictions is not None:
-        atomic_write_text(predictions_path or out / "predictions.csv", predictions.to_csv(index=False))
+        atomic_write_text(predictions_path or default_pred, predictions.to_csv(index=False))
     return path
 
 

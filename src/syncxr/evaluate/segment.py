@@ -15,7 +15,7 @@ import copy
 import logging
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from syncxr.evaluate.grounding import region_of
 from syncxr.evaluate.embed import pick_device
 from syncxr.evaluate.metrics import mean_ci
 from syncxr.evaluate.splits import load_or_make_splits, train_indices
-from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, image_ids
+from syncxr.evaluate.zeroshot import RunOptions, TaskOutput, id_frame
 from syncxr.models.image import local_to_map
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class SegmentOptions(RunOptions):
     freeze_encoder: bool = True
     threshold: float = Field(0.5, gt=0, lt=1)
     decoder_width: int = Field(64, ge=8)  # channels of the first decoder block (halved per step, min 16)
+    mask_downscale: Literal["area", "max"] = "area"  # area: >= half covered; max: any pixel (keeps thin structures)
 
 
 def feature_maps(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
@@ -128,8 +129,9 @@ class SegModel(nn.Module):
 class _MaskSet(Dataset):
     """(input (1, S, S), mask (1, S, S) float, index) aligned through the checkpoint's geometry."""
 
-    def __init__(self, dataset: Any, preprocess: Any, rows: list[int], finding: str) -> None:
+    def __init__(self, dataset: Any, preprocess: Any, rows: list[int], finding: str, downscale: str = "area") -> None:
         self.dataset, self.preprocess, self.rows, self.finding = dataset, preprocess, rows, finding
+        self.downscale = downscale
         self.size, self.mode = int(preprocess.image_size), resize_mode(preprocess)
 
     def __len__(self) -> int:
@@ -139,7 +141,7 @@ class _MaskSet(Dataset):
         i = self.rows[j]
         img = self.dataset.image(i)
         gt = region_of(self.dataset, i, self.finding, img.shape[:2], "auto")
-        m = mask_to_input(gt, self.size, self.mode) if gt is not None else np.zeros((self.size, self.size), np.float32)
+        m = mask_to_input(gt, self.size, self.mode, self.downscale) if gt is not None else np.zeros((self.size, self.size), np.float32)
         x = torch.as_tensor(self.preprocess(img), dtype=torch.float32)
         return x, torch.from_numpy(m)[None], i
 
@@ -174,7 +176,7 @@ def _train(pretrained: Any, dataset: Any, train: list[int], finding: str, opts: 
     dev = pick_device(opts.device)
     encoder = copy.deepcopy(pretrained.model).to(dev)
     size = int(pretrained.preprocess.image_size)
-    data = _MaskSet(dataset, pretrained.preprocess, train, finding)
+    data = _MaskSet(dataset, pretrained.preprocess, train, finding, opts.mask_downscale)
     with torch.no_grad():
         maps = feature_maps(encoder.eval(), data[0][0][None].to(dev))
     # Seeded decoder init without leaving the global RNG changed (fork_rng restores it).
@@ -205,7 +207,7 @@ def _train(pretrained: Any, dataset: Any, train: list[int], finding: str, opts: 
 def _evaluate(model: SegModel, pretrained: Any, dataset: Any, rows: list[int], finding: str, opts: SegmentOptions) -> tuple[np.ndarray, np.ndarray, list[int]]:
     dev = pick_device(opts.device)
     model.eval()
-    loader = DataLoader(_MaskSet(dataset, pretrained.preprocess, rows, finding), batch_size=opts.batch_size, num_workers=opts.num_workers)
+    loader = DataLoader(_MaskSet(dataset, pretrained.preprocess, rows, finding, opts.mask_downscale), batch_size=opts.batch_size, num_workers=opts.num_workers)
     dice, has_gt, done = [], [], []
     for x, m, idx in loader:
         pred = (model(x.to(dev)).sigmoid() >= opts.threshold).cpu().numpy()[:, 0]
@@ -235,5 +237,5 @@ def run_segment(pretrained: Any, dataset: Any, opts: SegmentOptions, out_dir: st
                                                                    "dice_all_ci": ci_all, "n_pos": int(has_gt.sum()), "n": len(rows)}},
                                          "n_train": len(train)}
         result[f"dice@{f:g}"] = d_pos
-        preds.append(pd.DataFrame({"image": image_ids(dataset, np.asarray(rows)), "fraction": f, "dice": dice, "has_mask": has_gt}))
+        preds.append(id_frame(dataset, np.asarray(rows)).assign(fraction=f, dice=dice, has_mask=has_gt))
     return TaskOutput(result=result, predictions=pd.concat(preds, ignore_index=True))

@@ -100,3 +100,24 @@ def load_or_make_splits(path: str | Path, dataset: Any, seed: int, fractions: li
     splits["train"] = {f"{f:g}": train_indices(splits, f) for f in fractions}
     atomic_write_text(p, json.dumps(splits) + "\n")
     return splits
+
+
+def threshold_split(meta: Any, n: int, seed: int, tune_frac: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Rows (positions 0..n-1 of `meta`) to choose F1/ACC thresholds on, rows to report them on,
+    and a description for results.json.
+
+    The dataset's own validation rows (meta `split` in val/valid/validation/dev) are the tuning rows
+    when there are both such rows and others; otherwise the rows are split by patient (seeded),
+    `tune_frac` of the images to tuning, whole patients to one side.
+    """
+    if meta is not None and "split" in getattr(meta, "columns", []):
+        s = meta["split"].astype(str).str.lower().to_numpy()[:n]
+        val = np.isin(s, list(_VAL_NAMES))
+        if val.any() and not val.all():
+            tune, report = np.flatnonzero(val), np.flatnonzero(~val)
+            return tune, report, {"source": "validation_split", "n_tune": int(tune.size), "n_report": int(report.size)}
+    rng = np.random.default_rng(seed)
+    report, _, tune = _random_by_patient(n, rng, 1.0 - tune_frac, 0.0, meta)
+    tune = np.sort(tune)
+    return tune, report, {"source": "patient_split", "seed": int(seed), "tune_frac": float(tune_frac),
+                          "n_tune": int(tune.size), "n_report": int(report.size)}

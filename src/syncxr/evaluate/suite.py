@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from syncxr.config import read_yaml, validate
 from syncxr.errors import UserError
-from syncxr.evaluate.results import atomic_write_text, to_jsonable, write_results
+from syncxr.evaluate.results import atomic_write_text, output_paths, to_jsonable, write_results
 from syncxr.evaluate.tasks import TASKS, task as get_task
 from syncxr.evaluate.zeroshot import RunOptions
 
@@ -79,7 +79,8 @@ def evaluate_loaded(task: str, pretrained: Any, dataset: Any, out: str | Path, o
     """Run one task on an already loaded checkpoint and dataset; write and return results."""
     check_preprocess(opts, pretrained)
     runner = get_task(task).run
-    output = runner(pretrained, dataset, opts, Path(out))
+    folder, results_path, _ = output_paths(out)  # --out: a folder, or the results .json itself
+    output = runner(pretrained, dataset, opts, folder)
     preprocess = pretrained.preprocess.to_dict() if hasattr(pretrained.preprocess, "to_dict") else {}
     result = {
         "task": task,
@@ -89,7 +90,7 @@ def evaluate_loaded(task: str, pretrained: Any, dataset: Any, out: str | Path, o
         **output.result,
     }
     write_results(out, result, output.predictions, predictions)
-    log.info("%s on %s: results in %s", task, dataset.name, Path(out) / "results.json")
+    log.info("%s on %s: results in %s", task, dataset.name, results_path)
     return to_jsonable(result)
 
 
@@ -99,6 +100,7 @@ def run_task(task: str, checkpoint: str, dataset: str, data_dir: str, out: str, 
     dataset keys `dataset_options`, `relabel` and `views` (see DatasetSpec)."""
     from syncxr.models.pretrained import load_pretrained
 
+    output_paths(out)  # a bad --out fails before any loading
     ds_keys = {k: options.pop(k) for k in ("dataset_options", "relabel", "views") if k in options}
     spec = validate(DatasetSpec, {"dataset": dataset, "data_dir": str(data_dir), **ds_keys}, f"{task} dataset")
     opts = parse_options(task, options, f"{task} options")  # fail on a bad option before any loading

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from syncxr.errors import UserError
 from syncxr.evaluate.embed import encode_images, encode_prompt_sets
-from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics
+from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
+from syncxr.evaluate.splits import threshold_split
 from syncxr.evaluate.prompts import load_prompt_table, prompts_for
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class RunOptions(BaseModel):
 
 class ZeroShotOptions(RunOptions):
     temperature: float = Field(0.07, gt=0)
+    # F1/ACC thresholds: chosen on the dataset's validation rows, else on this seeded share of the
+    # images (split by patient); F1/ACC are reported on the other rows. AUC uses every image.
+    threshold_tune_frac: float = Field(0.3, gt=0, lt=1)
     mode: Literal["auto", "multilabel", "multiclass"] = "auto"
     prompts: Optional[str] = None  # extra prompt YAML overlaid on the bundled table
 
@@ -84,13 +88,34 @@ def is_multiclass(dataset: Any, mode: str) -> bool:
     return dataset.name in MULTICLASS_DATASETS
 
 
+# The input's own identifier columns, in this order of preference for the "image" column.
+_IMAGE_COLUMNS = ("image_id", "image", "path", "id")
+_ID_COLUMNS = ("patient_id", "study_id")
+
+
 def image_ids(dataset: Any, rows: np.ndarray) -> list[str]:
-    """A stable id per dataset row for prediction files: meta's image/path column, else the row."""
+    """The image value of each dataset row as the user's input had it (meta `image_id`: the labels
+    CSV's `image` cell, CheXpert's Path, ...), so prediction files join back to the user's labels;
+    else another image column, else the row number."""
     meta = getattr(dataset, "meta", None)
-    for col in ("image", "path", "image_id", "id"):
+    for col in _IMAGE_COLUMNS:
         if meta is not None and col in meta.columns:
             return [str(v) for v in meta[col].to_numpy()[rows]]
     return [str(int(r)) for r in rows]
+
+
+def id_frame(dataset: Any, rows: np.ndarray) -> pd.DataFrame:
+    """Identifier columns of prediction files: `image` (see image_ids) and the input's patient_id /
+    study_id when it has them (a patient_id that only repeats the image value is left out)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    frame = pd.DataFrame({"image": image_ids(dataset, rows)})
+    meta = getattr(dataset, "meta", None)
+    for col in _ID_COLUMNS:
+        if meta is not None and col in meta.columns:
+            values = [str(v) for v in meta[col].to_numpy()[rows]]
+            if values != frame["image"].tolist():
+                frame[col] = values
+    return frame
 
 
 def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOutput:
@@ -111,7 +136,7 @@ def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOu
     else:
         neg = encode_prompt_sets(pretrained, [table[n].negative for n in names], opts.device)
         scores = pairwise_scores(img, pos, neg, opts.temperature).numpy()
-        result = multilabel_metrics(labels, scores, names, n_boot=opts.n_boot, seed=opts.seed)
+        result = _multilabel_result(dataset, images.index, labels, scores, names, opts)
     result.update(
         {
             "mode": "multiclass" if multiclass else "multilabel",
@@ -120,10 +145,28 @@ def run_zeroshot(pretrained: Any, dataset: Any, opts: ZeroShotOptions) -> TaskOu
             "prompt_source": {n: table[n].source for n in names},
         }
     )
-    preds = pd.DataFrame({"image": image_ids(dataset, images.index)})
+    preds = id_frame(dataset, images.index)
     for k, n in enumerate(names):
         preds[n] = scores[:, k]
     return TaskOutput(result=result, predictions=preds)
+
+
+def _multilabel_result(dataset: Any, rows: np.ndarray, labels: np.ndarray, scores: np.ndarray, names: list[str],
+                       opts: ZeroShotOptions) -> dict[str, Any]:
+    """AUC on every image; F1/ACC on the report rows at thresholds chosen on the tuning rows."""
+    meta = getattr(dataset, "meta", None)
+    sub = meta.iloc[rows].reset_index(drop=True) if meta is not None else None
+    tune, report, info = threshold_split(sub, len(rows), opts.seed, opts.threshold_tune_frac)
+    thresholds = tune_thresholds(labels[tune], scores[tune])
+    out = multilabel_metrics(labels, scores, names, n_boot=opts.n_boot, seed=opts.seed, thresholds=thresholds,
+                             f1_rows=report)
+    untuned = [n for n, t in zip(names, thresholds) if np.isnan(t)]
+    out["thresholds"] = {**info, "rule": "max F1 on the tuning rows, fixed for the report rows and every bootstrap "
+                                         "resample", "per_finding": {n: (None if np.isnan(t) else float(t))
+                                                                      for n, t in zip(names, thresholds)}}
+    if untuned:
+        out["thresholds"]["untuned"] = {n: "the tuning rows lack a positive or a negative; no F1/ACC" for n in untuned}
+    return out
 
 
 def _multiclass_result(labels: np.ndarray, scores: np.ndarray, names: list[str], opts: ZeroShotOptions) -> dict[str, Any]:

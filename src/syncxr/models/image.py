@@ -47,6 +47,17 @@ class ImageEncoder(nn.Module):
             global_emb=self.global_proj(pooled), local=self.local_proj(local), mask=None, grid=grid
         )
 
+    def project_patches_global(self, local: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """Unprojected patch features (B, L, C) -> (B, L, D) through the GLOBAL projection, the
+        space the global (instance-level) loss aligned with the text (BioViL-style patch maps)."""
+        return self.global_proj(local)
+
+    def encode_patches_global(self, x: torch.Tensor) -> EncoderOutput:
+        """global_emb as in forward; local = patch embeddings in the global space (B, h*w, D)."""
+        pooled, local, grid = self.features(x)  # (B, C'), (B, L, C)
+        return EncoderOutput(global_emb=self.global_proj(pooled), local=self.project_patches_global(local, grid),
+                             mask=None, grid=grid)
+
 
 def local_to_map(out: EncoderOutput) -> torch.Tensor:
     """An encoder output's local patches back on their grid: (B, h*w, D) -> (B, D, h, w)."""
@@ -57,7 +68,8 @@ def local_to_map(out: EncoderOutput) -> torch.Tensor:
 
 
 class ConvMapEncoder(ImageEncoder):
-    """Any conv trunk returning a (B, C, h, w) map: local = the h*w patches; global = mean pool,
+    """Any conv trunk returning a (B, C, h, w) map: local = the h*w patches (of the last map, or of
+    the penultimate tapped stage after `use_local_layer("penultimate")`); global = mean pool,
     or with `pool_grid=g` the g x g average-pooled map flattened, which keeps coarse position
     (left vs right) that a shallow net cannot encode in its channels alone.
 
@@ -78,15 +90,64 @@ class ConvMapEncoder(ImageEncoder):
         self.feature_dim = feature_dim * pool_grid * pool_grid
         self.global_proj = nn.Linear(self.feature_dim, embed_dim)
         self.local_proj = nn.Linear(feature_dim, embed_dim)
+        self.local_stage = len(trunk) - 1  # trunk index of the map the local head reads
+
+    def use_local_layer(self, layer: str) -> None:
+        """Take local features from the "last" map (default) or the "penultimate" tapped stage
+        (ResNet layer3: 14 x 14 at 224 px, as GLoRIA and MGCA do, instead of layer4's 7 x 7); the
+        local projection is rebuilt for that map's channels."""
+        if layer == "last":
+            return
+        if layer != "penultimate" or len(self.stages) < 2:
+            raise ValueError(f"local layer {layer!r}: expected last or penultimate (needs two tapped stages)")
+        self.local_stage = self.stages[-2]
+        convs = [m for m in self.trunk[: self.local_stage + 1].modules() if isinstance(m, nn.Conv2d)]
+        self.local_proj = nn.Linear(convs[-1].out_channels, self.local_proj.out_features)
+
+    def _pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) -> (B, C) mean, or (B, C*g*g) cell means flattened channel-major."""
+        if self.pool_grid == 1:
+            return fmap.mean(dim=(2, 3))
+        return nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """(pooled (B, C'), last map's patches (B, h*w, C), (h, w))."""
         fmap = self.trunk(x)  # (B, C, h, w)
-        b, c, h, w = fmap.shape
-        local = fmap.flatten(2).transpose(1, 2)  # (B, h*w, C)
-        if self.pool_grid == 1:
-            return fmap.mean(dim=(2, 3)), local, (h, w)
-        pooled = nn.functional.adaptive_avg_pool2d(fmap, self.pool_grid).flatten(1)  # (B, C*g*g)
-        return pooled, local, (h, w)
+        _, _, h, w = fmap.shape
+        return self._pool(fmap), fmap.flatten(2).transpose(1, 2), (h, w)
+
+    def forward(self, x: torch.Tensor) -> EncoderOutput:
+        local_map = None
+        for i, layer in enumerate(self.trunk):
+            x = layer(x)
+            if i == self.local_stage:
+                local_map = x  # (B, C_l, h_l, w_l)
+        _, _, h, w = local_map.shape
+        local = local_map.flatten(2).transpose(1, 2)  # (B, h_l*w_l, C_l)
+        return EncoderOutput(global_emb=self.global_proj(self._pool(x)), local=self.local_proj(local), mask=None,
+                             grid=(h, w))
+
+    def project_patches_global(self, local: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+        """(B, h*w, C) -> (B, h*w, D) in the global space, so that the global embedding is the mean of
+        the patch embeddings (exactly, when the pool cells tile the grid evenly).
+
+        pool_grid 1: global_proj(patch). pool_grid g: the pooled vector is the g x g cell means
+        flattened channel-major (index c*g*g + cell), so global = b + sum_cells W_cell mean_cell;
+        a patch in cell q gets g*g * W_q f + b. Each patch's share of the image-text similarity is
+        then its own similarity, in the space the loss trained.
+        """
+        g = self.pool_grid
+        if g == 1:
+            return self.global_proj(local)
+        if not isinstance(self.global_proj, nn.Linear):
+            raise NotImplementedError("patches of a pool_grid > 1 encoder have no global-space image under a non-linear head")
+        h, w = grid
+        weight = self.global_proj.weight.view(-1, self.local_dim, g * g)  # (D, C, g*g)
+        rows = torch.arange(h, device=local.device) * g // h  # (h,) cell row of each patch row
+        cols = torch.arange(w, device=local.device) * g // w  # (w,)
+        cell = (rows[:, None] * g + cols[None, :]).flatten()  # (h*w,) cell index of each patch
+        per_patch = weight[:, :, cell]  # (D, C, L)
+        return (g * g) * torch.einsum("blc,dcl->bld", local, per_patch) + self.global_proj.bias
 
     def image_feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Outputs of the tapped trunk stages, [(B, C_i, h_i, w_i)], finest first, coarsest last."""
@@ -217,6 +278,57 @@ def load_image_weights(module: nn.Module, path: str | Path) -> None:
         raise UserError(f"no tensor in {p} matches the image encoder; check the architecture")
     module.load_state_dict(fitted, strict=False)
     log.info("loaded %d tensors from %s (%d left at init: %s)", len(fitted), p, len(missing), missing[:5])
+
+
+# ImageNet weights the reference methods start from: torchvision IMAGENET1K_V1 for ResNets (what
+# `pretrained=True` gave ConVIRT/GLoRIA/MGCA), timm's default ImageNet tags for ViT-S/B on the HF hub.
+IMAGENET_TORCHVISION = {"resnet18": "ResNet18_Weights", "resnet50": "ResNet50_Weights"}
+IMAGENET_TIMM = {"vit_small": "timm/vit_small_patch16_224.augreg_in21k_ft_in1k",
+                 "vit_base": "timm/vit_base_patch16_224.augreg2_in21k_ft_in1k"}
+
+
+def imagenet_weights_file(arch: str) -> Path:
+    """The local cache file of `arch`'s ImageNet weights; never downloads. A UserError says where
+    the file was expected and how to fill the cache when it is missing."""
+    if arch in IMAGENET_TORCHVISION:
+        import torchvision
+
+        url = getattr(torchvision.models, IMAGENET_TORCHVISION[arch]).IMAGENET1K_V1.url
+        path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+        if path.is_file():
+            return path
+        raise UserError(
+            f"model.image.weights=imagenet: {arch} ImageNet weights are not in the local torch cache (expected "
+            f"{path}; set TORCH_HOME to move the cache). syncxr never downloads weights: on a machine with network "
+            f"run  python -c \"import torchvision; torchvision.models.{arch}(weights='IMAGENET1K_V1')\"  and copy "
+            f"the file to that path, or give a local file as model.image.pretrained."
+        )
+    if arch in IMAGENET_TIMM:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = IMAGENET_TIMM[arch]
+        found = try_to_load_from_cache(repo, "model.safetensors", cache_dir=_hf_cache_dir())
+        if isinstance(found, str) and Path(found).is_file():
+            return Path(found)
+        raise UserError(
+            f"model.image.weights=imagenet: {arch} ImageNet weights ({repo}) are not in the local Hugging Face cache "
+            f"({_hf_cache_dir() or 'the default cache'}; set HF_HUB_CACHE or HF_HOME to move it). syncxr never "
+            f"downloads weights: on a machine with network run  huggingface-cli download {repo} model.safetensors  "
+            f"and copy the cache over, or give a local file as model.image.pretrained."
+        )
+    valid = ", ".join([*IMAGENET_TORCHVISION, *IMAGENET_TIMM])
+    raise UserError(f"model.image.weights=imagenet: no ImageNet weights for {arch!r}; available for {valid}")
+
+
+def _hf_cache_dir() -> str | None:
+    """The hub cache folder from the environment at call time (HF_HUB_CACHE, else HF_HOME/hub)."""
+    import os
+
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
 
 
 def _match_key(key: str, own: dict[str, torch.Tensor]) -> str | None:

@@ -70,7 +70,10 @@ class Pretrained:
     preprocess: Preprocess
     checkpoint_id: str  # sha256 of model.safetensors, first 16 hex digits
     config: dict[str, Any]  # the resolved training config
-    has_local_features: bool
+    has_local_features: bool  # the encoders return local tokens at all (every built-in one does)
+    # Whether the training objective had a local (patch/word) term: False for ConVIRT, whose local
+    # projections stay at their random initial weights and must not be used for anything.
+    local_head_trained: bool = False
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         """-> {"input_ids": (B, L) long, "attention_mask": (B, L) long}."""
@@ -131,4 +134,17 @@ def load_pretrained(path: str | Path, device: str | torch.device = "cpu") -> Pre
         checkpoint_id=file_sha16(ckpt / MODEL_FILE),
         config=state["config"],
         has_local_features=True,  # every built-in image/text encoder returns local tokens
+        local_head_trained=local_head_trained(state),
     )
+
+
+def local_head_trained(state: dict[str, Any]) -> bool:
+    """From state.json: `trained_heads.local` (written since the field exists), else whether the
+    config's objective has local terms (older checkpoints)."""
+    heads = state.get("trained_heads")
+    if isinstance(heads, dict) and "local" in heads:
+        return bool(heads["local"])
+    from syncxr.objectives import OBJECTIVES
+
+    name = state.get("config", {}).get("objective", {}).get("name", "")
+    return name in OBJECTIVES and bool(getattr(OBJECTIVES.get(name), "uses_local", True))

@@ -48,8 +48,8 @@ class TextEncoder(nn.Module):
 
     def __init__(self, model: nn.Module, tokenizer, embed_dim: int, max_length: int, pooling: str = "cls") -> None:
         super().__init__()
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if pooling not in ("cls", "mean", "max"):
+            raise ValueError(f"pooling must be 'cls', 'mean' or 'max', got {pooling!r}")
         self.pooling = pooling
         self.model = model
         self.tokenizer = tokenizer  # a transformers fast tokenizer, not a module
@@ -61,6 +61,13 @@ class TextEncoder(nn.Module):
         self.register_buffer(
             "special_ids", torch.tensor(sorted(i for i in specials if i is not None)), persistent=False
         )
+        # WordPiece continuation pieces ("##..."): with merge_subwords the word-level (local) features
+        # are the SUM of each word's pieces, as GLoRIA and MGCA aggregate them.
+        vocab = tokenizer.get_vocab()
+        cont = torch.zeros(max(vocab.values(), default=0) + 1, dtype=torch.bool)
+        cont[[i for t, i in vocab.items() if t.startswith("##")]] = True
+        self.register_buffer("continuation", cont, persistent=False)
+        self.merge_subwords = False
 
     def tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         enc = self.tokenizer(
@@ -75,10 +82,32 @@ class TextEncoder(nn.Module):
         words = attention_mask.bool() & ~torch.isin(input_ids, self.special_ids)
         if self.pooling == "cls":
             pooled = hidden[:, 0]  # (B, H)
+        elif self.pooling == "max":  # ConVIRT: max over the word states
+            valid = torch.where(words.any(1, keepdim=True), words, attention_mask.bool())  # (B, L)
+            pooled = hidden.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)  # (B, H)
         else:
             w = words.unsqueeze(-1).to(hidden.dtype)  # (B, L, 1)
             pooled = (hidden * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, H)
+        if self.merge_subwords:
+            local, mask = self.merge_tokens(hidden, input_ids, words)  # (B, W, H), (B, W)
+            return EncoderOutput(global_emb=self.global_proj(pooled), local=self.local_proj(local), mask=mask)
         return EncoderOutput(global_emb=self.global_proj(pooled), local=self.local_proj(hidden), mask=words)
+
+    def merge_tokens(self, x: torch.Tensor, input_ids: torch.Tensor, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum the word pieces of each word: x (B, L, ...) per token, words (B, L) bool word-token mask
+        -> (B, W, ...) per word (W = most words in a row) and its (B, W) mask. Specials and padding drop out."""
+        ids = input_ids.clamp(0, self.continuation.numel() - 1)
+        prev_word = torch.nn.functional.pad(words[:, :-1], (1, 0), value=False)  # (B, L) token before is a word token
+        starts = words & ~(self.continuation[ids] & prev_word)  # a piece that begins a word
+        index = torch.cumsum(starts.long(), dim=1) - 1  # (B, L) word number of each token
+        n_words = starts.sum(1)  # (B,)
+        width = max(int(n_words.max()), 1)
+        index = torch.where(words, index, torch.zeros_like(index))  # non-words add zeros below
+        flat = x * words.view(*words.shape, *([1] * (x.dim() - 2))).to(x.dtype)  # (B, L, ...)
+        out = x.new_zeros((x.shape[0], width, *x.shape[2:]))
+        out.scatter_add_(1, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(flat), flat)
+        mask = torch.arange(width, device=x.device)[None, :] < n_words[:, None]  # (B, W)
+        return out, mask
 
     def save(self, folder: Path) -> None:
         """Write the transformer config and tokenizer files (weights go in the model safetensors)."""

@@ -80,6 +80,11 @@ class Objective(nn.Module):
     def forward(self, img: EncoderOutput, txt: EncoderOutput) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
 
+    def before_optimizer_step(self, step: int, epoch: int) -> None:
+        """Called by the training loop after backward (gradients already all-reduced under DDP) and
+        before clipping and the optimizer step of optimizer step `step` (0-based) in `epoch`.
+        An objective may set gradients to None here to keep parameters out of that step."""
+
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:
     """Mean of x over `dim` counting only mask==True entries (mask broadcastable to x)."""

@@ -2,8 +2,9 @@
 
 - instance level (ITA): InfoNCE of global embeddings, image->text plus text->image (summed, as
   the released code does), temperature 0.07;
-- token level (CTA): each word attends over the patches of its own image (cross-attention with
-  learned query/key/value/output projections, one head, as in the paper's equations) and must
+- token level (CTA): each word attends over the patches of its own image (by default the released
+  code's parameter-free softmax of cosine / 0.1; `learned_attention=True` gives the paper's
+  cross-attention with learned query/key/value/output projections, one head) and must
   match its own attended vector among all words of the report, in both directions, temperature
   0.1. Word losses are weighted by the text encoder's last-layer [CLS] attention averaged over
   heads (`EncoderOutput.attn_weights`), clipped to its 10th-90th percentile and renormalised over
@@ -12,9 +13,13 @@
   of the word and patch terms;
 - prototype level (CPA): 500 learnable unit prototypes; Sinkhorn-Knopp codes (epsilon 0.05,
   3 iterations) of one modality are the targets for the prototype softmax (temperature 0.2) of
-  the other. The prototypes are frozen for the first `freeze_prototypes_steps` training forward
-  passes (the paper freezes them for the first epoch).
-L = 1.0 * L_ita + 0.7 * L_cta + 0.5 * L_cpa (the released code's lambda_1..3).
+  the other. The prototypes are frozen for the first `freeze_prototypes_epochs` epochs (released
+  default 1) and the first `freeze_prototypes_steps` optimizer steps: as in the released code their
+  gradients are set to None after backward (and after the DDP all-reduce) and before the optimizer
+  step, so AdamW leaves their state alone (no step count, no moments, no weight decay) and the bias
+  correction after the warm-up is the one of a fresh parameter.
+L = lambda_1 L_ita + lambda_2 L_cta + lambda_3 L_cpa; the released training script's defaults are
+1 / 1 / 1 (its module's constructor says 1 / 0.7 / 0.5, which the script overrides).
 Under DDP the instance term sees the global batch; token and prototype terms the local batch.
 """
 
@@ -84,13 +89,6 @@ def weighted_token_nce(sim: torch.Tensor, mask: torch.Tensor, weights: torch.Ten
     return 0.5 * (losses[0] + losses[1])
 
 
-def _zero_grad_path(w: torch.Tensor) -> torch.Tensor:
-    """Value of w, gradient 0 (not None): frozen, yet still in the graph, so DDP (which expects a
-    gradient for every parameter) keeps working. AdamW's step is then 0 and its decoupled weight
-    decay only rescales the rows, which the renormalisation at the next forward undoes."""
-    return w.detach() + 0.0 * w
-
-
 @OBJECTIVES.register("mgca")
 class MGCA(Objective):
     log_keys = ("loss_ita", "loss_cta", "loss_cpa", "acc_i2t")
@@ -98,52 +96,63 @@ class MGCA(Objective):
     def __init__(
         self, embed_dim: int = 128, temperature: float = 0.07, local_temperature: float = 0.1,
         num_prototypes: int = 500, proto_temperature: float = 0.2, epsilon: float = 0.05,
-        sinkhorn_iters: int = 3, lambda_ita: float = 1.0, lambda_cta: float = 0.7, lambda_cpa: float = 0.5,
-        learned_attention: bool = True, num_heads: int = 1, attention_weights: bool = True,
-        freeze_prototypes_steps: int = 0,
+        sinkhorn_iters: int = 3, lambda_ita: float = 1.0, lambda_cta: float = 1.0, lambda_cpa: float = 1.0,
+        learned_attention: bool = False, num_heads: int = 1, attention_weights: bool = True,
+        freeze_prototypes_epochs: int = 1, freeze_prototypes_steps: int = 0,
     ) -> None:
-        """learned_attention=False gives the released code's default parameter-free attention
-        (softmax of cosine / local_temperature); attention_weights=False weights tokens uniformly.
-        freeze_prototypes_steps counts training forward passes (micro-batches) with gradients."""
+        """learned_attention=False (default) is the released code's default parameter-free attention
+        (softmax of cosine / local_temperature); True adds the paper's learned one-head cross-attention
+        layers. attention_weights=False weights tokens uniformly.
+        The prototypes are frozen while epoch < freeze_prototypes_epochs or optimizer step <
+        freeze_prototypes_steps (see `before_optimizer_step`)."""
         super().__init__()
-        if min(temperature, local_temperature, proto_temperature, epsilon) <= 0 or freeze_prototypes_steps < 0:
-            raise ValueError("mgca needs positive temperatures and epsilon, and freeze_prototypes_steps >= 0")
+        if min(temperature, local_temperature, proto_temperature, epsilon) <= 0:
+            raise ValueError("mgca needs positive temperatures and epsilon")
+        if freeze_prototypes_steps < 0 or freeze_prototypes_epochs < 0:
+            raise ValueError("mgca needs freeze_prototypes_epochs >= 0 and freeze_prototypes_steps >= 0")
         self.temperature, self.local_temperature = temperature, local_temperature
         self.proto_temperature, self.epsilon, self.sinkhorn_iters = proto_temperature, epsilon, sinkhorn_iters
         self.lambdas = (lambda_ita, lambda_cta, lambda_cpa)
         self.attention_weights = attention_weights
-        self.freeze_prototypes_steps = freeze_prototypes_steps
+        self.freeze_prototypes_epochs, self.freeze_prototypes_steps = freeze_prototypes_epochs, freeze_prototypes_steps
         self.prototypes = nn.Linear(embed_dim, num_prototypes, bias=False)
         self.word_attn: Optional[nn.MultiheadAttention] = None
         self.patch_attn: Optional[nn.MultiheadAttention] = None
         if learned_attention:
             self.word_attn = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)  # words -> patches
             self.patch_attn = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)  # patches -> words
-        # Saved with the objective, so a resumed run knows whether the warm-up is over.
-        self.register_buffer("steps_seen", torch.zeros((), dtype=torch.long))
 
     def forward(self, img: EncoderOutput, txt: EncoderOutput) -> tuple[torch.Tensor, dict[str, float]]:
         if img.local is None or txt.local is None:
             raise ValueError("mgca needs local features from both encoders")
-        frozen = self._prototypes_frozen()
         loss_ita, logs = bidirectional_info_nce(
             self.gather(img.global_emb), self.gather(txt.global_emb), self.temperature, 0.5
         )
         loss_ita = 2.0 * loss_ita  # L(i->t) + L(t->i), as in the released code
         loss_cta = self._cta(img, txt)
-        loss_cpa = self._cpa(img.global_emb, txt.global_emb, frozen)
+        loss_cpa = self._cpa(img.global_emb, txt.global_emb)
         a, b, c = self.lambdas
         loss = a * loss_ita + b * loss_cta + c * loss_cpa
         return loss, {"loss_ita": loss_ita.item(), "loss_cta": loss_cta.item(),
                       "loss_cpa": loss_cpa.item(), "acc_i2t": logs["acc_i2t"]}
 
-    def _prototypes_frozen(self) -> bool:
-        """True during the warm-up; counts only training passes that build a graph (not validation)."""
-        if not (self.training and torch.is_grad_enabled()):
-            return False
-        frozen = int(self.steps_seen) < self.freeze_prototypes_steps
-        self.steps_seen += 1
-        return frozen
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+        # Older checkpoints counted warm-up forward passes in a buffer; the warm-up now follows the
+        # loop's step and epoch, which a resumed run restores.
+        state_dict.pop(prefix + "steps_seen", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def prototypes_frozen(self, step: int, epoch: int) -> bool:
+        """Whether the optimizer step `step` (0-based) in `epoch` is part of the prototype warm-up."""
+        return epoch < self.freeze_prototypes_epochs or step < self.freeze_prototypes_steps
+
+    def before_optimizer_step(self, step: int, epoch: int) -> None:
+        """Loop hook, after backward (and DDP's gradient all-reduce), before clipping and the
+        optimizer step: during the warm-up the prototypes' gradients become None, so the optimizer
+        skips them entirely. DDP still saw a gradient for them during backward."""
+        if self.prototypes_frozen(step, epoch):
+            for p in self.prototypes.parameters():
+                p.grad = None
 
     # -- token level --------------------------------------------------------------------------
     def _cta(self, img: EncoderOutput, txt: EncoderOutput) -> torch.Tensor:
@@ -178,12 +187,10 @@ class MGCA(Objective):
         return weighted_token_nce(sim, q_mask, q_weights)
 
     # -- prototype level ----------------------------------------------------------------------
-    def _cpa(self, zi: torch.Tensor, zt: torch.Tensor, frozen: bool) -> torch.Tensor:
+    def _cpa(self, zi: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():  # keep prototypes on the unit sphere (SwAV)
             self.prototypes.weight.copy_(F.normalize(self.prototypes.weight, dim=1))
         protos = self.prototypes.weight  # (K, D)
-        if frozen:
-            protos = _zero_grad_path(protos)
         si = F.normalize(zi, dim=-1) @ protos.t()  # (B, K)
         st = F.normalize(zt, dim=-1) @ protos.t()
         qi = sinkhorn(si.detach().float(), self.epsilon, self.sinkhorn_iters)

@@ -7,6 +7,7 @@ folder and renamed; <out>/latest.json names the newest. Nothing is ever unpickle
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +21,8 @@ from torch import nn
 from syncxr.errors import UserError
 from syncxr.fsio import ensure_dir, fs_error, write_text_atomic
 from syncxr.models.pretrained import FORMAT, LATEST_FILE, MODEL_FILE, STATE_FILE, TEXT_DIR, read_state, resolve_checkpoint
+
+log = logging.getLogger(__name__)
 
 OPTIM_FILE = "optimizer.safetensors"
 OBJECTIVE_FILE = "objective.safetensors"
@@ -37,6 +40,26 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
+
+
+def rank_rng_state(state: dict[str, Any], rank: int, world: int, seed: int) -> dict[str, Any]:
+    """This rank's RNG state from a checkpoint's state.json.
+
+    Checkpoints hold one state per rank (`rng_per_rank`). Resuming with another number of ranks (or
+    from an old checkpoint with rank 0's state only) cannot be exact: rank 0 takes the saved rank-0
+    state and every other rank a fresh generator seeded from (seed, rank, step), so no two ranks
+    share dropout masks.
+    """
+    per_rank = state.get("rng_per_rank")
+    if per_rank and int(state.get("world_size", len(per_rank))) == world and rank < len(per_rank):
+        return per_rank[rank]
+    log.warning("checkpoint RNG states are for %s rank(s), this run has %d: dropout draws will not repeat "
+                "the uninterrupted run exactly", len(per_rank) if per_rank else 1, world)
+    if rank == 0:
+        return state["rng"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1_000_003 * rank + int(state.get("step", 0)))
+        return rng_state()
 
 
 def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

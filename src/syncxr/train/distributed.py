@@ -10,7 +10,7 @@ import datetime
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import torch
 import torch.distributed as dist
@@ -18,7 +18,8 @@ from torch import nn
 
 from syncxr.objectives.contrastive import all_gather_with_grad
 
-__all__ = ["DistInfo", "setup", "cleanup", "all_gather_with_grad", "wrap", "no_sync", "all_mean", "barrier"]
+__all__ = ["DistInfo", "setup", "cleanup", "all_gather_with_grad", "wrap", "no_sync", "all_mean", "barrier",
+           "gather_to_main"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,13 @@ def all_true(flag: bool, info: DistInfo) -> bool:
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()
+
+
+def gather_to_main(obj: Any, info: DistInfo) -> list[Any] | None:
+    """Every rank's `obj` (a small JSON-like value) as a list indexed by rank on rank 0, None on the
+    others; [obj] when not distributed. A collective: every rank must call it."""
+    if not info.distributed:
+        return [obj]
+    out: list[Any] | None = [None] * info.world if info.main else None
+    dist.gather_object(obj, out, dst=0)
+    return out

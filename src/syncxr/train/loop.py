@@ -27,7 +27,7 @@ from syncxr.objectives import Objective, build_objective
 from syncxr.train import distributed as D
 from syncxr.train.augment import Augment, Collate, PairTensors
 from syncxr.train.batches import EpochBatches, split_indices
-from syncxr.train.checkpoint import load_training_state, save_checkpoint, set_rng_state, rng_state
+from syncxr.train.checkpoint import load_training_state, rank_rng_state, rng_state, save_checkpoint, set_rng_state
 from syncxr.train.config import TrainConfig
 from syncxr.train.metrics import MetricsLog, retrieval_recall
 from syncxr.train.progress import Progress
@@ -124,7 +124,9 @@ class Trainer:
             D.barrier(self.dist)
         with torch.random.fork_rng(devices=[]):  # same init on every rank and every rerun
             torch.manual_seed(cfg.train.seed)
-            model = build_model(cfg.model, corpus=None if saved else self._corpus(), saved_text=saved)
+            # Backbone weights (model.image.pretrained / weights) on a fresh run, DDP included.
+            model = build_model(cfg.model, corpus=None if saved else self._corpus(), saved_text=saved,
+                                load_weights=self.resume is None)
             objective = build_objective(cfg.objective.name, cfg.model.embed_dim, **cfg.objective.params)
         freeze_unused_local(model, objective)
         return model, objective
@@ -136,7 +138,7 @@ class Trainer:
         state = load_training_state(ckpt, self.model, self.objective, self.optimizer,
                                     config=self.cfg.model_dump(mode="json"))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
-        set_rng_state(state["rng"])
+        set_rng_state(rank_rng_state(state, self.dist.rank, self.dist.world, self.cfg.train.seed))
         self.last_ckpt, self.ckpt_step = ckpt, self.step
         log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, self.step, self.epoch, self.batch_in_epoch)
 
@@ -223,6 +225,8 @@ class Trainer:
 
     def _optimizer_step(self, loss_value: float) -> float:
         t, o = self.cfg.train, self.cfg.optim
+        # Gradients are complete here (DDP all-reduced them during the last backward).
+        self.objective.before_optimizer_step(self.step, self.epoch)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if t.clip_grad:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, t.clip_grad))
@@ -256,11 +260,15 @@ class Trainer:
         return out
 
     def _checkpoint(self, result: TrainResult) -> None:
+        # Each rank's RNG (dropout masks differ per rank); gathered to rank 0, which writes the file.
+        rng_per_rank = D.gather_to_main(rng_state(), self.dist)
         if self.dist.main:
             state = {"config": self.cfg.model_dump(mode="json"), "preprocess": self.preprocess.to_dict(),
                      "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                      "scheduler": {"kind": "cosine", "warmup_steps": self.warmup, "total_steps": self.total_steps},
-                     "rng": rng_state(), "world_size": self.dist.world, "val": result.val}
+                     "trained_heads": {"global": True, "local": bool(self.objective.uses_local)},
+                     "rng": rng_per_rank[0], "rng_per_rank": rng_per_rank, "world_size": self.dist.world,
+                     "val": result.val}
             self.last_ckpt = save_checkpoint(self.out, self.model, self.objective, self.optimizer, state,
                                              self.cfg.train.keep_checkpoints)
         D.barrier(self.dist)
