@@ -6,8 +6,8 @@ turns the AUC into 1 - AUC and fails this; a world whose reports stop pairing th
 its drawing puts it at chance. Subtle findings (atelectasis, pneumothorax) are not asserted: after
 150 steps at 64 px they are barely above chance even against normals (docs/zeroshot-below-chance.md).
 
-Slow: 500 simulated studies at 128 px, 150 steps (measured 16 min with three other trainings on the
-same 2 cores; the training is the same size as tests/train/test_grounding_e2e.py).
+Slow: 500 simulated studies at 128 px, 150 steps: 58 s on 2 free CPU cores (16 min when three other
+trainings shared them).
 """
 
 import os
