@@ -172,3 +172,32 @@ def test_without_validation_rows_patients_are_split_seeded(oracle, labels):
 
     tune, report, _ = threshold_split(ds.meta, n, 3, 0.3)
     assert not set(np.asarray(patients)[tune]) & set(np.asarray(patients)[report])  # no patient on both sides
+
+
+def test_diagnostics_separate_a_shared_abnormality_axis_from_an_inverted_finding() -> None:
+    """Issue 7: every score follows how abnormal an image looks (driven by a conspicuous finding b).
+    Finding a is subtle: its plain AUC is below chance (b-images outrank it), but against normal
+    images only it is clearly above chance, and the score columns are strongly correlated."""
+    import numpy as np
+
+    from syncxr.evaluate.metrics import roc_auc
+    from syncxr.evaluate.zeroshot import score_diagnostics
+
+    rng = np.random.default_rng(0)
+    n = 300
+    kind = np.array([0, 1, 2, 2, 2, 2])[np.arange(n) % 6]  # 0 normal, 1 has a, 2 has b (as common as in the sim benchmark)
+    labels = np.stack([(kind == 1), (kind == 2)], axis=1).astype(np.float32)
+    axis = 0.3 * (kind == 1) + 1.0 * (kind == 2) + rng.normal(0, 0.15, n)
+    scores = np.stack([axis + rng.normal(0, 0.05, n), axis + rng.normal(0, 0.05, n)], axis=1)
+    assert roc_auc(labels[:, 0], scores[:, 0]) < 0.3  # the symptom
+    d = score_diagnostics(labels, scores, ["a", "b"], n_boot=100, seed=0)
+    assert d["auc_vs_normal"]["a"]["auc"] > 0.85 and d["auc_vs_normal"]["a"]["auc_ci"][0] > 0.5
+    assert d["auc_vs_normal"]["a"]["n_pos"] == 50 and d["auc_vs_normal"]["a"]["n_normal"] == 50
+    assert d["mean_score_correlation"] > 0.9
+    # A truly inverted finding stays below chance against normals too.
+    d = score_diagnostics(labels, np.stack([-scores[:, 0], scores[:, 1]], axis=1), ["a", "b"], n_boot=50)
+    assert d["auc_vs_normal"]["a"]["auc"] < 0.15
+    # no_finding is not a finding: it does not define "normal" rows and gets no entry.
+    lab3 = np.concatenate([labels, (kind == 0)[:, None].astype(np.float32)], axis=1)
+    d = score_diagnostics(lab3, np.concatenate([scores, -axis[:, None]], axis=1), ["a", "b", "no_finding"], n_boot=0)
+    assert set(d["auc_vs_normal"]) == {"a", "b"} and d["auc_vs_normal"]["a"]["auc_ci"] is None

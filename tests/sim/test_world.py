@@ -30,6 +30,22 @@ def test_studies_are_deterministic_and_have_normals_and_negations():
     assert top >= 10 * bottom
 
 
+
+def test_no_report_denies_what_its_image_draws():
+    """Issue 7: "pneumonia" is drawn as consolidation, so "no consolidation" beside it taught the
+    model that consolidated lungs read "no consolidation" (19% of consolidation images before)."""
+    onto = load_ontology()
+    by = onto.by_name
+    world = SimWorld(onto, seed=0)
+    drawn_consolidation = 0
+    for i in range(1500):
+        s = world.study(i, i)
+        drawn = {by[n].render for n in s.positives} - {None}
+        denied = {by[e.name].render for e in s.entities if e.assertion == ABSENT} - {None}
+        assert not drawn & denied, (i, [e.key for e in s.entities])
+        drawn_consolidation += "consolidation" in drawn
+    assert drawn_consolidation > 100  # the case the old world got wrong is exercised
+
 def test_roughen_adds_noise_but_keeps_words():
     rng = random.Random(0)
     text = "There is a moderate right pleural effusion. No pneumothorax is identified."

@@ -179,3 +179,24 @@ def test_aggregate_computes_differences_against_real() -> None:
     assert diffs["synthetic − real"]["relative_pct"] == pytest.approx(100 * 0.05 / 0.70)
     assert diffs["mixed − real"]["diff"] == pytest.approx(0.10) and not diffs["mixed − real"]["cis_overlap"]
     assert diffs["mixed − synthetic"]["diff"] == pytest.approx(0.05)
+
+
+def test_report_explains_a_below_chance_finding_with_its_auc_against_normals() -> None:
+    from syncxr.report.study import _results_section, headline
+
+    result = {"mode": "multilabel", "mean_auc": 0.6, "mean_auc_ci": [0.55, 0.65],
+              "per_finding": {"atelectasis": {"auc": 0.36, "auc_ci": [0.29, 0.43]},
+                              "cardiomegaly": {"auc": 0.8, "auc_ci": [0.75, 0.85]}},
+              "diagnostics": {"auc_vs_normal": {"atelectasis": {"auc": 0.61, "auc_ci": [0.52, 0.7]},
+                                                "cardiomegaly": {"auc": 0.9, "auc_ci": [0.85, 0.95]}}}}
+    h = headline("zeroshot", result, Path("."))
+    assert h["per_finding_vs_normal"]["atelectasis"] == {"value": 0.61, "ci": [0.52, 0.7]}
+    name = "eval/real/sim/zeroshot"
+    rec = {"run": "real", "arm": "real", "objective": "convirt", "seed": 0, "evals": {"sim": {"zeroshot": name}}}
+    summary = aggregate({"runs": [rec], "steps": {name: {"result": h}}})
+    md = "\n".join(_results_section(summary, {}))
+    assert "**Below chance:** atelectasis (95% CI" in md  # cardiomegaly is not named
+    assert "| atelectasis | 0.610 [0.520, 0.700] |" in md
+    ok = dict(result, per_finding={"atelectasis": {"auc": 0.6, "auc_ci": [0.51, 0.7]}})
+    summary = aggregate({"runs": [rec], "steps": {name: {"result": headline("zeroshot", ok, Path("."))}}})
+    assert "Below chance" not in "\n".join(_results_section(summary, {}))

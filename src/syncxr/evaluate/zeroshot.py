@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from syncxr.errors import UserError
 from syncxr.evaluate.embed import encode_images, encode_prompt_sets
-from syncxr.evaluate.metrics import multiclass_metrics, multilabel_metrics, tune_thresholds
+from syncxr.evaluate.metrics import _percentile_ci, multiclass_metrics, multilabel_metrics, roc_auc, tune_thresholds
 from syncxr.evaluate.splits import threshold_split
 from syncxr.evaluate.prompts import load_prompt_table, prompts_for
 
@@ -160,6 +160,7 @@ def _multilabel_result(dataset: Any, rows: np.ndarray, labels: np.ndarray, score
     thresholds = tune_thresholds(labels[tune], scores[tune])
     out = multilabel_metrics(labels, scores, names, n_boot=opts.n_boot, seed=opts.seed, thresholds=thresholds,
                              f1_rows=report)
+    out["diagnostics"] = score_diagnostics(labels, scores, names, opts.n_boot, opts.seed)
     untuned = [n for n, t in zip(names, thresholds) if np.isnan(t)]
     out["thresholds"] = {**info, "rule": "max F1 on the tuning rows, fixed for the report rows and every bootstrap "
                                          "resample", "per_finding": {n: (None if np.isnan(t) else float(t))
@@ -182,3 +183,48 @@ def _multiclass_result(labels: np.ndarray, scores: np.ndarray, names: list[str],
     out = multiclass_metrics(y, scores[one_hot], names, n_boot=opts.n_boot, seed=opts.seed)
     out["n_excluded_not_one_hot"] = int((~one_hot).sum())
     return out
+
+
+NORMAL_COLUMNS = frozenset({"no_finding", "normal"})
+
+
+def score_diagnostics(labels: np.ndarray, scores: np.ndarray, names: list[str], n_boot: int = 200,
+                      seed: int = 0) -> dict[str, Any]:
+    """What an AUC below chance usually is (issue 7, docs/zeroshot-below-chance.md).
+
+    - `auc_vs_normal`: per finding, its positives against the *normal* images only (no positive
+      label in any finding column; the no_finding/normal column itself is not a finding here),
+      with a bootstrap 95% CI. The plain AUC also counts images with other findings as negatives.
+      A finding whose plain AUC is below 0.5 while this one is above 0.5 is ranked by how abnormal
+      an image looks, not by the finding itself: the other findings' images outrank its positives.
+    - `mean_score_correlation`: mean Pearson correlation between the findings' score columns; near
+      1 means every prompt pair measures the same thing (usually "abnormal vs normal").
+    """
+    labels = np.asarray(labels, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    findings = [k for k, n in enumerate(names) if n not in NORMAL_COLUMNS]
+    normal = np.ones(len(labels), dtype=bool)
+    for k in findings:
+        normal &= labels[:, k] == 0  # NaN (unknown) is not normal
+    per: dict[str, Any] = {}
+    rng = np.random.default_rng([seed, 7])
+    for k in findings:
+        pos = np.flatnonzero(labels[:, k] == 1)
+        neg = np.flatnonzero(normal)
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        s = np.r_[scores[pos, k], scores[neg, k]]
+        boots = []
+        for _ in range(n_boot):  # resample positives and normals separately (both stay present)
+            bp, bn = rng.integers(0, len(pos), len(pos)), rng.integers(0, len(neg), len(neg))
+            boots.append(roc_auc(y, np.r_[scores[pos[bp], k], scores[neg[bn], k]]))
+        per[names[k]] = {"auc": roc_auc(y, s), "auc_ci": _percentile_ci(boots), "n_pos": int(len(pos)),
+                         "n_normal": int(len(neg))}
+    corr = None
+    if len(findings) > 1:
+        c = np.corrcoef(scores[:, findings].T)
+        off = c[~np.eye(len(findings), dtype=bool)]
+        corr = float(np.nanmean(off)) if np.isfinite(off).any() else None
+    return {"auc_vs_normal": per, "mean_score_correlation": corr,
+            "note": "auc_vs_normal: positives vs images with no finding; see docs/zeroshot-below-chance.md"}

@@ -64,6 +64,10 @@ def headline(task: str, result: dict[str, Any], folder: Path, n_boot: int = 200,
         key = "accuracy" if result.get("mode") == "multiclass" else "mean_auc"
         metrics[ZS_METRIC if key == "mean_auc" else "zero-shot accuracy"] = _m(result.get(key), result.get(f"{key}_ci"))
         per = {f: _m(v.get("auc"), v.get("auc_ci")) for f, v in result.get("per_finding", {}).items()}
+        vs_normal = (result.get("diagnostics") or {}).get("auc_vs_normal", {})
+        if vs_normal:
+            return {"metrics": metrics, "per_finding": per,
+                    "per_finding_vs_normal": {f: _m(v.get("auc"), v.get("auc_ci")) for f, v in vs_normal.items()}}
     elif task == "grounding":
         ts = result.get("thresholds") or [0.5]
         t = min(ts, key=lambda x: abs(x - 0.5))
@@ -117,6 +121,10 @@ def aggregate(manifest: dict[str, Any]) -> dict[str, Any]:
             findings = list(dict.fromkeys(k for per_run in res for x in per_run for k in x.get("per_finding", {})))
             if findings:
                 g["per_finding"][bench] = {f: _combine([_find(per_run, "per_finding", f) for per_run in res]) for f in findings}
+            vs = list(dict.fromkeys(k for per_run in res for x in per_run for k in x.get("per_finding_vs_normal", {})))
+            if vs:
+                g.setdefault("per_finding_vs_normal", {})[bench] = {
+                    f: _combine([_find(per_run, "per_finding_vs_normal", f) for per_run in res]) for f in vs}
         out.append(g)
     return {"groups": out, "differences": differences(out)}
 
@@ -211,6 +219,26 @@ def _results_section(summary: dict[str, Any], img: dict[str, str]) -> list[str]:
                 lines += [f"Zero-shot AUC per finding ({objective}, {bench}):", "",
                           _table(["finding", *[g["arm"] for g in gs]],
                                  [[f, *[_fmt(g["per_finding"].get(bench, {}).get(f, {})) for g in gs]] for f in findings]), ""]
+                lines += _below_chance_note(gs, bench, findings)
+    return lines
+
+
+def _below_chance_note(gs: list[dict[str, Any]], bench: str, findings: list[str]) -> list[str]:
+    """When a finding's AUC CI lies below 0.5: say what it means and show the AUC against normal
+    images only (issue 7; docs/zeroshot-below-chance.md)."""
+    below = [f for f in findings if any((g["per_finding"].get(bench, {}).get(f) or {}).get("ci")
+                                        and g["per_finding"][bench][f]["ci"][1] < 0.5 for g in gs)]
+    if not below:
+        return []
+    lines = [f"**Below chance:** {', '.join(below)} (95% CI under 0.5 in at least one arm). The zero-shot score of "
+             "each finding compares its 'finding' prompts with its 'no finding' prompts; after a short training run "
+             "both mostly measure how abnormal an image looks, so a subtle finding's positives are outranked by "
+             "negatives that carry another, conspicuous finding (see docs/zeroshot-below-chance.md). "
+             "The AUC of each finding against normal images only separates that from a label or prompt error:", ""]
+    vs = [g.get("per_finding_vs_normal", {}).get(bench, {}) for g in gs]
+    if any(vs):
+        lines += [_table(["finding (vs normal images only)", *[g["arm"] for g in gs]],
+                         [[f, *[_fmt(v.get(f, {})) for v in vs]] for f in findings]), ""]
     return lines
 
 

@@ -100,8 +100,14 @@ class SimWorld:
         positives = self._draw_positives()
         ents = [self._mention(self._by_name[n]) for n in positives]
         labels_pos = {self._by_name[n].chexpert for n in positives}
+        # The image draws every positive concept's `render`; a report must not deny what its image
+        # shows ("pneumonia" and "aspiration" are drawn as consolidation, so "no consolidation"
+        # beside them labels a consolidated lung as clear: issue 7).
+        drawn = {self._by_name[n].render for n in positives} - {None}
         for label, concept in self._negatable_by_label.items():
-            if label not in labels_pos and self.rng.random() < NEGATION_RATE[label]:
+            if label in labels_pos or concept.render in drawn:
+                continue
+            if self.rng.random() < NEGATION_RATE[label]:
                 ents.append(Entity(concept.name, typed(concept.type, ABSENT), ABSENT))
         if not positives:
             ents += self._normal_statements()
