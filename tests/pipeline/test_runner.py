@@ -172,3 +172,24 @@ def test_resume_with_other_weights_is_refused(tmp_path):
             run_generate(c, tmp_path / "ds", workers=1)
     finally:
         WRITERS.unregister("weighted-writer")
+
+
+def test_an_impossible_n_is_refused_before_planning(tmp_path):
+    with pytest.raises(UserError, match="plans 1,100,000,000,000 samples .* at most 5,000,000"):
+        run_generate(cfg("n=1000000000000"), tmp_path / "ds", workers=1)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_workers_are_capped_at_the_shards(monkeypatch, tmp_path):
+    from syncxr.pipeline import runner
+
+    seen = {}
+    real = runner.LocalExecutor
+
+    def spy(workers, **kw):
+        seen["workers"] = workers
+        return real(workers, **kw)
+
+    monkeypatch.setattr(runner, "LocalExecutor", spy)
+    run_generate(cfg("n=5"), tmp_path / "ds", workers=1000)  # 6 planned samples: one shard of 10
+    assert seen["workers"] == 1

@@ -43,6 +43,8 @@ from syncxr.pipeline.shard import WORK_DIR, ShardResult, ShardTask
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "ray")
+# The plan is held in memory (about 1.4 kB per sample as compact JSON): 5M samples is about 7 GB.
+MAX_PLANNED = 5_000_000
 
 
 class RunFailed(Exception):
@@ -113,6 +115,11 @@ def run_generate(
 
     t_start = time.perf_counter()
     # Everything that can fail on bad input runs before anything is written.
+    if cfg.n_planned > MAX_PLANNED:
+        raise UserError(
+            f"n={cfg.n} plans {cfg.n_planned:,} samples (with plan_margin={cfg.plan_margin}); one run holds at most "
+            f"{MAX_PLANNED:,} in memory (about 1.4 kB each). Make several datasets with different seeds and mix them."
+        )
     check_folder(cfg, out)
     validate_backends(cfg)
     weights = weight_fingerprints(cfg)
@@ -140,7 +147,8 @@ def run_generate(
             if created:
                 shutil.rmtree(out, ignore_errors=True)
             raise
-        engine = _executor(executor, cfg, workers, gpus, ray_address)
+        n_shards = -(-len(plan) // cfg.shard_size)
+        engine = _executor(executor, cfg, workers, gpus, ray_address, n_shards)
         results, topup = _generate(cfg, out, plan, bank_path, engine, on_progress)
         gen_seconds = time.perf_counter() - t_plan - plan_seconds
         throughput = _throughput(results, gen_seconds, plan_seconds, time.perf_counter() - t_start, engine)
@@ -171,7 +179,9 @@ def _pin(gpu: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
 
-def _executor(name: str, cfg: GenerateConfig, workers: Optional[int], gpus: list[str], ray_address: Optional[str]) -> Any:
+def _executor(
+    name: str, cfg: GenerateConfig, workers: Optional[int], gpus: list[str], ray_address: Optional[str], n_shards: int
+) -> Any:
     if name == "ray":
         from syncxr.pipeline.ray_executor import RayExecutor
 
@@ -180,7 +190,8 @@ def _executor(name: str, cfg: GenerateConfig, workers: Optional[int], gpus: list
     wanted = workers or (len(gpus) if gpus else cores)
     if workers and workers > cores and not gpus:
         log.warning("--workers %d is more than the %d CPU cores here", workers, cores)
-    return LocalExecutor(wanted, gpus=gpus or None, in_process=True)
+    # never more workers than shards: each would start, build every model, and wait
+    return LocalExecutor(max(1, min(wanted, n_shards)), gpus=gpus or None, in_process=True)
 
 
 def _generate(
