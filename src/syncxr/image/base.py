@@ -7,7 +7,7 @@ from typing import Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 
-from syncxr.errors import InfrastructureError
+from syncxr.errors import each_or_error
 from syncxr.records import Verdict
 from syncxr.registry import Registry
 
@@ -69,15 +69,7 @@ class GenerateOneByOne:
     """`generate_batch` for generators with no batched path: one `generate` per request."""
 
     def generate_batch(self, requests: Sequence[ImageRequest]) -> list[ImageResult]:
-        out: list[ImageResult] = []
-        for r in requests:
-            try:
-                out.append(self.generate(r.prompt, r.seed, r.attempt))  # type: ignore[attr-defined]
-            except InfrastructureError:
-                raise
-            except Exception as e:  # one sample's failure is data
-                out.append(e)
-        return out
+        return each_or_error(lambda r: self.generate(r.prompt, r.seed, r.attempt), requests)  # type: ignore[attr-defined]
 
 
 # One line per backend: name -> "module:factory" (imported only when chosen).

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, Sequence, Union, runtime_checkable
 
-from syncxr.errors import InfrastructureError
+from syncxr.errors import each_or_error
 from syncxr.records import Entity
 from syncxr.registry import Registry
 
@@ -80,15 +80,9 @@ class WriteOneByOne:
     """`write_batch` for writers with no batched path: one `write` per request."""
 
     def write_batch(self, requests: Sequence[WriteRequest]) -> list[WriteResult]:
-        out: list[WriteResult] = []
-        for r in requests:
-            try:
-                out.append(self.write(r.entities, r.seed, r.attempt, feedback=r.feedback))  # type: ignore[attr-defined]
-            except InfrastructureError:
-                raise
-            except Exception as e:  # one sample's failure is data
-                out.append(e)
-        return out
+        return each_or_error(  # type: ignore[return-value]
+            lambda r: self.write(r.entities, r.seed, r.attempt, feedback=r.feedback), requests  # type: ignore[attr-defined]
+        )
 
 
 # One line per backend: name -> "module:factory" (imported only when chosen).
