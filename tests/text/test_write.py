@@ -90,7 +90,6 @@ def test_mentions_carry_attributes_and_anatomy(bare):
         findings, impression = bare.write([CONS, RLL, EFF, CARDIO], seed)
         for text in (findings.lower(), impression.lower()):
             assert re.search(r"consolidation in the right lower lobe", text), text
-            assert "large left pleural effusion" in text or "large left blunting" not in text
             assert re.search(r"large left (?:pleural effusion|blunting)", text) and re.search(r"\bmild(?:ly)? ", text)
             assert "right lower lobe" in text and text.count("right lower lobe") == 1
 
@@ -281,7 +280,7 @@ def test_side_words_sit_where_they_read_well(real):
     nodules = _text(real, "nodule", {"laterality": "bilateral"})
     assert re.search(r"nodules", nodules) and not re.search(r"bilateral nodule\b", nodules), nodules
     ptx = _text(real, "pneumothorax", {"laterality": "bilateral", "severity": "mild"})
-    assert "pneumothoraces" in ptx or "pneumothoraxes" not in ptx, ptx
+    assert "pneumothoraces" in ptx and "pneumothoraxes" not in ptx, ptx  # the plural is written, and spelled right
     lung = _text(real, "consolidation", {"laterality": "right", "zone": "lower"}, seeds=range(12))
     assert re.search(r"right (?:lower zone|basilar) consolidation|consolidation in the right lower (?:lung )?zone", lung, re.I)
     assert not re.search(r"right consolidation in", lung, re.I), lung
@@ -316,6 +315,7 @@ def test_one_wording_per_entity_across_sections(real, sampled):
     onto, _, x, _ = real
     sets = sampled[0]
     writer = GrammarWriter(onto)
+    both = 0  # entities written in both sections: the ones this test can check
     for seed, ents in enumerate(sets[:80]):
         findings, impression = writer.write(ents, seed)
         for e in ents:
@@ -323,7 +323,10 @@ def test_one_wording_per_entity_across_sections(real, sampled):
                 continue
             f = [m.text.lower() for m in x.extract(findings, "findings") if m.key == e.key]
             i = [m.text.lower() for m in x.extract(impression, "impression") if m.key == e.key]
-            assert not f or not i or set(i) <= set(f), (e.key, f, i, findings, impression)
+            if f and i:
+                both += 1
+                assert set(i) <= set(f), (e.key, f, i, findings, impression)
+    assert both >= 40
 
 
 def test_negative_summary_closes_a_clinical_impression(real):
