@@ -52,6 +52,10 @@ def test_roughen_adds_noise_but_keeps_words():
     outs = {roughen(text, rng, p_typo=0.5, p_abbrev=1.0) for _ in range(20)}
     assert any("PTX" in o for o in outs)
     assert len(outs) > 3
+    for o in outs:  # noise, not new content: same word count, each word the original up to swapped letters and case
+        words, orig = o.split(), text.replace("pneumothorax", "PTX").split()
+        assert len(words) == len(orig), o
+        assert all(sorted(w.lower()) == sorted(v.lower()) for w, v in zip(words, orig)), o  # case may change
 
 
 def test_reports_csv_and_mimic_layout(tmp_path):
