@@ -105,7 +105,8 @@ class StageResources(_Section):
     num_gpus: float = Field(default=0.0, ge=0.0)
     num_cpus: float = Field(default=0.5, gt=0.0)  # fractional: whole-CPU actors deadlock small clusters
     concurrency: int = Field(default=1, ge=1)  # actors in the stage's pool
-    batch_size: Optional[int] = Field(default=None, ge=1)  # None = the run's batch_size
+    # No per-stage batch size: which samples share a model call may change the last bit of a
+    # batched GPU model's output, and the executor must never change the bytes.
 
 
 class ExecutorConfig(_Section):

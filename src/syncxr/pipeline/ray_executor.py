@@ -66,7 +66,7 @@ class _StageRunner:
         self.index = index
         self.out = Path(out)
         self.stage = build_stage(self.cfg, STAGE_NAMES[index], Path(bank_path) if bank_path else None)
-        self.batch_size = self.cfg.executor.resources(self.stage.name).batch_size or self.cfg.batch_size
+        self.batch_size = self.cfg.batch_size  # as the local executor: same batches, same bytes
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
