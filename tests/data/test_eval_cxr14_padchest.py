@@ -134,3 +134,21 @@ def test_padchest_bad_labels_string(tmp_path):
     (tmp_path / PADCHEST_CSV).write_text(PADCHEST.replace("['normal']", "normal]"))
     with pytest.raises(UserError, match="ImageID img_b.png: Labels 'normal]'"):
         load_dataset("padchest", tmp_path)
+
+
+def test_cxr14_subset_entries_with_short_column_names(cxr14, tmp_path):
+    """A labelled sample of NIH films (image, labels, view, patient): same labels as the official CSV."""
+    short = ("image,labels,view,patient,age,sex\n"
+             "00000002_000.png,No Finding,PA,2,81,M\n"
+             "00000003_000.png,Effusion|Infiltration|Pleural_Thickening,AP,3,74,F\n")
+    (cxr14 / "sample.csv").write_text(short)
+    ds = load_dataset("cxr14", cxr14, entries="sample.csv", split="all")
+    col = {f: j for j, f in enumerate(ds.findings)}
+    assert list(ds.meta["image_id"]) == ["00000002_000.png", "00000003_000.png"]
+    assert ds.labels[0, col["no_finding"]] == 1 and ds.labels[1, col["pleural_effusion"]] == 1
+    assert ds.labels.sum() == 4 and list(ds.meta["view"]) == ["PA", "AP"]
+    with pytest.raises(UserError, match="entries file .*missing.csv not found"):
+        load_dataset("cxr14", cxr14, entries="missing.csv")
+    (cxr14 / "bad.csv").write_text("image,findings\n00000002_000.png,No Finding\n")
+    with pytest.raises(UserError, match="labels|Finding Labels"):
+        load_dataset("cxr14", cxr14, entries="bad.csv", split="all")

@@ -135,3 +135,18 @@ def test_decode_16bit_png_rescales(tmp_path):
     assert out.dtype == np.uint8 and out[0, 0] == 0 and out[1, 1] == 255
     with pytest.raises(ValueError, match="unreadable"):
         decode_image(b"\x89PNG broken")
+
+
+def test_fraction_is_a_fixed_nested_subset(tmp_path):
+    root = _shards(tmp_path, [(_png(i), f"finding {i}", f"impression {i}") for i in range(40)])
+    full = open_source(SourceConfig(kind="syncxr", path=str(root), section="findings"))
+    half = open_source(SourceConfig(kind="syncxr", path=str(root), section="findings", fraction=0.5))
+    quarter = open_source(SourceConfig(kind="syncxr", path=str(root), section="findings", fraction=0.25))
+    again = open_source(SourceConfig(kind="syncxr", path=str(root), section="findings", fraction=0.25))
+    assert (len(full), len(half), len(quarter)) == (40, 20, 10)
+    assert set(quarter.texts()) < set(half.texts()) < set(full.texts())
+    assert quarter.texts() == again.texts() and quarter.texts() != full.texts()[:10]  # seeded draw, not a prefix
+    img, text = quarter[3]
+    assert text == quarter.texts()[3] and img[0, 0] == int(text.split()[1])  # images stay with their text
+    with pytest.raises(ValueError, match="fraction"):
+        SourceConfig(kind="syncxr", path=str(root), fraction=0)

@@ -149,6 +149,27 @@ def test_counts_pool_and_flatter_than_reference():
     assert stats["usage_entropy"] > 0.97 > stats["reference_entropy"]
 
 
+def test_unbalanced_sampling_keeps_the_reference_long_tail():
+    """balance=False (the ablation): usage follows the reference counts, no cap applies."""
+    counts = {
+        "effusion|DISEASE": 5000, "cardiomegaly|ABNORMALITY": 3000, "consolidation|ABNORMALITY": 400,
+        "tube|ABNORMALITY": 60, "granuloma|ABNORMALITY": 40, "lung|ANATOMY": 900, "rll|ANATOMY": 30,
+    }
+    flat = BalancedSampler(TOY, k=1, m=1, counts=counts, seed=0).sample(4000)
+    tail = BalancedSampler(TOY, k=1, m=1, counts=counts, seed=0, balance=False)
+    reports = tail.sample(4000)
+    assert tail.tau_max is None
+    used = tail.usage
+    # Shares of the non-anatomy draws match the reference shares (5000/8500 = 0.59, 40/8500 = 0.005).
+    assert abs(used["effusion|DISEASE"] / 4000 - 5000 / 8500) < 0.03
+    assert used["granuloma|ABNORMALITY"] < 60 and used["effusion|DISEASE"] > 2200
+    assert abs(used["lung|ANATOMY"] / 4000 - 900 / 930) < 0.02
+    assert tail.balance_stats()["usage_max_min_ratio"] > 30
+    flat_eff = sum(e.key == "effusion|DISEASE" for r in flat for e in r)
+    assert flat_eff < 1200  # the balanced draw flattens the same corpus (~4000/5 each)
+    assert len(reports) == 4000 and all(len(r) == 2 for r in reports)
+
+
 def test_cap_removes_entities_and_exhaustion_reports_progress():
     sampler = BalancedSampler(TOY, k=2, m=1, tau_max=5, seed=1)
     with pytest.raises(PoolExhausted) as info:

@@ -86,6 +86,15 @@ def test_reject_after_max_attempts_keeps_last_report():
     assert len(s.history) == 2 and s.impression == "bad" and s.write_attempts == 2
 
 
+def test_without_verification_the_first_report_is_kept_and_the_mismatch_recorded():
+    stage = WriteVerifyStage(ScriptWriter(5), Verifier(TableExtractor()), max_attempts=3, enforce=False)
+    (s,) = stage.process(_batch(1))
+    assert s.ok and s.write_attempts == 1 and (s.findings, s.impression) == ("bad", "bad")
+    assert s.history == ["unverified: missing_entities missing: pleural_effusion|DISEASE, findings:pleural_effusion|DISEASE"]
+    assert [e.key for e in s.extracted] == [RLL.key, RLL.key]  # the labels see what was written
+    assert [a for _, a in stage.writer.calls] == [0]
+
+
 def test_writer_error_rejects_only_that_sample_and_rejected_are_skipped():
     batch = _batch(2) + _batch(1, entities=(Entity("boom", "DISEASE"),))
     batch[1].reject("sample", "test")

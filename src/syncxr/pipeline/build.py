@@ -158,7 +158,8 @@ def build_stage(
     context = context_of(cfg, ontology, extractor)
     if name == "write":
         writer = build_backend("writer", cfg.write.backend, cfg.write.options, context)
-        return WriteVerifyStage(writer, build_verifier(cfg, extractor), max_attempts=cfg.write.max_attempts)
+        return WriteVerifyStage(writer, build_verifier(cfg, extractor), max_attempts=cfg.write.max_attempts,
+                                enforce=cfg.verify.enabled)
     if name == "image":
         generator = build_backend("generator", cfg.image.backend, cfg.image.options, context)
         return ImageStage(

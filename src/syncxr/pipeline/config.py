@@ -32,6 +32,8 @@ class EntitiesConfig(_Section):
     m: IntOrRange = (1, 2)  # ANATOMY entities per report
     tau_max: Optional[int] = Field(default=None, ge=1)  # per-entity cap; None = sized from n
     uncertain_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # share of present findings written hedged
+    # false: the "without balanced sampling" ablation (draws at the reference corpus's frequencies)
+    balance: bool = True
 
     @field_validator("k")
     @classmethod
@@ -62,6 +64,10 @@ class WriteConfig(BackendConfig):
 
 
 class VerifyConfig(_Section):
+    # false: the "without report verification" ablation. Every report is still read by the
+    # extractor (the labels come from it) and a mismatch is recorded in the sample's history,
+    # but the first report written is kept, mismatch or not.
+    enabled: bool = True
     mode: Literal["impression", "exact"] = "impression"
     check_attributes: bool = True
     # What may appear beyond the sampled entities (syncxr/text/verify.py): summaries ("No acute

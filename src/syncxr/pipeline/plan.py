@@ -88,8 +88,9 @@ def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tu
         seed=derive_seed(cfg.seed, "plan", stream) if stream else cfg.seed,
         exclude_present=sorted(_undrawable(cfg, ontology)),
         p_uncertain=cfg.entities.uncertain_rate,
+        balance=cfg.entities.balance,
     )
-    if sampler.tau_max is None:
+    if sampler.tau_max is None and sampler.balance:
         sampler.tau_max = sampler.auto_tau(n)  # caps sized for the whole plan, margin included
     # Sample in chunks and keep only compact JSON: the sampler continues one sequence across calls,
     # so this is the same plan as one call, with a fraction of the peak memory.
@@ -99,6 +100,7 @@ def make_plan(cfg: GenerateConfig, n: int | None = None, stream: str = "") -> tu
         plan.extend(json.dumps([e.to_dict() for e in ents], separators=(",", ":")) for ents in sets)
     usage = Counter(sampler.usage)
     info = {
+        "balanced": sampler.balance,
         "tau_max": sampler.tau_max,
         "k": list(_range(cfg.entities.k)),
         "m": list(_range(cfg.entities.m)),

@@ -18,10 +18,15 @@ drawn with probability `p_attribute`, uniformly over its values; negated entitie
 A present entity that declares laterality or zone then adopts the side / zone of one sampled
 ANATOMY entity that fixes at least one of those kinds (chosen uniformly when several do), so
 "right lower lobe" + consolidation gives consolidation{laterality: right, zone: lower}.
+
+`balance=False` is the paper's "without balanced sampling" ablation: each draw picks an entity
+with probability proportional to its reference-corpus count (the long tail kept) and no cap
+applies. Without reference counts there is no tail to keep, so the draws are uniform.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 from dataclasses import dataclass, field
@@ -128,8 +133,10 @@ class BalancedSampler:
         p_attribute: float = 0.7,
         exclude_present: Sequence[str] = (),
         p_uncertain: float = 0.0,
+        balance: bool = True,
     ) -> None:
         self.ontology = ontology
+        self.balance = bool(balance)
         self.k, self.m = _as_range(k, "k"), _as_range(m, "m")
         if tau_max is not None and int(tau_max) < 1:
             raise UserError(f"tau_max must be >= 1 (or None for automatic), got {tau_max}")
@@ -154,6 +161,12 @@ class BalancedSampler:
         self._findings, self._anatomy = _Pool(findings), _Pool(anatomy)
         self._used = [0] * len(self.keys)
         self._rand = _Uniform(np.random.default_rng(seed))
+        # balance=False: cumulative reference counts per pool, for draws proportional to them.
+        self._cumulative: dict[int, list[float]] = {}
+        if not self.balance:
+            weight = [float(self.reference_counts[k]) if self.reference_counts else 1.0 for k in self.keys]
+            for pool in (self._findings, self._anatomy):
+                self._cumulative[id(pool)] = np.cumsum([weight[i] for i in pool.items]).tolist()
 
     # ---- validation -------------------------------------------------------------------------
 
@@ -199,7 +212,9 @@ class BalancedSampler:
 
     def sample(self, n: int) -> list[list[Entity]]:
         """The next `n` entity sets; raises PoolExhausted (carrying those made) if the pool runs dry."""
-        if self.tau_max is None:
+        if not self.balance:
+            self.tau_max = None  # the natural distribution: no cap
+        elif self.tau_max is None:
             self.tau_max = self.auto_tau(n)
             log.info("balanced sampler: tau_max=%d for n=%d over %d keys", self.tau_max, n, len(self.keys))
         out: list[list[Entity]] = []
@@ -242,7 +257,7 @@ class BalancedSampler:
             for _ in range(self.MAX_REJECTIONS):
                 if not pool.items:
                     return None
-                cand = pool.items[self._rand.index(len(pool.items))]
+                cand = self._candidate(pool)
                 if cand not in blocked:
                     pick = cand
                     break
@@ -250,16 +265,31 @@ class BalancedSampler:
                 eligible = [i for i in pool.items if i not in blocked]
                 if not eligible:
                     return None
-                pick = eligible[self._rand.index(len(eligible))]
+                pick = self._pick_eligible(eligible)
             chosen.append(pick)
             blocked.add(pick)
             blocked |= self._conflicts[pick]
         return chosen
 
+    def _candidate(self, pool: _Pool) -> int:
+        """One draw from the open pool: uniform (balanced) or by reference count (balance=False;
+        the pool never shrinks then, so its cumulative counts stay valid)."""
+        if self.balance:
+            return pool.items[self._rand.index(len(pool.items))]
+        cum = self._cumulative[id(pool)]
+        return pool.items[min(bisect.bisect_right(cum, self._rand() * cum[-1]), len(cum) - 1)]
+
+    def _pick_eligible(self, eligible: list[int]) -> int:
+        if self.balance:
+            return eligible[self._rand.index(len(eligible))]
+        ref = self.reference_counts
+        cum = np.cumsum([float(ref[self.keys[i]]) if ref else 1.0 for i in eligible]).tolist()
+        return eligible[min(bisect.bisect_right(cum, self._rand() * cum[-1]), len(cum) - 1)]
+
     def _commit(self, chosen: list[int]) -> None:
         for i in chosen:
             self._used[i] += 1
-            if self._used[i] >= self.tau_max:
+            if self.tau_max is not None and self._used[i] >= self.tau_max:
                 pool = self._anatomy if self._types[i] == "ANATOMY" else self._findings
                 pool.remove(i)
 

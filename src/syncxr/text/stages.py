@@ -30,13 +30,17 @@ class WriteVerifyStage:
     attempt appends "write#{i+1}: reason detail" to `sample.history`. After the last failed attempt the
     sample is rejected ("verify_mismatch"); a writer exception rejects it ("writer_error").
     The report of the last attempt is kept on a rejected sample, for inspection.
+
+    `enforce=False` is the "without report verification" ablation: the first report written is
+    kept whatever the verifier says; its verdict still goes into `history` ("unverified: ...")
+    and the extraction still feeds the labels.
     """
 
     name: ClassVar[str] = "write"
     requires: ClassVar[tuple[str, ...]] = ("entities",)
     provides: ClassVar[tuple[str, ...]] = ("findings", "impression", "extracted", "write_attempts")
 
-    def __init__(self, writer: ReportWriter, verifier: Verifier, max_attempts: int = 3) -> None:
+    def __init__(self, writer: ReportWriter, verifier: Verifier, max_attempts: int = 3, enforce: bool = True) -> None:
         if max_attempts < 1:
             raise UserError(f"write stage: max_attempts must be >= 1, got {max_attempts}")
         if verifier.mode == "exact" and writer.adds_filler:
@@ -46,6 +50,7 @@ class WriteVerifyStage:
                 "filler=False or use verifier mode 'impression'"
             )
         self.writer, self.verifier, self.max_attempts = writer, verifier, max_attempts
+        self.enforce = enforce
 
     def process(self, batch: list[Sample]) -> list[Sample]:
         """Rounds: write every pending sample in one batched call, verify them in one batched
@@ -107,6 +112,9 @@ class WriteVerifyStage:
             if verdict.ok:
                 continue
             detail = f"{verdict.reason} {verdict.detail}".strip()
+            if not self.enforce:
+                sample.history.append(f"unverified: {detail}")  # kept anyway (the ablation)
+                continue
             feedback[sample.sample_id] = detail
             sample.history.append(f"write#{attempt + 1}: {detail}")
             failed.append(sample)

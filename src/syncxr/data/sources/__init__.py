@@ -13,12 +13,15 @@ class accepts (e.g. `views` for mimic), and setting one it does not accept is an
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncxr.errors import UserError
 from syncxr.registry import Registry
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from syncxr.data.pairs import PairSource
@@ -46,7 +49,9 @@ class SourceConfig(BaseModel):
     image_col: str = "image"  # csv only
     text_col: str = "text"  # csv only
     allow_outside_root: bool = False  # mimic, csv: read image paths that resolve outside the dataset root
-
+    # Train on this share of the pairs (data-size scaling). The subset is a fixed seeded draw, and
+    # a smaller fraction is a subset of every larger one (25% within 50% within 100%).
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
 
     @field_validator("kind")
     @classmethod
@@ -86,7 +91,7 @@ def parse_data_spec(spec: str, section: str = "both") -> SourceConfig:
 def open_source(cfg: SourceConfig, validate_images: bool = False) -> "PairSource":
     defaults = SourceConfig.model_construct(kind=cfg.kind, path=cfg.path)
     # Fields holding a non-default value (a saved, reloaded config sets every field explicitly).
-    given = {k for k in cfg.model_fields_set - {"kind"} if getattr(cfg, k) != getattr(defaults, k)} | {"path"}
+    given = {k for k in cfg.model_fields_set - {"kind", "fraction"} if getattr(cfg, k) != getattr(defaults, k)} | {"path"}
     factory = PAIR_SOURCES.get(cfg.kind)
     accepted = set(inspect.signature(factory).parameters)
     ignored = sorted(k for k in given if k not in accepted and k != "section")
@@ -97,9 +102,25 @@ def open_source(cfg: SourceConfig, validate_images: bool = False) -> "PairSource
         )
     values = cfg.model_dump(exclude={"kind"})
     src = PAIR_SOURCES.create(cfg.kind, {k: values[k] for k in given if k in accepted}, context=values)
+    if cfg.fraction < 1.0:
+        take_fraction(src, cfg.fraction)
     if validate_images:
         src.validate_images()
     return src
+
+
+FRACTION_SEED = 0  # fixed: the same share of a source is the same pairs in every run and arm
+
+
+def take_fraction(src: "PairSource", fraction: float) -> None:
+    """Keep round(fraction * len) pairs (at least 1): the first of one fixed random order, in
+    source order, so smaller fractions are nested in larger ones."""
+    import numpy as np
+
+    n = len(src)
+    order = np.random.default_rng(FRACTION_SEED).permutation(n)
+    src._select(sorted(order[: max(1, round(fraction * n))].tolist()))
+    log.info("%s: training on %d of %d pairs (fraction %g)", src.where, len(src), n, fraction)
 
 
 def open_data(data: "str | SourceConfig | DataConfig", seed: int = 0) -> "PairSource":

@@ -34,6 +34,9 @@ NATIVE_LABELS = (
     "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening",
     "Hernia", "No Finding",
 )
+# Short column names some NIH subsets (e.g. a labelled sample of films) use for the same content.
+SHORT_COLUMNS = {"image": "Image Index", "labels": "Finding Labels", "patient": "Patient ID", "view": "View Position",
+                 "age": "Patient Age", "sex": "Patient Gender"}
 FRAME = 1024  # the distributed PNGs are 1024x1024; BBox_List coordinates are in that frame
 
 
@@ -92,11 +95,23 @@ def load_cxr14(
     split: str = "test",
     boxes_only: bool = False,
     strict_images: bool = True,
+    entries: str | None = None,
 ) -> EvalDataset:
-    """ChestX-ray14 `split` ("test", "train_val" or "all"); boxes_only keeps the BBox subset."""
+    """ChestX-ray14 `split` ("test", "train_val" or "all"); boxes_only keeps the BBox subset.
+    `entries` names another entry CSV under data_dir (a subset of the collection); it may use the
+    short column names image, labels, patient, view (age, sex) instead of the official ones."""
     data_dir = Path(data_dir)
-    csv = find_file(data_dir, ENTRY_FILES, "ChestX-ray14 Data_Entry_2017.csv")
-    entries = read_csv(csv, ["Image Index", "Finding Labels", "Patient ID", "View Position"])
+    if entries is None:
+        csv = find_file(data_dir, ENTRY_FILES, "ChestX-ray14 Data_Entry_2017.csv")
+    else:
+        csv = data_dir / entries
+        if not csv.is_file():
+            raise UserError(f"cxr14: entries file {csv} not found; give a CSV under data_dir (dataset_options.entries)")
+    header = set(pd.read_csv(csv, nrows=0).columns)
+    short = {k: v for k, v in SHORT_COLUMNS.items() if k in header and v not in header}  # short -> official
+    official = ("Image Index", "Finding Labels", "Patient ID", "View Position")
+    as_named = {v: k for k, v in short.items()}
+    entries = read_csv(csv, [as_named.get(c, c) for c in official]).rename(columns=short)
     split_of = pd.Series("unlisted", index=entries.index)
     for name, fname in SPLIT_FILES.items():
         if (data_dir / fname).is_file():
