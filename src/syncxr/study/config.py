@@ -122,6 +122,28 @@ class BenchmarkSpec(_Strict):
         return self
 
 
+class Ablation(_Strict):
+    """One of the paper's questions as a switch: another synthetic dataset, generated with the
+    study's synthetic config plus `overrides`, pretrained as its own arm "synthetic~<name>"."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$")  # e.g. no_balance, no_verify, no_qc, k1
+    overrides: list[str] = Field(min_length=1)  # generate --set overrides, e.g. entities.balance=false
+
+
+class Scaling(_Strict):
+    """Data-size scaling: each arm also trained on these shares of its data ("synthetic@25%")."""
+
+    arms: list[Arm] = Field(default_factory=lambda: ["synthetic"], min_length=1)
+    fractions: list[float] = Field(default_factory=lambda: [0.25, 0.5], min_length=1)  # 1.0 is the arm itself
+
+    @model_validator(mode="after")
+    def _fractions(self) -> "Scaling":
+        bad = [f for f in self.fractions if not 0.0 < f < 1.0]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1) (1.0 is the arm itself), got {bad}")
+        return self
+
+
 class EvalSpec(_Strict):
     defaults: dict[str, Any] = Field(default_factory=lambda: {"n_boot": 200, "batch_size": 64})  # every task
     # task -> its options; a task that is absent or null is not run.
@@ -138,6 +160,8 @@ class StudyConfig(_Strict):
     synthetic: SyntheticData = Field(default_factory=SyntheticData)
     arms: list[Arm] = Field(default_factory=lambda: ["real", "synthetic", "mixed"], min_length=1)
     mix: MixSpec = Field(default_factory=MixSpec)
+    ablations: list[Ablation] = Field(default_factory=list)  # synthetic-data switches, each its own arm
+    scaling: Optional[Scaling] = None  # data-size scaling curve
     train: TrainSpec = Field(default_factory=TrainSpec)
     objectives: list[ObjectiveSpec] = Field(default_factory=lambda: [ObjectiveSpec()], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # training seeds
@@ -153,10 +177,20 @@ class StudyConfig(_Strict):
                 raise ValueError(f"{what}: {dup} listed twice; give each a distinct entry (benchmarks: a distinct `name`)")
         if not self.eval.enabled():
             raise ValueError("eval.tasks enables no task; add e.g. `zeroshot: {}`")
+        names = [a.name for a in self.ablations]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"ablations: {dup} listed twice; give each a distinct name")
+        if self.ablations and self.synthetic.source != "generate":
+            raise ValueError("ablations need synthetic.source: generate (each ablation generates its own dataset)")
+        if self.scaling:
+            missing = sorted(set(self.scaling.arms) - set(self.arms))
+            if missing:
+                raise ValueError(f"scaling.arms: {missing} not in arms {list(self.arms)}")
         return self
 
     def needs(self, source: Literal["real", "synthetic"]) -> bool:
-        return source in self.arms or "mixed" in self.arms
+        return source in self.arms or "mixed" in self.arms or (source == "synthetic" and bool(self.ablations))
 
 
 def existing_file(path: str, key: str, source: str) -> Path:
@@ -196,6 +230,11 @@ def check_references(cfg: StudyConfig, source: str) -> None:
 
         path = existing_file(cfg.synthetic.config, "synthetic.config", source)
         load_config(GenerateConfig, path, generate_overrides(cfg))
+        for ab in cfg.ablations:  # a typo'd switch fails now, not after the main arms have trained
+            try:
+                load_config(GenerateConfig, path, [*generate_overrides(cfg), *ab.overrides])
+            except UserError as e:
+                raise UserError(f"{source}: ablations[{ab.name}].overrides: {e}") from None
     for obj in cfg.objectives:
         key = f"objectives[{obj.name}].config" if obj.config else "train.config"
         existing_file(obj.config or cfg.train.config, key, source)

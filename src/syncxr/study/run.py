@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional
 from syncxr.config import config_hash, dump_yaml
 from syncxr.errors import UserError
 from syncxr.evaluate.results import atomic_write_text, to_jsonable
-from syncxr.study.config import (BenchmarkSpec, ObjectiveSpec, StudyConfig, bench_tasks, generate_overrides,
+from syncxr.study.config import (Ablation, BenchmarkSpec, ObjectiveSpec, StudyConfig, bench_tasks, generate_overrides,
                                  load_study_config, task_options)
 
 log = logging.getLogger(__name__)
@@ -80,15 +80,18 @@ def _real_step(cfg: StudyConfig, out: Path) -> Step:
                 f"syncxr sim mimic --out {out / 'data/real'} --n {n} --size {size} --seed {seed}")
 
 
-def _synthetic_step(cfg: StudyConfig, out: Path) -> Step:
+def _synthetic_step(cfg: StudyConfig, out: Path, ablation: Optional[Ablation] = None) -> Step:
+    """The synthetic dataset, or (ablation) another one generated with the ablation's switches."""
     syn = cfg.synthetic
+    name = "data/synthetic" if ablation is None else f"data/synthetic~{ablation.name}"
     if syn.source == "dataset":
         conf = {"source": "dataset", "path": str(Path(syn.path or "").resolve())}
-        return Step("data/synthetic", "synthetic", conf, None, "", f"# synthetic: the existing syncxr dataset {syn.path}")
+        return Step(name, "synthetic", conf, None, "", f"# synthetic: the existing syncxr dataset {syn.path}")
     from syncxr.config import load_config
     from syncxr.pipeline.config import GenerateConfig
 
-    gen = load_config(GenerateConfig, syn.config, generate_overrides(cfg))
+    overrides = [*generate_overrides(cfg), *(ablation.overrides if ablation else [])]
+    gen = load_config(GenerateConfig, syn.config, overrides)
     conf = {"source": "generate", "config": gen.model_dump(mode="json")}
 
     def act(folder: Path, resume: bool) -> dict[str, Any]:
@@ -99,9 +102,9 @@ def _synthetic_step(cfg: StudyConfig, out: Path) -> Step:
         write_card(folder)
         return {"counts": manifest.get("counts", {}), "config_hash": config_hash(gen)}
 
-    sets = " ".join(f"--set {shlex.quote(o)}" for o in generate_overrides(cfg) if not o.startswith("n="))
-    return Step("data/synthetic", "synthetic", conf, act, "card.html",
-                f"syncxr generate --config {syn.config} --out {out / 'data/synthetic'} --n {cfg.sizes.n_synthetic} {sets}")
+    sets = " ".join(f"--set {shlex.quote(o)}" for o in overrides if not o.startswith("n="))
+    return Step(name, "synthetic", conf, act, "card.html",
+                f"syncxr generate --config {syn.config} --out {out / name} --n {cfg.sizes.n_synthetic} {sets}")
 
 
 def _benchmark_step(cfg: StudyConfig, bench: BenchmarkSpec, out: Path) -> Step:
@@ -129,10 +132,40 @@ def data_dir(step: Step, out: Path) -> str:
 # --- training --------------------------------------------------------------------------------
 
 
-def _sources(cfg: StudyConfig, arm: str, real: Step, syn: Step, out: Path) -> list[dict[str, Any]]:
+def _sources(cfg: StudyConfig, arm: str, real: Step, syn: Step, out: Path, fraction: float = 1.0) -> list[dict[str, Any]]:
     r = {"kind": "mimic", "path": data_dir(real, out), "section": cfg.real.section, "split": cfg.real.split}
     s = {"kind": "syncxr", "path": data_dir(syn, out), "section": cfg.synthetic.section}
-    return {"real": [r], "synthetic": [s], "mixed": [r, s]}[arm]
+    sources = {"real": [r], "synthetic": [s], "mixed": [r, s]}[arm]
+    return [{**src, "fraction": fraction} for src in sources] if fraction < 1.0 else sources
+
+
+@dataclass
+class Variant:
+    """One pretraining arm of the study: a main arm, an ablation's dataset or a data-size share."""
+
+    arm: str  # real | synthetic | mixed: which data
+    synthetic: Step  # the synthetic dataset it reads (an ablation's own)
+    ablation: Optional[str] = None
+    fraction: float = 1.0
+
+    @property
+    def group(self) -> str:
+        """Display label and aggregation key: "synthetic", "synthetic~no_qc", "real@25%"."""
+        if self.ablation:
+            return f"{self.arm}~{self.ablation}"
+        return self.arm if self.fraction >= 1.0 else f"{self.arm}@{self.fraction * 100:g}%"
+
+    @property
+    def slug(self) -> str:  # folder-safe
+        return self.group.replace("%", "")
+
+
+def variants(cfg: StudyConfig, syn: Step, ablations: dict[str, Step]) -> list[Variant]:
+    out = [Variant(arm, syn) for arm in cfg.arms]
+    out += [Variant("synthetic", ablations[a.name], ablation=a.name) for a in cfg.ablations]
+    if cfg.scaling:
+        out += [Variant(arm, syn, fraction=f) for arm in cfg.scaling.arms for f in sorted(cfg.scaling.fractions)]
+    return out
 
 
 def train_config(cfg: StudyConfig, obj: ObjectiveSpec, seed: int, sources: list[dict[str, Any]], source: str) -> Any:
@@ -231,17 +264,20 @@ def plan(cfg: StudyConfig, out: Path, source: str) -> tuple[list[Step], list[dic
     """Every step in execution order, and one record per run (arm, objective, seed -> step names).
     Builds every train config first, so a bad objective or override fails before any work."""
     real, syn = _real_step(cfg, out), _synthetic_step(cfg, out)
+    ablations = {a.name: _synthetic_step(cfg, out, a) for a in cfg.ablations}
     benches = {b.label: _benchmark_step(cfg, b, out) for b in cfg.benchmarks}
-    steps = [s for s, used in ((real, cfg.needs("real")), (syn, cfg.needs("synthetic"))) if used] + list(benches.values())
+    steps = [s for s, used in ((real, cfg.needs("real")), (syn, cfg.needs("synthetic"))) if used]
+    steps += list(ablations.values()) + list(benches.values())
     cache, runs, evals = _Loaded(), [], []
     for obj in cfg.objectives:
         for seed in cfg.seeds:
-            for arm in cfg.arms:
-                run = f"{arm}-{obj.name}-s{seed}"
-                upstream = [s for s in (real, syn) if arm in (s.kind, "mixed")]
-                tcfg = train_config(cfg, obj, seed, _sources(cfg, arm, real, syn, out), source)
+            for v in variants(cfg, syn, ablations):
+                run = f"{v.slug}-{obj.name}-s{seed}"
+                upstream = [s for s in (real, v.synthetic) if v.arm in (s.kind, "mixed")]
+                tcfg = train_config(cfg, obj, seed, _sources(cfg, v.arm, real, v.synthetic, out, v.fraction), source)
                 train = _train_step(f"train/{run}", tcfg, upstream, out)
-                record = {"run": run, "arm": arm, "objective": obj.name, "seed": seed, "train": train.name, "evals": {}}
+                record = {"run": run, "arm": v.arm, "variant": v.ablation, "fraction": v.fraction, "group": v.group,
+                          "objective": obj.name, "seed": seed, "train": train.name, "evals": {}}
                 steps.append(train)
                 for bench in cfg.benchmarks:
                     for task in bench_tasks(cfg, bench):

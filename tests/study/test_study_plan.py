@@ -1,0 +1,62 @@
+"""Planning the study's ablations and data-size scaling (no training: planning writes nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from syncxr.errors import UserError
+from syncxr.study import load_study_config
+from syncxr.study.run import plan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny_config(folder: Path) -> Path:
+    cfg = {
+        "sizes": {"n_real": 120, "n_synthetic": 120, "n_benchmark": 60, "image_size": 128},
+        "real": {"source": "sim", "split": "all"},
+        "synthetic": {"config": str(ROOT / "configs/generate/quick.yaml"), "workers": 1},
+        "train": {"config": str(ROOT / "configs/train/quick.yaml"), "budget": "steps", "steps": 3},
+        "eval": {"tasks": {"zeroshot": {}}},
+    }
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_ablations_and_scaling_plan_their_own_data_and_arms(tmp_path: Path) -> None:
+    config = _tiny_config(tmp_path)
+    cfg = load_study_config(config, ["ablations=[{name: no_balance, overrides: [entities.balance=false]},"
+                                     " {name: no_verify, overrides: [verify.enabled=false]}]",
+                                     "scaling={arms: [synthetic, real], fractions: [0.5, 0.25]}", "seeds=[0, 1]"])
+    steps, runs = plan(cfg, tmp_path / "p", str(config))
+    by = {s.name: s for s in steps}
+    gen = by["data/synthetic~no_balance"].config["config"]
+    assert gen["entities"]["balance"] is False and by["data/synthetic"].config["config"]["entities"]["balance"] is True
+    assert by["data/synthetic~no_verify"].config["config"]["verify"]["enabled"] is False
+    groups = [r["group"] for r in runs if r["seed"] == 0]
+    assert groups == ["real", "synthetic", "mixed", "synthetic~no_balance", "synthetic~no_verify",
+                      "synthetic@25%", "synthetic@50%", "real@25%", "real@50%"]
+    assert len(runs) == 18
+    ablated = by["train/synthetic~no_verify-convirt-s1"].config
+    assert ablated["train"]["data"]["sources"][0]["path"].endswith("data/synthetic~no_verify")
+    assert set(ablated["upstream"]) == {"data/synthetic~no_verify"}
+    quarter = by["train/real@25-convirt-s0"].config["train"]["data"]["sources"]
+    assert [s["fraction"] for s in quarter] == [0.25] and quarter[0]["kind"] == "mimic"
+    assert by["train/real-convirt-s0"].config["train"]["data"]["sources"][0]["fraction"] == 1.0
+    assert {r["variant"] for r in runs} == {None, "no_balance", "no_verify"}
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("override, named", [
+    ("ablations=[{name: x, overrides: [entities.balanse=false]}]", r"(?s)ablations\[x\]\.overrides.*balanse"),
+    ("ablations=[{name: x, overrides: [qc.enabled=false]}, {name: x, overrides: [qc.enabled=false]}]", "listed twice"),
+    ("scaling={arms: [synthetic], fractions: [1.0]}", r"fractions must be in \(0, 1\)"),
+    ("arms=[real]\nscaling={arms: [synthetic]}", "scaling.arms"),
+])
+def test_bad_ablation_or_scaling_is_a_user_error(tmp_path: Path, override: str, named: str) -> None:
+    with pytest.raises(UserError, match=named):
+        load_study_config(_tiny_config(tmp_path), override.split("\n"))
