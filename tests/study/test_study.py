@@ -82,6 +82,27 @@ def test_every_arm_gets_the_same_number_of_steps(study: dict) -> None:
     assert mixed_cfg["train"]["max_steps"] == STEPS
 
 
+def test_torchrun_launch_trains_the_same_run_in_two_ddp_processes(study: dict, tmp_path: Path) -> None:
+    """train.nproc_per_node > 1: the study launches torchrun (2 gloo processes on CPU here)."""
+    from syncxr.study.run import _train_step
+
+    cfg = load_study_config(study["config"], ["train.nproc_per_node=2", "train.steps=2"])
+    steps, _ = plan(cfg, study["out"], str(study["config"]))
+    step = next(s for s in steps if s.name == "train/synthetic-convirt-s0")
+    assert step.command.startswith("torchrun --standalone --nproc_per_node 2 -m syncxr train")
+    launched = _train_step("t", _tcfg_of(step), [], tmp_path, nproc=2)
+    result = launched.action(tmp_path / "t", False)
+    assert result["step"] == 2 and (tmp_path / "t" / "latest.json").is_file()
+    assert result["final_loss"] is not None and result["pairs"] == 120
+    assert (tmp_path / "t" / "launch.yaml").is_file()
+
+
+def _tcfg_of(step):
+    from syncxr.train.config import validate_config
+
+    return validate_config(step.config["train"], "test")
+
+
 def test_rerun_skips_every_step(study: dict) -> None:
     first, second = study["first"]["steps"], study["second"]["steps"]
     assert list(second) == list(first)
@@ -152,6 +173,8 @@ def test_paper_config_validates_and_plans_every_run(tmp_path: Path, monkeypatch:
     assert convirt["model"]["image"]["arch"] == "resnet50" and "Bio_ClinicalBERT" in convirt["model"]["text"]["name"]
     assert trains["train/mixed-gloria-s0"]["objective"]["params"]["tau1"] == 4.0  # gloria.yaml's own params
     assert {t["train"]["max_steps"] for t in trains.values()} == {cfg.train.steps}
+    launch = next(s.command for s in steps if s.name == "train/real-convirt-s0")
+    assert launch.startswith("torchrun --standalone --nproc_per_node 8 -m syncxr train --config")
     segments = {s.name: s.config["options"]["finding"] for s in steps if s.name.endswith("/segment")}
     assert segments["eval/real-convirt-s0/rsna/segment"] == "pneumonia"
     assert not (tmp_path / "p").exists()  # planning writes nothing

@@ -81,6 +81,9 @@ class TrainSpec(_Strict):
     # data, so equal epochs would give it more updates); epochs: every arm runs the config's epochs.
     budget: Literal["steps", "epochs"] = "steps"
     steps: Optional[int] = Field(180, ge=1)
+    # > 1: each run is launched as `torchrun --standalone --nproc_per_node N -m syncxr train` (DDP on
+    # the GPUs of this machine); 1: in this process.
+    nproc_per_node: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _steps(self) -> "TrainSpec":

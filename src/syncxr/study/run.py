@@ -188,20 +188,56 @@ def train_config(cfg: StudyConfig, obj: ObjectiveSpec, seed: int, sources: list[
     return validate_config(raw, f"{source}: train config of objective {obj.name!r}")
 
 
-def _train_step(name: str, tcfg: Any, upstream: list[Step], out: Path) -> Step:
+def _train_step(name: str, tcfg: Any, upstream: list[Step], out: Path, nproc: int = 1) -> Step:
     conf = {"train": tcfg.model_dump(mode="json"), "upstream": {s.name: s.hash for s in upstream}}
 
     def act(folder: Path, resume: bool) -> dict[str, Any]:
-        from syncxr.train.api import run
+        resume_latest = resume and (folder / "latest.json").is_file()
+        if nproc > 1:
+            step, losses, val = _torchrun(tcfg, folder, nproc, resume_latest)
+        else:
+            from syncxr.train.api import run
 
-        res = run(tcfg, folder, resume="latest" if resume and (folder / "latest.json").is_file() else None)
-        tail = res.losses[-10:]
+            res = run(tcfg, folder, resume="latest" if resume_latest else None)
+            step, losses, val = res.step, res.losses, dict(res.val)
+        tail = losses[-10:]
         described = json.loads((folder / "data.json").read_text()) if (folder / "data.json").is_file() else {}
-        return {"step": res.step, "final_loss": sum(tail) / len(tail) if tail else None,
-                "val": dict(res.val), "pairs": described.get("pairs")}
+        return {"step": step, "final_loss": sum(tail) / len(tail) if tail else None,
+                "val": val, "pairs": described.get("pairs")}
 
+    launch = f"torchrun --standalone --nproc_per_node {nproc} -m " if nproc > 1 else ""
     return Step(name, "train", conf, act, "latest.json",
-                f"syncxr train --config {out / name / 'config.yaml'} --out {out / name}")
+                f"{launch}syncxr train --config {out / name / 'config.yaml'} --out {out / name}")
+
+
+def _torchrun(tcfg: Any, folder: Path, nproc: int, resume: bool) -> tuple[int, list[float], dict[str, float]]:
+    """Train in `nproc` DDP processes (torch.distributed.run); the result is read back from the
+    run's files (rank 0 writes latest.json and metrics.csv)."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from syncxr.train.config import dump_config
+
+    launch = folder / "launch.yaml"
+    atomic_write_text(launch, dump_config(tcfg))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "syncxr", "train", "--config", str(launch), "--out", str(folder)]
+    if resume:
+        cmd += ["--resume", "latest"]
+    log.info("launching: %s", shlex.join(cmd))
+    code = subprocess.run(cmd).returncode
+    if code != 0:
+        raise UserError(f"{folder}: training under torchrun failed (exit {code}); its output is above. "
+                        f"Rerun the study to resume from the last checkpoint, or run: {shlex.join(cmd)}")
+    step = int(json.loads((folder / "latest.json").read_text())["step"])
+    metrics = pd.read_csv(folder / "metrics.csv") if (folder / "metrics.csv").is_file() else pd.DataFrame()
+    losses = metrics.loc[metrics["phase"] == "train", "loss"].dropna().tolist() if len(metrics) else []
+    val_rows = metrics[metrics["phase"] == "val"] if len(metrics) else metrics
+    val = {k: float(v) for k, v in val_rows.iloc[-1].dropna().items() if k.startswith(("val_", "i2t_", "t2i_"))} \
+        if len(val_rows) else {}
+    return step, losses, val
 
 
 # --- evaluation ------------------------------------------------------------------------------
@@ -275,7 +311,7 @@ def plan(cfg: StudyConfig, out: Path, source: str) -> tuple[list[Step], list[dic
                 run = f"{v.slug}-{obj.name}-s{seed}"
                 upstream = [s for s in (real, v.synthetic) if v.arm in (s.kind, "mixed")]
                 tcfg = train_config(cfg, obj, seed, _sources(cfg, v.arm, real, v.synthetic, out, v.fraction), source)
-                train = _train_step(f"train/{run}", tcfg, upstream, out)
+                train = _train_step(f"train/{run}", tcfg, upstream, out, cfg.train.nproc_per_node)
                 record = {"run": run, "arm": v.arm, "variant": v.ablation, "fraction": v.fraction, "group": v.group,
                           "objective": obj.name, "seed": seed, "train": train.name, "evals": {}}
                 steps.append(train)
