@@ -162,6 +162,10 @@ def build_stage(
                                 enforce=cfg.verify.enabled)
     if name == "image":
         generator = build_backend("generator", cfg.image.backend, cfg.image.options, context)
+        if cfg.image.defect_rate > 0:
+            from syncxr.qc.faults import FaultyGenerator
+
+            generator = FaultyGenerator(generator, cfg.image.defect_rate, cfg.image.defects)
         return ImageStage(
             generator,
             image_filter=build_filter(cfg, bank_path) if cfg.qc.enabled else None,

@@ -85,6 +85,10 @@ class ImageConfig(BackendConfig):
     size: int = Field(default=256, ge=128, le=1024)  # the phantom renders 128..1024
     max_attempts: int = Field(default=3, ge=1, le=20)
     png_compress_level: int = Field(default=1, ge=0, le=9)
+    # Acquisition faults (syncxr/qc/faults.py): this share of drawn films gets one of `defects`
+    # (rotated, over/under-exposed, cropped, ...; None = all) so image QC has something to catch.
+    defect_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    defects: Optional[list[str]] = None
 
 
 class QCConfig(_Section):
