@@ -223,3 +223,37 @@ def test_report_explains_a_below_chance_finding_with_its_auc_against_normals() -
     ok = dict(result, per_finding={"atelectasis": {"auc": 0.6, "auc_ci": [0.51, 0.7]}})
     summary = aggregate({"runs": [rec], "steps": {name: {"result": headline("zeroshot", ok, Path("."))}}})
     assert "Below chance" not in "\n".join(_results_section(summary, {}))
+
+
+def _film_fixture(root: Path) -> Path:
+    """A labelled sample of films in the NIH short-column layout (image, labels, view, patient)."""
+    from PIL import Image
+
+    from syncxr.image.phantom.render import render_phantom
+    from syncxr.image.phantom.spec import FindingSpec
+
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["image,labels,view,patient"]
+    for i in range(16):
+        sick = i % 2 == 0
+        specs = [FindingSpec("pleural_effusion", laterality="right", severity="moderate")] if sick else []
+        Image.fromarray(render_phantom(specs, seed=i, size=128).image).save(root / f"{i:08d}_000.png")
+        rows.append(f"{i:08d}_000.png,{'Effusion' if sick else 'No Finding'},PA,{i}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_a_labelled_real_film_set_is_reported_beside_the_simulated_benchmark(study: dict, tmp_path: Path) -> None:
+    """Real films in the loop: a cxr14-layout subset as a second benchmark (runs last: it adds evals)."""
+    films = _film_fixture(tmp_path / "films")
+    bench = ("benchmarks=[{name: sim, dataset: sim}, {name: films, dataset: cxr14, data_dir: " + str(films)
+             + ", dataset_options: {entries: labels.csv, split: all}, tasks: [zeroshot]}]")
+    m = run_study(str(study["config"]), str(study["out"]), [bench])
+    ran = {k for k, s in m["steps"].items() if s["last_run"] == "ran"}
+    assert ran == {f"eval/{arm}-convirt-s0/films/zeroshot" for arm in ARMS}  # nothing retrained
+    for g in m["summary"]["groups"]:
+        auc = g["benchmarks"]["films"]["zero-shot AUC"]
+        assert 0.0 <= auc["value"] <= 1.0
+        assert set(g["per_finding"]["films"]) == {"pleural_effusion", "no_finding"}
+    md = (study["out"] / "study.md").read_text()
+    assert "### convirt on films" in md and "### convirt on sim" in md
