@@ -60,3 +60,16 @@ def test_ablations_and_scaling_plan_their_own_data_and_arms(tmp_path: Path) -> N
 def test_bad_ablation_or_scaling_is_a_user_error(tmp_path: Path, override: str, named: str) -> None:
     with pytest.raises(UserError, match=named):
         load_study_config(_tiny_config(tmp_path), override.split("\n"))
+
+
+@pytest.mark.parametrize("preset, runs", [("standard", 9), ("ablations", 22)])
+def test_presets_validate_and_plan(preset: str, runs: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)  # preset paths are relative to the repository root
+    cfg = load_study_config(f"configs/study/{preset}.yaml")
+    steps, planned = plan(cfg, tmp_path / "p", preset)
+    assert len(planned) == runs and len(set(cfg.seeds)) >= 2
+    per_group = {}
+    for r in planned:
+        per_group[r["group"]] = per_group.get(r["group"], 0) + 1
+    assert set(per_group.values()) == {len(cfg.seeds)}  # every arm trained with every seed
+    assert {s.config["train"]["train"]["max_steps"] for s in steps if s.kind == "train"} == {cfg.train.steps}
