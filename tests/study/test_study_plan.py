@@ -73,3 +73,15 @@ def test_presets_validate_and_plan(preset: str, runs: int, tmp_path: Path, monke
         per_group[r["group"]] = per_group.get(r["group"], 0) + 1
     assert set(per_group.values()) == {len(cfg.seeds)}  # every arm trained with every seed
     assert {s.config["train"]["train"]["max_steps"] for s in steps if s.kind == "train"} == {cfg.train.steps}
+
+
+def test_an_optional_benchmark_without_its_folder_is_left_out_and_named(tmp_path: Path) -> None:
+    films = ("benchmarks=[{name: sim, dataset: sim}, {name: films, dataset: cxr14, data_dir: " + str(tmp_path / "none")
+             + ", optional: true}]")
+    cfg = load_study_config(_tiny_config(tmp_path), [films])
+    steps, runs = plan(cfg, tmp_path / "p", "x")
+    assert [b.label for b in cfg.present_benchmarks()] == ["sim"]
+    assert cfg.absent_benchmarks() == [f"films: data_dir {tmp_path / 'none'} not found (optional benchmark)"]
+    assert not [s for s in steps if "films" in s.name] and set(runs[0]["evals"]) == {"sim"}
+    (tmp_path / "none").mkdir()
+    assert [b.label for b in cfg.present_benchmarks()] == ["sim", "films"]

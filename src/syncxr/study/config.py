@@ -108,6 +108,9 @@ class BenchmarkSpec(_Strict):
     views: Optional[list[str]] = None
     tasks: Optional[list[TaskName]] = None  # subset of eval.tasks (default: all of them)
     task_options: dict[TaskName, dict[str, Any]] = Field(default_factory=dict)  # per-task overrides
+    # true: a benchmark you may not have (e.g. a folder of real films); when data_dir is absent the
+    # study runs without it and the report says it was left out and why.
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -192,6 +195,14 @@ class StudyConfig(_Strict):
                 raise ValueError(f"scaling.arms: {missing} not in arms {list(self.arms)}")
         return self
 
+    def present_benchmarks(self) -> list[BenchmarkSpec]:
+        """The benchmarks this machine has (an optional one whose data_dir is absent is left out)."""
+        return [b for b in self.benchmarks if not (b.optional and b.data_dir and not Path(b.data_dir).is_dir())]
+
+    def absent_benchmarks(self) -> list[str]:
+        kept = {b.label for b in self.present_benchmarks()}
+        return [f"{b.label}: data_dir {b.data_dir} not found (optional benchmark)" for b in self.benchmarks if b.label not in kept]
+
     def needs(self, source: Literal["real", "synthetic"]) -> bool:
         return source in self.arms or "mixed" in self.arms or (source == "synthetic" and bool(self.ablations))
 
@@ -241,7 +252,7 @@ def check_references(cfg: StudyConfig, source: str) -> None:
     for obj in cfg.objectives:
         key = f"objectives[{obj.name}].config" if obj.config else "train.config"
         existing_file(obj.config or cfg.train.config, key, source)
-    for bench in cfg.benchmarks:
+    for bench in cfg.present_benchmarks():
         for task in bench_tasks(cfg, bench):
             parse_options(task, task_options(cfg, bench, task), f"{source}: eval.tasks.{task} (benchmark {bench.label})")
 

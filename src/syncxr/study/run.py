@@ -301,7 +301,7 @@ def plan(cfg: StudyConfig, out: Path, source: str) -> tuple[list[Step], list[dic
     Builds every train config first, so a bad objective or override fails before any work."""
     real, syn = _real_step(cfg, out), _synthetic_step(cfg, out)
     ablations = {a.name: _synthetic_step(cfg, out, a) for a in cfg.ablations}
-    benches = {b.label: _benchmark_step(cfg, b, out) for b in cfg.benchmarks}
+    benches = {b.label: _benchmark_step(cfg, b, out) for b in cfg.present_benchmarks()}
     steps = [s for s, used in ((real, cfg.needs("real")), (syn, cfg.needs("synthetic"))) if used]
     steps += list(ablations.values()) + list(benches.values())
     cache, runs, evals = _Loaded(), [], []
@@ -315,7 +315,7 @@ def plan(cfg: StudyConfig, out: Path, source: str) -> tuple[list[Step], list[dic
                 record = {"run": run, "arm": v.arm, "variant": v.ablation, "fraction": v.fraction, "group": v.group,
                           "objective": obj.name, "seed": seed, "train": train.name, "evals": {}}
                 steps.append(train)
-                for bench in cfg.benchmarks:
+                for bench in cfg.present_benchmarks():
                     for task in bench_tasks(cfg, bench):
                         ev = _eval_step(run, bench, task, task_options(cfg, bench, task), train, benches[bench.label], out, cache)
                         record["evals"].setdefault(bench.label, {})[task] = ev.name
@@ -378,7 +378,7 @@ def run_study(config_path: str, out: str, overrides: Optional[list[str]] = None)
         "version": MANIFEST_VERSION, "config": cfg.model_dump(mode="json"), "config_hash": config_hash(cfg),
         "command": " ".join(["syncxr study --config", shlex.quote(str(config_path)), "--out", shlex.quote(str(out)),
                             *[f"--set {shlex.quote(o)}" for o in overrides]]),
-        "started_at": _now(), "runs": runs,
+        "started_at": _now(), "runs": runs, "absent_benchmarks": cfg.absent_benchmarks(),
         # Earlier entries are carried over until each step is reached, so a crash mid-study loses no record.
         "steps": {s.name: old.get(s.name) or {"kind": s.kind, "status": "pending"} for s in steps},
     }
