@@ -68,3 +68,12 @@ def test_errors_name_file_expected_and_existing_columns(tmp_path):
         load_dataset("csv", tmp_path, csv="other.csv")
     with pytest.raises(UserError, match=r"finding column\(s\) \['edema'\] not found"):
         load_dataset("csv", tmp_path, findings=["edema"])
+
+
+def test_numeric_looking_identifiers_keep_their_leading_zeros(tmp_path):
+    (tmp_path / "007.png").parent.mkdir(exist_ok=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "007.png")
+    (tmp_path / "labels.csv").write_text("image,patient_id,study_id,edema\n007.png,00042,0100,1\n")
+    ds = load_dataset("csv", tmp_path)
+    assert ds.meta["patient_id"].tolist() == ["00042"] and ds.meta["study_id"].tolist() == ["0100"]
+    assert ds.meta["image_id"].tolist() == ["007.png"]

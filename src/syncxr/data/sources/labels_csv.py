@@ -109,7 +109,8 @@ def load_labels_csv(
     path = data_dir / csv
     if not path.is_file():
         raise UserError(f"labels CSV not found: {path}")
-    df = read_csv(path, ["image"])
+    # Identifiers are text: "00123" must stay "00123" (pandas would read it as the number 123).
+    df = read_csv(path, ["image"], dtype={c: str for c in ("image", "view", "patient_id", "split", "study_id")})
     cols = _finding_columns(df, path, findings)
     labels = _label_matrix(df, cols, path)
     images = df["image"].astype(str).tolist()
