@@ -149,3 +149,53 @@ def _img_cell(aset: "AuditSet", i: int) -> str:
         return f"<img alt='{html.escape(aset.ids[i])}' src='{data_uri(thumbnail(aset.load_image(i)))}'>"
     except (ValueError, FileNotFoundError) as e:
         return html.escape(f"(unreadable: {e})")
+
+
+FIDELITY_HEADER = ["group", "real", "synthetic", "FD", "precision", "recall", "density", "coverage",
+                   "classifier AUC (out of fold)", "fold AUC mean ± sd"]
+
+
+def _fidelity_row(name: str, g: dict) -> list:
+    c = g["classifier"]
+    return [name, g["n_real"], g["n_synthetic"], f"{g['fd']:.4g}", g["precision"], g["recall"], g["density"],
+            g["coverage"], c["auc"], f"{c['fold_mean']:.3f} ± {c['fold_std']:.3f}"]
+
+
+def fidelity_figure(result: dict, real: np.ndarray, fake: np.ndarray) -> bytes:
+    """Left: the first two principal components of both feature sets; right: precision and
+    recall overall and per finding."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    both = np.concatenate([real, fake]).astype(np.float64)
+    centred = both - both.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    p = centred @ vt[:2].T
+    ax1.scatter(p[: len(real), 0], p[: len(real), 1], s=6, alpha=0.5, label=f"real (n={len(real)})")
+    ax1.scatter(p[len(real):, 0], p[len(real):, 1], s=6, alpha=0.5, color="C3", label=f"synthetic (n={len(fake)})")
+    ax1.set_title(f"{result['features']} features, first two principal components")
+    ax1.legend(fontsize=8)
+    groups = {"overall": result["overall"], **result["per_finding"]}
+    x = np.arange(len(groups))
+    for off, key, col in ((-0.3, "precision", "C0"), (-0.1, "recall", "C1"), (0.1, "coverage", "C2")):
+        ax2.bar(x + off, [g[key] for g in groups.values()], width=0.2, color=col, label=key)
+    ax2.bar(x + 0.3, [g["classifier"]["auc"] for g in groups.values()], width=0.2, color="C7", label="classifier AUC")
+    ax2.axhline(0.5, color="k", lw=0.8, ls=":")
+    ax2.set_xticks(x, list(groups), rotation=45, ha="right", fontsize=8)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_title(f"k-NN precision / recall / coverage (k={result['k']}) and classifier AUC")
+    ax2.legend(fontsize=7)
+    return png_bytes(fig)
+
+
+def write_fidelity_report(out: Path, result: dict, real: np.ndarray, fake: np.ndarray) -> None:
+    """fidelity.md (tables) and fidelity.png."""
+    write_text_atomic(fidelity_figure(result, real, fake), out / "fidelity.png")
+    rows = [_fidelity_row("overall", result["overall"])]
+    rows += [_fidelity_row(f, g) for f, g in result["per_finding"].items()]
+    md = [f"# Generative fidelity\n\nsynthetic `{result['synthetic']['path']}` ({result['synthetic']['images']} images) "
+          f"vs real `{result['real']['path']}` ({result['real']['kind']}, {result['real']['images']} images); "
+          f"features: {result['features']}, k = {result['k']}.\n", md_table(FIDELITY_HEADER, rows), "",
+          result["reading"], ""]
+    if result["skipped_findings"]:
+        md.append("Findings skipped (too few images): " + "; ".join(f"{f}: {why}" for f, why in result["skipped_findings"].items()) + "\n")
+    md.append("![fidelity](fidelity.png)\n")
+    write_text_atomic("\n".join(md), out / "fidelity.md")
