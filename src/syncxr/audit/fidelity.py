@@ -53,7 +53,8 @@ def run_fidelity_audit(synthetic_dir: str | Path, real_dir: str | Path, real_kin
         "fd: Fréchet distance (0 = same mean and covariance; grows with the number of dimensions and "
         "as 1/n for small groups). precision: share of synthetic images inside the real manifold "
         "(realism); recall: share of real images inside the synthetic manifold (diversity); density ~1 "
-        "and coverage ~1 when the two match. classifier auc: 0.5 = indistinguishable, 1.0 = always told apart.")
+        "and coverage ~1 when the two match. classifier auc: 0.5 = indistinguishable, 1.0 = always told apart; well below 0.5 when synthetic "
+        "images duplicate real ones (a held-out image's twin is in training with the other label).")
     result["seconds"] = round(time.perf_counter() - t0, 3)
     from syncxr.audit.render import write_fidelity_report
     from syncxr.fsio import write_json_atomic
