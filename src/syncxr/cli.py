@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from syncxr.cli_audit import audit_app
+from syncxr.cli_audit import build_audit_app
 from syncxr.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Synthetic CXR datasets and MedVLP study.")
@@ -20,7 +20,6 @@ qc_app = typer.Typer(no_args_is_help=True, help="Image QC: problem banks and fil
 app.add_typer(qc_app, name="qc")
 sim_app = typer.Typer(no_args_is_help=True, help="The simulated clinical world: corpora and benchmarks.")
 app.add_typer(sim_app, name="sim")
-app.add_typer(audit_app, name="audit")
 err_console = Console(stderr=True, soft_wrap=True)  # never break paths in messages
 console = Console()
 
@@ -51,6 +50,9 @@ def user_errors(fn: Callable) -> Callable:
             _fail(str(fs_error(e, e.filename or "(unknown path)", "complete the operation")))
 
     return wrapper
+
+
+app.add_typer(build_audit_app(user_errors), name="audit")
 
 
 @app.callback()
