@@ -96,7 +96,10 @@ class TransformersEmbedder:
             self.model = AutoModel.from_pretrained(str(model)).to(device).eval()
         except (OSError, ValueError) as e:
             raise UserError(f"could not load a text encoder from {str(model)!r}: {e}") from None
-        self.device, self.batch_size, self.max_length = device, batch_size, max_length
+        limits = [max_length, getattr(self.tok, "model_max_length", max_length),
+                  getattr(self.model.config, "max_position_embeddings", max_length)]
+        # Reports longer than the encoder's positions are truncated to fit it.
+        self.device, self.batch_size, self.max_length = device, batch_size, int(min(limits))
         self.backend_id = f"transformers:{Path(str(model)).name}"
 
     def fit(self, texts: Sequence[str]) -> "TransformersEmbedder":
