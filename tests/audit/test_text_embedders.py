@@ -51,7 +51,8 @@ def test_the_privacy_audit_uses_the_named_embedder_and_still_finds_the_copy(plan
     assert "transformers" in s["measures"]["text_emb"]["what"] and s["measures"]["text_emb"]["exact_copies"] >= 1
     import csv
 
-    rows = list(csv.DictReader(open(tmp_path / "p" / "closest.csv")))
+    with open(tmp_path / "p" / "closest.csv") as f:
+        rows = list(csv.DictReader(f))
     planted_row = next(r for r in rows if r["synthetic_id"] == copy_id)
     assert planted_row["text_emb_real_id"] == real_id and float(planted_row["text_emb"]) == pytest.approx(1.0, abs=1e-5)
 

@@ -41,8 +41,8 @@ def run_fidelity_audit(synthetic_dir: str | Path, real_dir: str | Path, real_kin
     fs, rs = _features(syn, ext, opts)
     fr, rr = _features(real, ext, opts)
     result: dict[str, Any] = {
-        "synthetic": {"path": syn.where, "images": int(len(fs)), "skipped": syn.skipped},
-        "real": {"path": real.where, "kind": real.kind, "images": int(len(fr)), "skipped": real.skipped,
+        "synthetic": {"path": syn.where, "images": len(fs), "skipped": syn.skipped},
+        "real": {"path": real.where, "kind": real.kind, "images": len(fr), "skipped": real.skipped,
                  "has_labels": real.has_labels},
         "features": getattr(ext, "backend_id", opts["features"]),
         "k": opts["k"],
@@ -96,7 +96,7 @@ def group_metrics(real: np.ndarray, fake: np.ndarray, opts: dict) -> dict[str, A
     if min(len(real), len(fake)) <= k:
         raise UserError(f"fidelity needs more than k={k} images per side; got {len(real)} real, "
                         f"{len(fake)} synthetic (lower --k or give more images)")
-    out: dict[str, Any] = {"n_real": int(len(real)), "n_synthetic": int(len(fake)),
+    out: dict[str, Any] = {"n_real": len(real), "n_synthetic": len(fake),
                            "fd": round(frechet_distance(real, fake), 6)}
     out.update({m: round(v, 4) for m, v in prdc(real, fake, k, int(opts["chunk"])).items()})
     out["classifier"] = classifier_auc(real, fake, int(opts["folds"]), int(opts["seed"]))

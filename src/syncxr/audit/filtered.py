@@ -23,7 +23,13 @@ import pyarrow.parquet as pq
 from syncxr.data.integrity import verify_dataset
 from syncxr.data.manifest import MANIFEST, read_manifest
 from syncxr.data.schema import REJECT_SCHEMA
-from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, sha256_file, write_json_atomic, write_table_atomic
+from syncxr.data.shards import (
+    REJECTS_DIR,
+    SHARDS_DIR,
+    sha256_file,
+    write_json_atomic,
+    write_table_atomic,
+)
 from syncxr.errors import UserError
 from syncxr.fsio import ensure_dir
 

@@ -126,6 +126,6 @@ def classifier_auc(real: np.ndarray, fake: np.ndarray, folds: int = 5, seed: int
         "auc": round(float(roc_auc_score(y, oof)), 4),  # out of fold, all samples
         "fold_mean": round(float(a.mean()), 4), "fold_std": round(float(a.std(ddof=1)), 4),
         "fold_aucs": [round(v, 4) for v in aucs], "folds": folds,
-        "n_real": int(len(real)), "n_synthetic": int(len(fake)),
+        "n_real": len(real), "n_synthetic": len(fake),
         "model": "standardise + logistic regression (C=0.1, balanced class weights)",
     }

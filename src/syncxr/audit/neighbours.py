@@ -25,8 +25,8 @@ def cosine_block(a, b) -> Block:
 
 
 def overlap_block(a: sp.csr_matrix, b: sp.csr_matrix, metric: str = "jaccard") -> Block:
-    """Block function of the set overlap of binary rows (n-gram sets): jaccard |A&B|/|A|B| or
-    containment |A&B|/|A| (how much of the row of `a` is found in the row of `b`). Empty sets
+    """Block function of the set overlap of binary rows (n-gram sets): jaccard |A∩B|/|A∪B| or
+    containment |A∩B|/|A| (how much of the row of `a` is found in the row of `b`). Empty sets
     score 0."""
     na = np.asarray(a.sum(axis=1)).ravel()
     nb = np.asarray(b.sum(axis=1)).ravel()

@@ -1,8 +1,8 @@
 """Privacy audit: how close does each synthetic sample come to the real corpus?
 
 For every synthetic report, its nearest real report by
-  text_ngram  word n-gram overlap (default: Jaccard of the word 3-gram sets, |A&B| / |A|B|;
-              `ngram_metric="containment"`: |A&B| / |A|, the share of the synthetic report's
+  text_ngram  word n-gram overlap (default: Jaccard of the word 3-gram sets, |A∩B| / |A∪B|;
+              `ngram_metric="containment"`: |A∩B| / |A|, the share of the synthetic report's
               n-grams found in the real one)
   text_emb    cosine similarity of text embeddings (default TF-IDF of word 1-2 grams; any
               TEXT_EMBEDDERS entry, e.g. a transformers sentence encoder, when named)
@@ -157,7 +157,7 @@ _MEASURE_FNS = {"text_ngram": _text_ngram, "text_emb": _text_emb, "image": _imag
 
 def describe_measure(m: str, opts: dict) -> str:
     if m == "text_ngram":
-        what = "Jaccard |A&B|/|A|B|" if opts["ngram_metric"] == "jaccard" else "containment |A&B|/|A| (A synthetic)"
+        what = "Jaccard |A∩B|/|A∪B|" if opts["ngram_metric"] == "jaccard" else "containment |A∩B|/|A| (A synthetic)"
         return f"word {opts['ngram']}-gram {what} of the lower-cased report"
     if m == "text_emb":
         return f"cosine similarity of {opts['text_embedder']} text embeddings" + (
@@ -173,7 +173,7 @@ def score_stats(scores: np.ndarray, thresholds: tuple[float, ...] = THRESHOLDS) 
         return {"n": 0}
     q = np.quantile(s, QUANTILES)
     return {
-        "n": int(len(s)), "mean": round(float(s.mean()), 4),
+        "n": len(s), "mean": round(float(s.mean()), 4),
         "quantiles": {f"q{int(round(p * 100)):02d}": round(float(v), 4) for p, v in zip(QUANTILES, q)},
         "at_or_above": {f"{t:g}": int((s >= min(t, EXACT)).sum()) for t in thresholds},
     }

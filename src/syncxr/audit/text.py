@@ -85,7 +85,7 @@ class TransformersEmbedder:
 
     def __init__(self, model: str | Path, device: str = "cpu", batch_size: int = 32, max_length: int = 256) -> None:
         try:
-            import torch  # noqa: F401
+            import torch  # noqa: F401  (a clear message when the train extra is missing)
             from transformers import AutoModel, AutoTokenizer
         except ImportError as e:
             from syncxr.fsio import missing_dependency
