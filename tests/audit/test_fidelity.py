@@ -46,6 +46,13 @@ def test_synthetic_against_the_sim_corpus_writes_json_table_and_figure(synthetic
     assert (out / "fidelity.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_max_images_takes_a_fixed_random_subset_per_side(synthetic, sim_corpus, tmp_path):
+    a = run_fidelity_audit(synthetic, sim_corpus, "mimic", tmp_path / "a", max_images=20, folds=2)
+    b = run_fidelity_audit(synthetic, sim_corpus, "mimic", tmp_path / "b", max_images=20, folds=2)
+    assert a["overall"]["n_real"] == a["overall"]["n_synthetic"] == 20
+    assert a["overall"]["fd"] == b["overall"]["fd"]  # the same subset each time
+
+
 def test_too_few_images_for_k_is_a_user_error(synthetic, tmp_path):
     with pytest.raises(UserError, match="more than k=40"):
         run_fidelity_audit(synthetic, synthetic, "syncxr", tmp_path / "f", k=40)

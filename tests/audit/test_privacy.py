@@ -63,6 +63,9 @@ def test_the_filter_drops_the_copy_and_writes_a_dataset_that_verifies(planted, s
     assert len(ids) == 29 and copy_id not in ids
     rejected = [row for row in iter_rows(filtered, "rejects", columns=["sample_id", "stage", "detail"]) if row["stage"] == "audit"]
     assert [row["sample_id"] for row in rejected] == [copy_id] and real_id in rejected[0]["detail"]
+    from syncxr.data.sources import open_data
+
+    assert len(open_data(str(filtered))) == 29  # training reads the filtered copy like any dataset
     r = runner.invoke(app, ["audit", "privacy", "--synthetic", str(ds), "--real", str(sim_corpus), "--out", str(out),
                             "--measures", "text_ngram", "--drop-above", "0.999", "--filtered", str(filtered)])
     assert r.exit_code == 2 and "not an empty folder" in r.output  # never writes over a folder

@@ -76,7 +76,9 @@ def _row_image(src) -> Callable[[int], np.ndarray]:
     return src._load_image
 
 
-def _syncxr(path: Path, section: str) -> AuditSet:
+def _syncxr(path: Path, section: str, **options: Any) -> AuditSet:
+    if options:
+        raise UserError(f"a syncxr dataset takes no reader options; got {sorted(options)}")
     import pyarrow.parquet as pq
 
     from syncxr.records import CHEXPERT14_SNAKE
