@@ -37,6 +37,8 @@ def test_synthetic_against_the_sim_corpus_writes_json_table_and_figure(synthetic
     assert o["n_real"] == 40 and o["n_synthetic"] == 30 and res["k"] == 3 and o["fd"] > 0
     assert all(0.0 <= o[m] <= 1.0 for m in ("precision", "recall", "coverage")) and o["density"] >= 0
     assert len(o["classifier"]["fold_aucs"]) == 3
+    ref = res["real_halves"]
+    assert ref["n_real"] == ref["n_synthetic"] == 20 and "| reference: real half vs real half | 20 | 20 |" in (out / "fidelity.md").read_text()
     measured, skipped = set(res["per_finding"]), set(res["skipped_findings"])
     assert measured | skipped and not measured & skipped
     for f in skipped:

@@ -2,7 +2,10 @@
 
 Overall and per finding (synthetic images grouped by the dataset's positive CheXpert-14 labels,
 real ones by the corpus's labels where it has them): Fréchet distance, k-NN precision / recall,
-density / coverage, and how well a classifier tells synthetic from real (audit/metrics.py).
+density / coverage, and how well a classifier tells synthetic from real (audit/metrics.py);
+and, as the reference to read them against, the same metrics between two random halves of the
+real images (what two samples of one distribution reach at that size: the Fréchet distance has
+no absolute scale and k-NN metrics depend on the sample sizes).
 A finding with fewer than `min_per_finding` images on either side is skipped and listed with
 the counts. The Fréchet distance of small groups is biased upwards (it grows as 1/n), so compare
 groups of similar size only.
@@ -47,6 +50,7 @@ def run_fidelity_audit(synthetic_dir: str | Path, real_dir: str | Path, real_kin
         "features": getattr(ext, "backend_id", opts["features"]),
         "k": opts["k"],
         "overall": group_metrics(fr, fs, opts),
+        "real_halves": _real_halves(fr, opts),
     }
     result["per_finding"], result["skipped_findings"] = _per_finding(syn, rs, fs, real, rr, fr, opts)
     result["reading"] = (
@@ -101,6 +105,16 @@ def group_metrics(real: np.ndarray, fake: np.ndarray, opts: dict) -> dict[str, A
     out.update({m: round(v, 4) for m, v in prdc(real, fake, k, int(opts["chunk"])).items()})
     out["classifier"] = classifier_auc(real, fake, int(opts["folds"]), int(opts["seed"]))
     return out
+
+
+def _real_halves(fr: np.ndarray, opts: dict) -> dict[str, Any] | None:
+    """The metrics of one random half of the real images against the other: the values two
+    samples of the same distribution reach at this size (the floor to read `overall` against)."""
+    if len(fr) < 2 * (int(opts["k"]) + 1) + 1:
+        return None
+    order = np.random.default_rng(opts["seed"]).permutation(len(fr))
+    half = len(fr) // 2
+    return group_metrics(fr[order[:half]], fr[order[half:]], opts)
 
 
 def _per_finding(syn: AuditSet, rs: np.ndarray, fs: np.ndarray, real: AuditSet, rr: np.ndarray,

@@ -190,6 +190,8 @@ def write_fidelity_report(out: Path, result: dict, real: np.ndarray, fake: np.nd
     """fidelity.md (tables) and fidelity.png."""
     write_text_atomic(fidelity_figure(result, real, fake), out / "fidelity.png")
     rows = [_fidelity_row("overall", result["overall"])]
+    if result.get("real_halves"):
+        rows.append(_fidelity_row("reference: real half vs real half", result["real_halves"]))
     rows += [_fidelity_row(f, g) for f, g in result["per_finding"].items()]
     md = [f"# Generative fidelity\n\nsynthetic `{result['synthetic']['path']}` ({result['synthetic']['images']} images) "
           f"vs real `{result['real']['path']}` ({result['real']['kind']}, {result['real']['images']} images); "
