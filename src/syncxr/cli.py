@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from syncxr.cli_audit import build_audit_app
 from syncxr.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Synthetic CXR datasets and MedVLP study.")
@@ -49,6 +50,9 @@ def user_errors(fn: Callable) -> Callable:
             _fail(str(fs_error(e, e.filename or "(unknown path)", "complete the operation")))
 
     return wrapper
+
+
+app.add_typer(build_audit_app(user_errors), name="audit")
 
 
 @app.callback()
