@@ -55,7 +55,10 @@ def test_study_writes_manifest_and_report_with_one_row_per_arm(study: dict) -> N
     out, m = study["out"], study["first"]
     on_disk = json.loads((out / "study.json").read_text())
     assert [r["arm"] for r in on_disk["runs"]] == ARMS
-    assert {s["kind"] for s in on_disk["steps"].values()} == {"real", "synthetic", "benchmark", "train", "eval"}
+    assert {s["kind"] for s in on_disk["steps"].values()} == {"real", "synthetic", "benchmark", "audit", "train", "eval"}
+    privacy = on_disk["steps"]["audit/privacy"]["result"]
+    assert (out / "audit" / "privacy" / "closest.csv").is_file() and privacy  # the study audits its synthetic data
+    assert (out / "audit" / "fidelity" / "fidelity.json").is_file()
     assert all(s["status"] == "done" and s["last_run"] == "ran" for s in m["steps"].values())
     groups = m["summary"]["groups"]
     assert [g["arm"] for g in groups] == ARMS

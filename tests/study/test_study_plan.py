@@ -85,3 +85,17 @@ def test_an_optional_benchmark_without_its_folder_is_left_out_and_named(tmp_path
     assert not [s for s in steps if "films" in s.name] and set(runs[0]["evals"]) == {"sim"}
     (tmp_path / "none").mkdir()
     assert [b.label for b in cfg.present_benchmarks()] == ["sim", "films"]
+
+
+def test_audits_are_planned_against_the_real_corpus_and_can_be_switched_off(tmp_path: Path) -> None:
+    cfg = load_study_config(_tiny_config(tmp_path))
+    steps, _ = plan(cfg, tmp_path / "p", "x")
+    audits = {s.name: s for s in steps if s.kind == "audit"}
+    assert set(audits) == {"audit/privacy", "audit/fidelity"}
+    assert set(audits["audit/privacy"].config["upstream"]) == {"data/real", "data/synthetic"}
+    assert audits["audit/fidelity"].command.startswith("syncxr audit fidelity --synthetic")
+    off = load_study_config(_tiny_config(tmp_path), ["audit={privacy: null, fidelity: {k: 3}}"])
+    steps, _ = plan(off, tmp_path / "p", "x")
+    assert [s.config["options"] for s in steps if s.kind == "audit"] == [{"k": 3}]
+    with pytest.raises(UserError, match=r"audit\.privacy: privacy audit: unknown option.*ngramm"):
+        load_study_config(_tiny_config(tmp_path), ["audit.privacy={ngramm: 2}"])

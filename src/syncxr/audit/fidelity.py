@@ -68,6 +68,11 @@ def run_fidelity_audit(synthetic_dir: str | Path, real_dir: str | Path, real_kin
     return result
 
 
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The fidelity audit's options with defaults filled in; a UserError names an unknown or bad one."""
+    return _options(options)
+
+
 def _options(options: dict[str, Any]) -> dict[str, Any]:
     defaults: dict[str, Any] = {"real_options": {}, "features": "builtin", "feature_model": None, "device": "cpu",
                                 "k": 5, "min_per_finding": 20, "folds": 5, "max_images": None, "chunk": 2048, "seed": 0}

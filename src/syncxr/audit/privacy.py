@@ -86,6 +86,11 @@ def run_privacy_audit(synthetic_dir: str | Path, real_dir: str | Path, real_kind
     return summary
 
 
+def check_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The privacy audit's options with defaults filled in; a UserError names an unknown or bad one."""
+    return _options(options)
+
+
 def _options(options: dict[str, Any]) -> dict[str, Any]:
     defaults: dict[str, Any] = {
         "section": "both", "real_options": {}, "ngram": 3, "ngram_metric": "jaccard",

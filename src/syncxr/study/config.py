@@ -150,6 +150,14 @@ class Scaling(_Strict):
         return self
 
 
+class AuditSpec(_Strict):
+    """The audits the study runs on its synthetic dataset against its real corpus (syncxr audit):
+    an options dict runs it (with those options), null skips it."""
+
+    privacy: Optional[dict[str, Any]] = Field(default_factory=dict)  # nearest real report/image per synthetic pair
+    fidelity: Optional[dict[str, Any]] = Field(default_factory=dict)  # FD, k-NN precision/recall, real-vs-synthetic AUC
+
+
 class EvalSpec(_Strict):
     defaults: dict[str, Any] = Field(default_factory=lambda: {"n_boot": 200, "batch_size": 64})  # every task
     # task -> its options; a task that is absent or null is not run.
@@ -173,6 +181,7 @@ class StudyConfig(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)  # training seeds
     benchmarks: list[BenchmarkSpec] = Field(default_factory=lambda: [BenchmarkSpec()], min_length=1)
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
 
     @model_validator(mode="after")
     def _unique(self) -> "StudyConfig":
@@ -249,6 +258,14 @@ def check_references(cfg: StudyConfig, source: str) -> None:
                 load_config(GenerateConfig, path, [*generate_overrides(cfg), *ab.overrides])
             except UserError as e:
                 raise UserError(f"{source}: ablations[{ab.name}].overrides: {e}") from None
+    for kind, options in (("privacy", cfg.audit.privacy), ("fidelity", cfg.audit.fidelity)):
+        if options is not None:
+            import importlib
+
+            try:
+                importlib.import_module(f"syncxr.audit.{kind}").check_options(dict(options))
+            except UserError as e:
+                raise UserError(f"{source}: audit.{kind}: {e}") from None
     for obj in cfg.objectives:
         key = f"objectives[{obj.name}].config" if obj.config else "train.config"
         existing_file(obj.config or cfg.train.config, key, source)

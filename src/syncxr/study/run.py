@@ -45,7 +45,7 @@ class Step:
     """One unit of work: `action(folder, resume)` fills `folder` and returns what to record."""
 
     name: str  # also the folder path relative to out ("train/real-convirt-s0")
-    kind: str  # real | synthetic | benchmark | train | eval
+    kind: str  # real | synthetic | benchmark | audit | train | eval
     config: dict[str, Any]  # everything that decides the output, incl. upstream hashes
     action: Optional[Callable[[Path, bool], dict[str, Any]]]  # None: an external input, nothing to do
     marker: str  # file inside the folder that exists once the step is done
@@ -127,6 +127,30 @@ def _benchmark_step(cfg: StudyConfig, bench: BenchmarkSpec, out: Path) -> Step:
 
 def data_dir(step: Step, out: Path) -> str:
     return step.config["path"] if step.action is None else str(out / step.name)
+
+
+def _audit_steps(cfg: StudyConfig, real: Step, syn: Step, out: Path) -> list[Step]:
+    """The privacy and fidelity audits of the synthetic dataset against the real corpus."""
+    if not (cfg.needs("real") and cfg.needs("synthetic")):
+        return []
+    steps = []
+    for kind, options in (("privacy", cfg.audit.privacy), ("fidelity", cfg.audit.fidelity)):
+        if options is None:
+            continue
+        conf = {"audit": kind, "options": options, "upstream": {real.name: real.hash, syn.name: syn.hash}}
+
+        def act(folder: Path, resume: bool, kind: str = kind, options: dict[str, Any] = dict(options)) -> dict[str, Any]:
+            from syncxr.audit.fidelity import run_fidelity_audit
+            from syncxr.audit.privacy import run_privacy_audit
+
+            fn = run_privacy_audit if kind == "privacy" else run_fidelity_audit
+            return fn(data_dir(syn, out), data_dir(real, out), "mimic", folder, **options)
+
+        sets = " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in options.items())
+        steps.append(Step(f"audit/{kind}", "audit", conf, act, f"{kind}.json",
+                          f"syncxr audit {kind} --synthetic {data_dir(syn, out)} --real {data_dir(real, out)} "
+                          f"--real-kind mimic --out {out / 'audit' / kind} {sets}".strip()))
+    return steps
 
 
 # --- training --------------------------------------------------------------------------------
@@ -303,7 +327,7 @@ def plan(cfg: StudyConfig, out: Path, source: str) -> tuple[list[Step], list[dic
     ablations = {a.name: _synthetic_step(cfg, out, a) for a in cfg.ablations}
     benches = {b.label: _benchmark_step(cfg, b, out) for b in cfg.present_benchmarks()}
     steps = [s for s, used in ((real, cfg.needs("real")), (syn, cfg.needs("synthetic"))) if used]
-    steps += list(ablations.values()) + list(benches.values())
+    steps += list(ablations.values()) + list(benches.values()) + _audit_steps(cfg, real, syn, out)
     cache, runs, evals = _Loaded(), [], []
     for obj in cfg.objectives:
         for seed in cfg.seeds:
