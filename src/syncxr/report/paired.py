@@ -258,7 +258,9 @@ def study_comparisons(manifest: dict[str, Any], out: str | Path | None = None, n
                       seed: int | None = None) -> dict[str, Any]:
     """Paired bootstrap comparisons of every planned pair of groups, per benchmark and AUC metric.
 
-    Returns {"n_boot", "seed", "method", "rows": [...], "skipped": [reasons]}. A row: benchmark,
+    Returns {"n_boot", "seed", "method", "rows": [...], "group_cis": [...], "skipped": [reasons]}.
+    group_cis: benchmark, objective, group, metric, value, ci (each group's seed-mean AUC with its
+    bootstrap CI over the same resamples), n_images. A row: benchmark,
     objective, metric, kind (arms | ablation | scaling), comparison, a, b (group names), a_value and
     b_value (seed-averaged AUC), seeds_a, seeds_b, n_images, diff, ci, p, p_holm, p_bh, per_finding
     {finding: {diff, ci, p, p_holm, p_bh}}. Holm/BH families: all rows of one benchmark (every
@@ -267,13 +269,13 @@ def study_comparisons(manifest: dict[str, Any], out: str | Path | None = None, n
     out = Path(out) if out is not None else study_dir(manifest)
     steps = manifest.get("steps", {})
     seed = seed if seed is not None else int(((manifest.get("config") or {}).get("eval") or {}).get("defaults", {}).get("seed", 0))
-    summary: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "rows": [], "skipped": [],
+    summary: dict[str, Any] = {"n_boot": n_boot, "seed": seed, "rows": [], "group_cis": [], "skipped": [],
                                "method": "paired bootstrap over the test images (one resample of image indices applied "
                                          "to every run; seeds averaged inside each resample); two-sided bootstrap p; "
                                          "Holm and Benjamini-Hochberg over the rows of each benchmark's table"}
     runs = manifest.get("runs", [])
     plan_rows = planned(runs)
-    if not plan_rows:
+    if not runs:
         return summary
     if out is None or not out.is_dir():
         summary["skipped"].append("no study folder to read predictions from (pass out=)")
@@ -284,7 +286,8 @@ def study_comparisons(manifest: dict[str, Any], out: str | Path | None = None, n
     label_cache: dict[str, Any] = {}
     benches = list(dict.fromkeys(b for r in runs for b in r.get("evals", {})))
     for bench in benches:
-        rows = _bench_rows(bench, plan_rows, by_group, steps, out, label_cache, n_boot, seed, summary["skipped"])
+        rows = _bench_rows(bench, plan_rows, by_group, steps, out, label_cache, n_boot, seed, summary["skipped"],
+                           summary["group_cis"])
         adjust(rows)
         for metric in dict.fromkeys(r["metric"] for r in rows):
             cells = [(r, f) for r in rows if r["metric"] == metric for f in r["per_finding"]]
@@ -297,12 +300,12 @@ def study_comparisons(manifest: dict[str, Any], out: str | Path | None = None, n
 
 def _bench_rows(bench: str, plan_rows: list[dict[str, Any]], by_group: dict[tuple[str, str], list[dict[str, Any]]],
                 steps: dict[str, Any], out: Path, label_cache: dict[str, Any], n_boot: int, seed: int,
-                skipped: list[str]) -> list[dict[str, Any]]:
+                skipped: list[str], group_cis: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The comparison rows of one benchmark: loads each run's predictions once per metric."""
     # metric -> run name -> image-indexed predictions; plus the labels frame of the benchmark.
     tables: dict[str, dict[str, pd.DataFrame]] = {}
     labels = None
-    involved = {r["run"]: r for p in plan_rows for g in (p["a"], p["b"]) for r in by_group.get((p["objective"], g), [])}
+    involved = {r["run"]: r for runs in by_group.values() for r in runs}
     for name, run in involved.items():
         for task, step_name in run.get("evals", {}).get(bench, {}).items():
             step = steps.get(step_name) or {}
@@ -320,13 +323,13 @@ def _bench_rows(bench: str, plan_rows: list[dict[str, Any]], by_group: dict[tupl
                 skipped.append(f"{bench}: {step_name}: {e}")
     rows: list[dict[str, Any]] = []
     for metric, per_run in tables.items():
-        rows += _metric_rows(bench, metric, per_run, labels, plan_rows, by_group, n_boot, seed, skipped)
+        rows += _metric_rows(bench, metric, per_run, labels, plan_rows, by_group, n_boot, seed, skipped, group_cis)
     return rows
 
 
 def _metric_rows(bench: str, metric: str, per_run: dict[str, pd.DataFrame], labels: pd.DataFrame,
                  plan_rows: list[dict[str, Any]], by_group: dict[tuple[str, str], list[dict[str, Any]]],
-                 n_boot: int, seed: int, skipped: list[str]) -> list[dict[str, Any]]:
+                 n_boot: int, seed: int, skipped: list[str], group_cis: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = [c for c in labels.columns if all(c in f.columns for f in per_run.values())]
     images = labels.index
     for frame in per_run.values():
@@ -339,6 +342,14 @@ def _metric_rows(bench: str, metric: str, per_run: dict[str, pd.DataFrame], labe
     aucs = {run: run_aucs(y, f[~f.index.duplicated()].loc[images, names].to_numpy(np.float64), w)[0]
             for run, f in per_run.items()}
     rows = []
+    for (objective, group), runs in by_group.items():  # each group's own CI: bootstrap of its seed mean
+        mine = [aucs[r["run"]] for r in runs if r["run"] in aucs]
+        if mine:
+            g = group_metric(np.stack(mine))
+            boots = g[1:][np.isfinite(g[1:])]
+            ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if boots.size else None
+            group_cis.append({"benchmark": bench, "objective": objective, "group": group, "metric": metric,
+                              "value": float(g[0]), "ci": ci, "n_images": int(len(images))})
     for p in plan_rows:
         ra = [r for r in by_group.get((p["objective"], p["a"]), []) if r["run"] in aucs]
         rb = [r for r in by_group.get((p["objective"], p["b"]), []) if r["run"] in aucs]
