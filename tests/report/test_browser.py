@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -46,14 +47,18 @@ def _missing() -> list[str]:
     return missing
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def _skip_or_fail_without_browser() -> None:
     missing = _missing()
     if missing:
         message = f"browser tests need {', '.join(missing)}"
         if _required():
             pytest.fail(f"{message}; CI / SYNCXR_REQUIRE_BROWSER is set, so they must run (.ci/run installs them)")
         pytest.skip(f"{message}; skipped locally (CI installs them and runs these tests)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _skip_or_fail_without_browser()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -133,3 +138,18 @@ def test_study_html_renders_in_chromium(browser, study: Path, tmp_path: Path) ->
 
 def test_dataset_card_html_renders_in_chromium(browser, dataset: Path, tmp_path: Path) -> None:
     _check_page(browser, dataset / "card.html", "syncxr dataset card", tmp_path / "card.png", min_tables=3, min_images=4)
+
+
+@pytest.mark.parametrize("env, outcome", [({}, pytest.skip.Exception), ({"CI": "1"}, pytest.fail.Exception),
+                                          ({"SYNCXR_REQUIRE_BROWSER": "1"}, pytest.fail.Exception)])
+def test_without_chromium_the_tests_skip_locally_but_fail_in_ci(monkeypatch, env, outcome) -> None:
+    me = sys.modules[__name__]
+    monkeypatch.setattr(me, "CHROMIUM", ("/nonexistent/chromium",))
+    monkeypatch.setattr(me, "DRIVER", ("/nonexistent/chromedriver",))
+    monkeypatch.setattr(me.shutil, "which", lambda name: None)
+    for key in ("CI", "SYNCXR_REQUIRE_BROWSER"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(outcome, match="Chromium"):
+        me._skip_or_fail_without_browser()
