@@ -25,6 +25,9 @@ def test_groups_keep_seeds_spread_and_the_bootstrap_ci_of_the_seed_mean(fake_stu
     assert auc["min"] <= auc["value"] <= auc["max"] and auc["std"] > 0
     assert auc["boot_ci"][0] < auc["value"] < auc["boot_ci"][1]
     assert set(groups["real"]["benchmarks"]) == {"sim", "nih48"}
+    edema = groups["mixed"]["per_finding"]["sim"]["edema"]
+    assert edema["boot_ci"][0] < edema["value"] < edema["boot_ci"][1]
+    assert edema["boot_ci"][1] - edema["boot_ci"][0] < edema["ci"][1] - edema["ci"][0]  # t over 2 seeds is far wider
 
 
 def test_paired_rows_cover_arms_ablation_and_scaling_on_every_benchmark(fake_study) -> None:

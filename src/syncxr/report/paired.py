@@ -99,6 +99,11 @@ def _summarise(d: np.ndarray) -> dict[str, Any]:
     return {"diff": point, "ci": [float(lo), float(hi)], "p": p, "n_boot": int(boots.size)}
 
 
+def _percentile(boots: np.ndarray) -> list[float] | None:
+    boots = boots[np.isfinite(boots)]
+    return [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if boots.size else None
+
+
 def group_metric(aucs: np.ndarray, findings: np.ndarray | None = None) -> np.ndarray:
     """(B+1,) the group's mean-over-findings AUC in each resample, averaged over its runs (seeds).
     `findings` (K,) bool selects the findings in the mean (default: those scorable on the full sample)."""
@@ -260,7 +265,7 @@ def study_comparisons(manifest: dict[str, Any], out: str | Path | None = None, n
 
     Returns {"n_boot", "seed", "method", "rows": [...], "group_cis": [...], "skipped": [reasons]}.
     group_cis: benchmark, objective, group, metric, value, ci (each group's seed-mean AUC with its
-    bootstrap CI over the same resamples), n_images. A row: benchmark,
+    bootstrap CI over the same resamples), per_finding {finding: ci}, n_images. A row: benchmark,
     objective, metric, kind (arms | ablation | scaling), comparison, a, b (group names), a_value and
     b_value (seed-averaged AUC), seeds_a, seeds_b, n_images, diff, ci, p, p_holm, p_bh, per_finding
     {finding: {diff, ci, p, p_holm, p_bh}}. Holm/BH families: all rows of one benchmark (every
@@ -346,10 +351,12 @@ def _metric_rows(bench: str, metric: str, per_run: dict[str, pd.DataFrame], labe
         mine = [aucs[r["run"]] for r in runs if r["run"] in aucs]
         if mine:
             g = group_metric(np.stack(mine))
-            boots = g[1:][np.isfinite(g[1:])]
-            ci = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))] if boots.size else None
+            ci = _percentile(g[1:])
+            with _quiet():
+                per = np.nanmean(np.stack(mine), axis=0)  # (B+1, K) seed mean per finding
+            per_finding = {n: _percentile(per[1:, k]) for k, n in enumerate(names)}
             group_cis.append({"benchmark": bench, "objective": objective, "group": group, "metric": metric,
-                              "value": float(g[0]), "ci": ci, "n_images": int(len(images))})
+                              "value": float(g[0]), "ci": ci, "per_finding": per_finding, "n_images": int(len(images))})
     for p in plan_rows:
         ra = [r for r in by_group.get((p["objective"], p["a"]), []) if r["run"] in aucs]
         rb = [r for r in by_group.get((p["objective"], p["b"]), []) if r["run"] in aucs]

@@ -154,6 +154,11 @@ def aggregate(manifest: dict[str, Any], out: str | Path | None = None) -> dict[s
                 c["objective"], c["group"]) else None
             if m is not None and c["ci"] is not None:
                 m["boot_ci"] = c["ci"]
+            if m is not None and c["metric"] == ZS_METRIC:
+                for f, ci in (c.get("per_finding") or {}).items():
+                    pf = g["per_finding"].get(c["benchmark"], {}).get(f)
+                    if pf is not None and ci is not None:
+                        pf["boot_ci"] = ci
     return {"groups": groups, "paired": paired, "differences": differences(groups)}
 
 
@@ -332,8 +337,8 @@ def _results_section(summary: dict[str, Any], img: dict[str, str]) -> list[str]:
 def _below_chance_note(gs: list[dict[str, Any]], bench: str, findings: list[str]) -> list[str]:
     """When a finding's AUC CI lies below 0.5: say what it means and show the AUC against normal
     images only (issue 7; docs/zeroshot-below-chance.md)."""
-    below = [f for f in findings if any((g["per_finding"].get(bench, {}).get(f) or {}).get("ci")
-                                        and g["per_finding"][bench][f]["ci"][1] < 0.5 for g in gs)]
+    below = [f for f in findings if any(_ci_of(g["per_finding"].get(bench, {}).get(f) or {})
+                                        and _ci_of(g["per_finding"][bench][f])[1] < 0.5 for g in gs)]
     if not below:
         return []
     lines = [f"**Below chance:** {', '.join(below)} (95% CI under 0.5 in at least one arm). The zero-shot score of "
