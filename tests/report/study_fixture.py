@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,7 +134,7 @@ def _audits(out: Path) -> dict[str, Any]:
     return steps
 
 
-def build_study(out: Path, synthetic: Optional[Path] = None) -> dict[str, Any]:
+def build_study(out: Path, synthetic: Path | None = None) -> dict[str, Any]:
     """Write the study folder (eval outputs, study.yaml, study.json, study.md, study.html)."""
     rng = np.random.default_rng(0)
     steps: dict[str, Any] = {}

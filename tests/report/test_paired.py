@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from syncxr.evaluate.metrics import roc_auc
-from syncxr.report.paired import (adjust, benjamini_hochberg, bootstrap_weights, compare, holm, planned, run_aucs,
-                                  weighted_auc)
+from syncxr.report.paired import (
+    adjust,
+    benjamini_hochberg,
+    bootstrap_weights,
+    compare,
+    holm,
+    planned,
+    run_aucs,
+    weighted_auc,
+)
 
 
 def _labels(n: int, k: int, seed: int = 0) -> np.ndarray:
@@ -88,7 +96,7 @@ def test_pairing_removes_per_image_noise_that_both_groups_share() -> None:
     w = bootstrap_weights(n, 1000, 0)
     paired = compare(run_aucs(y, a_scores, w), run_aucs(y, b_scores, w), list("abc"))
     unpaired = compare(run_aucs(y, a_scores, w), run_aucs(y, b_scores, bootstrap_weights(n, 1000, 99)), list("abc"))
-    width = lambda r: r["ci"][1] - r["ci"][0]  # noqa: E731
+    width = lambda r: r["ci"][1] - r["ci"][0]
     assert paired["diff"] == pytest.approx(unpaired["diff"])  # same point estimate
     assert width(paired) < 0.4 * width(unpaired)
     assert paired["p"] < 0.01 and unpaired["p"] > 0.05  # only the paired test sees it

@@ -28,8 +28,11 @@ d_b the difference in resample b; its smallest value is 2 / (B + 1) (about 0.002
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -109,23 +112,17 @@ def group_metric(aucs: np.ndarray, findings: np.ndarray | None = None) -> np.nda
     `findings` (K,) bool selects the findings in the mean (default: those scorable on the full sample)."""
     if findings is None:
         findings = np.all(np.isfinite(aucs[:, 0, :]), axis=0)
-    with np.errstate(invalid="ignore"), _quiet():
+    with _quiet():
         per_run = np.nanmean(aucs[:, :, findings], axis=2)  # (R, B+1)
         return np.nanmean(per_run, axis=0)
 
 
-class _quiet:
+@contextmanager
+def _quiet() -> Iterator[None]:
     """Silence numpy's 'mean of empty slice' for resamples where a finding has no positive."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
+        yield
 
 
 def compare(a: np.ndarray, b: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
@@ -356,7 +353,7 @@ def _metric_rows(bench: str, metric: str, per_run: dict[str, pd.DataFrame], labe
                 per = np.nanmean(np.stack(mine), axis=0)  # (B+1, K) seed mean per finding
             per_finding = {n: _percentile(per[1:, k]) for k, n in enumerate(names)}
             group_cis.append({"benchmark": bench, "objective": objective, "group": group, "metric": metric,
-                              "value": float(g[0]), "ci": ci, "per_finding": per_finding, "n_images": int(len(images))})
+                              "value": float(g[0]), "ci": ci, "per_finding": per_finding, "n_images": len(images)})
     for p in plan_rows:
         ra = [r for r in by_group.get((p["objective"], p["a"]), []) if r["run"] in aucs]
         rb = [r for r in by_group.get((p["objective"], p["b"]), []) if r["run"] in aucs]
@@ -366,5 +363,5 @@ def _metric_rows(bench: str, metric: str, per_run: dict[str, pd.DataFrame], labe
         rows.append({"benchmark": bench, "objective": p["objective"], "metric": metric, "kind": p["kind"],
                      "comparison": p["comparison"], "a": p["a"], "b": p["b"], "a_value": got.pop("a"),
                      "b_value": got.pop("b"), "seeds_a": [r["seed"] for r in ra], "seeds_b": [r["seed"] for r in rb],
-                     "n_images": int(len(images)), **got})
+                     "n_images": len(images), **got})
     return rows
