@@ -380,7 +380,8 @@ def _claims_section(summary: dict[str, Any]) -> list[str]:
                   "of the image indices, each applied to every run; several seeds are averaged inside each resample). "
                   "p: two-sided bootstrap p-value (smallest possible value 2/(resamples+1)); p (Holm) and p (BH) "
                   "correct for every comparison in the benchmark's table. A difference whose Holm p is under 0.05 "
-                  "is one the data resolve.", ""]
+                  "is one the data resolve. Paired rows cover the AUC metrics (zero-shot, linear probe / fine-tune), "
+                  "whose predictions are saved per image; grounding and segmentation are shown with their CIs above.", ""]
         for bench in dict.fromkeys(r["benchmark"] for r in paired["rows"]):
             rows = _paired_rows(summary, bench, ("arms", "ablation", "scaling"))
             lines += [f"### Paired differences on {bench}", "",
