@@ -18,3 +18,12 @@ def test_readme_has_exactly_two_setup_commands_at_the_top():
     commands = [l for l in first_block.splitlines() if l.startswith("python3 -m venv .venv")]
     assert len(commands) == 2
     assert "syncxr generate" in commands[0] and "pytest" in commands[1]
+
+
+def test_ci_installs_chromium_before_the_tests_and_requires_the_browser_tests():
+    lines = (ROOT / ".ci/run").read_text().splitlines()
+    test_line = next(i for i, l in enumerate(lines) if l.startswith("python3 -m venv"))
+    install = next(i for i, l in enumerate(lines) if "apt-get install" in l and "chromium chromium-driver" in l)
+    update = next(i for i, l in enumerate(lines) if "apt-get update" in l)
+    assert update < install < test_line and "--no-install-recommends" in lines[install]
+    assert "export CI=1" in lines[:test_line]  # tests/report/test_browser.py fails instead of skipping under CI
