@@ -471,13 +471,19 @@ def _audit_section(manifest: dict[str, Any], out: Path, img: dict[str, str]) -> 
         result = (manifest.get("steps", {}).get(f"audit/{kind}") or {}).get("result")
         if not isinstance(result, dict) or not result:
             continue
-        lines += [f"## {title}", "", _table(["measure", "value"], [[k, _value(v)] for k, v in _flatten(result)]), ""]
+        folder = out / "audit" / kind
+        page = folder / f"{kind}.md"  # the audit's own page: its tables, read as the audit wrote them
+        if page.is_file():
+            body = [ln for ln in page.read_text().splitlines()[1:] if not ln.startswith("![")]
+            lines += [f"## {title}", "", *(("#" + ln) if ln.startswith("## ") else ln for ln in body), ""]
+        else:
+            lines += [f"## {title}", "", _table(["measure", "value"], [[k, _value(v)] for k, v in _flatten(result)]), ""]
         lines += [f"![{k}]({img[k]})" for k in img if k.startswith(f"audit-{kind}-")]
         lines += [""]
-        folder = out / "audit" / kind
-        for csv in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
-            if "closest" in csv.name or "pairs" in csv.name:
-                lines += [f"Closest pairs (first 5 of `audit/{kind}/{csv.name}`):", "", *_csv_head(csv, 5), ""]
+        if not page.is_file():
+            for csv in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+                if "closest" in csv.name or "pairs" in csv.name:
+                    lines += [f"Closest pairs (first 5 of `audit/{kind}/{csv.name}`):", "", *_csv_head(csv, 5), ""]
     return lines
 
 
@@ -535,7 +541,8 @@ def _setup_section(manifest: dict[str, Any]) -> list[str]:
             f"Data: real = {cfg['real']['source']} ({sizes['n_real']} studies when simulated), synthetic = "
             f"{cfg['synthetic']['source']} ({sizes['n_synthetic']} pairs requested), images {sizes['image_size']} px; "
             f"benchmarks: {', '.join(b.get('name') or b['dataset'] for b in cfg['benchmarks'])} "
-            f"({sizes['n_benchmark']} images in the simulated one).", "",
+            f"({sizes['n_benchmark']} images in the simulated one)."
+            + ("".join(f" Left out: {a}." for a in manifest.get("absent_benchmarks") or [])), "",
             _table(["run", "group", "arm", "ablation", "data fraction", "objective", "seed", "training pairs", "steps",
                     "final train loss (mean of last 10 steps)", "val retrieval (own held-out pairs)"], rows), ""]
 

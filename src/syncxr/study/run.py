@@ -427,7 +427,7 @@ def run_study(config_path: str, out: str, overrides: Optional[list[str]] = None)
         atomic_write_text(path, json.dumps(to_jsonable(manifest), indent=1) + "\n")
     manifest["seconds_this_run"] = round(time.perf_counter() - t0, 2)
     manifest["finished_at"] = _now()
-    manifest["summary"] = aggregate(manifest)
+    manifest["summary"] = aggregate(manifest, out_dir)
     atomic_write_text(path, json.dumps(to_jsonable(manifest), indent=1) + "\n")
     write_study_report(out_dir, manifest)
     return manifest
