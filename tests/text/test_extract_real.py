@@ -137,3 +137,65 @@ def test_report_labels(x):
     v = label_vector(ents, onto, "chexpert14+")
     assert (v["cardiomegaly"], v["atelectasis"], v["lung_opacity"], v["hernia"]) == (1.0, 1.0, 1.0, 1.0)
     assert chexpert_vector(ents, onto)["no_finding"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the favoured reading is named: present
+        ("Probable small right pleural effusion.", {"pleural_effusion": PRESENT}),
+        ("Left basilar opacity, probably atelectasis.", {"lung_opacity": PRESENT, "atelectasis": PRESENT}),
+        ("Interstitial opacities most suggestive of edema.", {"lung_opacity": PRESENT, "pulmonary_edema": PRESENT}),
+        ("Basilar atelectasis is likely.", {"atelectasis": PRESENT}),
+        # a named differential without a hedge word: both present
+        ("Bibasilar atelectasis versus scarring.", {"atelectasis": PRESENT, "fibrosis": PRESENT}),
+        ("Left lower lobe atelectasis or pneumonia.", {"atelectasis": PRESENT, "pneumonia": PRESENT}),
+        ("Streaky left basilar opacity, XXXX atelectasis or scarring.",
+         {"lung_opacity": PRESENT, "atelectasis": PRESENT, "fibrosis": PRESENT}),
+        ("Small left effusion vs. pleural thickening.", {"pleural_effusion": PRESENT, "pleural_thickening": PRESENT}),
+        # ... but a hedge covers the whole differential after it
+        ("Right basilar opacity could reflect atelectasis or early pneumonia.",
+         {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN, "pneumonia": UNCERTAIN}),
+        ("Possibly atelectasis versus scarring at the left base.", {"atelectasis": UNCERTAIN, "fibrosis": UNCERTAIN}),
+        ("Aspiration or edema is also possible.", {"aspiration": UNCERTAIN, "pulmonary_edema": UNCERTAIN}),
+        ("Edema is less likely.", {"pulmonary_edema": UNCERTAIN}),
+        ("Differential diagnosis includes infection.", {"pneumonia": UNCERTAIN}),
+        # the purpose of a recommended study asks a question: nothing is reported
+        ("Chest CT is recommended to exclude an underlying mass.", {"mass": ABSENT}),
+        ("Consider oblique views to rule out a nodule.", {"nodule": ABSENT}),
+        ("Further evaluation with CT could be performed to identify a small nodule.", {"nodule": ABSENT}),
+        # ... while outside a recommendation "to exclude" is a hedge
+        ("Clinical correlation is needed to exclude pneumonia.", {"pneumonia": UNCERTAIN}),
+        ("Difficult to exclude a small left effusion.", {"pleural_effusion": UNCERTAIN}),
+    ],
+)
+def test_favoured_readings_differentials_and_recommendations(x, text, expected):
+    assert read(x, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # abbreviations and list numbers do not end a sentence; decimals never split
+        ("Effusion vs. atelectasis at the right base. No pneumothorax.",
+         ["Effusion vs. atelectasis at the right base.", "No pneumothorax."]),
+        ("1. Mild cardiomegaly. 2. No edema.", ["1. Mild cardiomegaly.", "2. No edema."]),
+        ("Chronic changes, e.g. scarring at the apices. Nodule measures 1.2 cm.",
+         ["Chronic changes, e.g. scarring at the apices.", "Nodule measures 1.2 cm."]),
+        ("Heart size normal.No effusion.", ["Heart size normal.", "No effusion."]),
+        ("No focal consolidation\nHeart size is normal", ["No focal consolidation", "Heart size is normal"]),
+    ],
+)
+def test_one_sentence_splitter(x, text, expected):
+    from syncxr.text.sentences import split_sentences
+
+    assert [text[s:e] for s, e in split_sentences(text, x.lexicon)] == expected
+
+
+def test_differential_reaches_labels(x):
+    onto = load_ontology()
+    ents = extract_report(x, "Heart size normal. Bibasilar opacities.", "Bibasilar atelectasis versus infiltrate.")
+    v = label_vector(ents, onto)
+    assert (v["atelectasis"], v["lung_opacity"]) == (1.0, 1.0)
+    ents = extract_report(x, "", "Bibasilar opacities may represent atelectasis versus infiltrate.")
+    assert label_vector(ents, onto)["atelectasis"] == -1.0

@@ -51,6 +51,14 @@ from syncxr.text.lexicon import WordAlternation, glued_stems, literal_words, tok
 NEG_F, NEG_B, NEG_BI = "neg_f", "neg_b", "neg_bi"
 UNC_F, UNC_B, UNC_BI = "unc_f", "unc_b", "unc_bi"
 PSEUDO, TERM = "pseudo", "term"
+# "to exclude X" / "to rule out X": a hedge, except as the purpose of a recommended study ("CT is
+# recommended to exclude a mass", "oblique views could be obtained to identify a nodule"): that asks
+# a question and reports nothing, read as a hypothetical (like "if there is concern for X").
+PURPOSE = "purpose"
+_RECOMMENDATION = re.compile(
+    r"\b(?:recommend\w*|consider\w*|advised|further (?:evaluation|imaging|characterization|assessment)|"
+    r"follow[- ]?up|would be (?:helpful|useful|suited|of use)|(?:could|can|may|should) be (?:performed|obtained|considered))\b"
+)
 # Links from one finding to the diagnosis it would mean ("opacity to suggest pneumonia"): they carry
 # a negation of what precedes them onto what follows ("no opacity to suggest pneumonia"); alone,
 # LINK_UNC hedges what follows and LINK does nothing ("opacity consistent with pneumonia").
@@ -135,7 +143,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"uncertain", UNC_F),
     (r"not certain", UNC_F),
     (r"(?:rule out|r/o|evaluate for|assess for)", UNC_F),
-    (r"(?<=to\s)(?:exclude|identify|detect)", UNC_F),
+    (r"(?<=to\s)(?:exclude|identify|detect|rule out|evaluate for|assess for)", PURPOSE),
     (r"\?(?=\s*[a-z])", UNC_F),
     (r"difficult to (?:exclude|rule out)", UNC_BI),
     # backward uncertainty
@@ -239,6 +247,9 @@ def find_triggers(text_lower: str, start: int, end: int, toks: list[tuple[str, i
     out = []
     for m in _TRIGGER_RE.scan(text_lower, starts, end):
         out.append(Trigger(m.start(), m.end(), m.lastgroup.split("__")[0]))  # type: ignore[union-attr]
+    if any(t.kind == PURPOSE for t in out):
+        kind = NEG_F if _RECOMMENDATION.search(text_lower, start, end) else UNC_F
+        out = [Trigger(t.start, t.end, kind) if t.kind == PURPOSE else t for t in out]
     return out
 
 
