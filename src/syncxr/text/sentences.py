@@ -26,7 +26,8 @@ ABBREVIATIONS = frozenset(
     "e.g i.e eg ie approx dr vs cf fig mr mrs ms prof resp incl ca al pt pts hx st".split()
 )
 _DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # "e.g", "i.e", "a.m"
-_LAST_WORD = re.compile(r"[A-Za-z.]*$")
+_ABBREVIATION_LEN = max(map(len, ABBREVIATIONS))
+_LAST_WORD = re.compile(r"(?<![A-Za-z])[A-Za-z.]+$")
 _LIST_NUMBER = re.compile(r"\s*(?:\d{1,2}|[a-z])", re.IGNORECASE)
 
 
@@ -62,10 +63,11 @@ def split_sentences(text: str, lexicon: Lexicon | None = None) -> list[tuple[int
 
 def _period_ends(text: str, start: int, dot: int) -> bool:
     """Whether the period at `dot` ends the sentence that began at `start` (module docstring)."""
-    before = text[start:dot]
-    if _LIST_NUMBER.fullmatch(before):
+    if dot - start <= 3 and _LIST_NUMBER.fullmatch(text, start, dot):
         return False  # "1. Small effusion.": the number opens the sentence
-    word = _LAST_WORD.search(before).group().lower()  # type: ignore[union-attr]
+    # the word before the period (abbreviations are short: a longer word is none of them)
+    m = _LAST_WORD.search(text, max(start, dot - _ABBREVIATION_LEN - 1), dot)
+    word = m.group().lower() if m else ""
     return not (word in ABBREVIATIONS or _DOTTED.fullmatch(word))
 
 
