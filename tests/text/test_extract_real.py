@@ -82,6 +82,8 @@ def read(x, text):
         ("Stable mild cardiomegaly and increased pulmonary vascularity.",
          {"cardiomegaly": PRESENT, "vascular_congestion": PRESENT}),
         ("There are broken left posterior ribs.", {"fracture": PRESENT}),
+        ("Mild pulmonary congestion.", {"vascular_congestion": PRESENT}),
+        ("No pulmonary congestion.", {"vascular_congestion": ABSENT}),
         ("Left medication injection port.", {}),  # "injection" is not a typo of "infection"
     ],
 )
