@@ -17,6 +17,7 @@ Protocol used for issue 11: rules were changed looking only at folds 0-3 (`--tra
 Usage:
     PYTHONPATH=src python benchmarks/bench_extract_dev.py             # full table, per-fold table, rate
     PYTHONPATH=src python benchmarks/bench_extract_dev.py --train     # tuning folds only
+    PYTHONPATH=src python benchmarks/bench_extract_dev.py --fold 4    # one fold's per-finding table
     PYTHONPATH=src python benchmarks/bench_extract_dev.py --errors pneumonia   # FP/FN reports, folds 0-3
 """
 
@@ -123,6 +124,7 @@ def main() -> None:
     ap.add_argument("--hold-out", type=int, default=4, help="fold never shown by --errors")
     ap.add_argument("--errors", default="", help="list false positives/negatives of FINDING (other folds only)")
     ap.add_argument("--train", action="store_true", help="score only the folds rules are tuned on")
+    ap.add_argument("--fold", type=int, default=None, help="print the per-finding table of one fold only (scores, no reports)")
     args = ap.parse_args()
     with open(args.dev, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -134,6 +136,11 @@ def main() -> None:
         show_errors(gold, pred, ents, args.errors, folds, args.hold_out)
         return
     print(f"dev set: {args.dev} ({len(rows)} reports, {len(gold)} coded)\n")
+    if args.fold is not None:
+        gold = [g for g in gold if folds[g["uid"]] == args.fold]
+        print(f"fold {args.fold} only ({len(gold)} coded reports)")
+        table(gold, pred)
+        return
     if args.train:
         gold = [g for g in gold if folds[g["uid"]] != args.hold_out]
         print(f"tuning folds only ({len(gold)} coded reports; fold {args.hold_out} left out)")

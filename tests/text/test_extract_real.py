@@ -51,11 +51,11 @@ def read(x, text):
         # hedges
         ("Left basilar opacity may represent atelectasis.", {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
         ("A small right effusion cannot be excluded.", {"pleural_effusion": UNCERTAIN}),
-        ("Right basilar atelectasis versus scarring.", {"atelectasis": UNCERTAIN, "fibrosis": UNCERTAIN}),
+        ("Right basilar atelectasis, possibly scarring.", {"atelectasis": PRESENT, "fibrosis": UNCERTAIN}),
         ("Atypical infection is another consideration.", {"pneumonia": UNCERTAIN}),
         # a named finding hedged again under another name of the same concept stays present; a sign
         # hedged as the finding it suggests is uncertain
-        ("Mild streaky opacities in the left base, atelectasis versus infiltrate.",
+        ("Mild streaky opacities in the left base, possibly atelectasis or infiltrate.",
          {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN}),
         ("Blunting of the right costophrenic angle may represent a small effusion.", {"pleural_effusion": UNCERTAIN}),
         # resolved / stable / chronic / old / healed
@@ -82,6 +82,8 @@ def read(x, text):
         ("Stable mild cardiomegaly and increased pulmonary vascularity.",
          {"cardiomegaly": PRESENT, "vascular_congestion": PRESENT}),
         ("There are broken left posterior ribs.", {"fracture": PRESENT}),
+        ("Mild pulmonary congestion.", {"vascular_congestion": PRESENT}),
+        ("No pulmonary congestion.", {"vascular_congestion": ABSENT}),
         ("Left medication injection port.", {}),  # "injection" is not a typo of "infection"
     ],
 )
@@ -100,7 +102,7 @@ def test_real_phrasing(x, text, expected):
         ("Nodular densities consistent with prior granulomatous disease.", {"lung_opacity": PRESENT, "tuberculosis": PRESENT}),
         ("Nodular density at the left base, likely a nipple shadow.", {"lung_opacity": PRESENT}),
         # ... but a lesion called a nodule stays a nodule
-        ("8 mm nodule in the left lung base, likely a granuloma.", {"nodule": PRESENT, "granuloma": UNCERTAIN}),
+        ("8 mm nodule in the left lung base, possibly a granuloma.", {"nodule": PRESENT, "granuloma": UNCERTAIN}),
         ("Calcified nodules in the right upper lung.", {"nodule": PRESENT}),
         ("There is no granulomatous process or nodular opacity.", {"tuberculosis": ABSENT, "nodule": ABSENT}),
         # granulomatous and fungal infections are not pneumonia
@@ -137,3 +139,65 @@ def test_report_labels(x):
     v = label_vector(ents, onto, "chexpert14+")
     assert (v["cardiomegaly"], v["atelectasis"], v["lung_opacity"], v["hernia"]) == (1.0, 1.0, 1.0, 1.0)
     assert chexpert_vector(ents, onto)["no_finding"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # the favoured reading is named: present
+        ("Probable small right pleural effusion.", {"pleural_effusion": PRESENT}),
+        ("Left basilar opacity, probably atelectasis.", {"lung_opacity": PRESENT, "atelectasis": PRESENT}),
+        ("Interstitial opacities most suggestive of edema.", {"lung_opacity": PRESENT, "pulmonary_edema": PRESENT}),
+        ("Basilar atelectasis is likely.", {"atelectasis": PRESENT}),
+        # a named differential without a hedge word: both present
+        ("Bibasilar atelectasis versus scarring.", {"atelectasis": PRESENT, "fibrosis": PRESENT}),
+        ("Left lower lobe atelectasis or pneumonia.", {"atelectasis": PRESENT, "pneumonia": PRESENT}),
+        ("Streaky left basilar opacity, XXXX atelectasis or scarring.",
+         {"lung_opacity": PRESENT, "atelectasis": PRESENT, "fibrosis": PRESENT}),
+        ("Small left effusion vs. pleural thickening.", {"pleural_effusion": PRESENT, "pleural_thickening": PRESENT}),
+        # ... but a hedge covers the whole differential after it
+        ("Right basilar opacity could reflect atelectasis or early pneumonia.",
+         {"lung_opacity": PRESENT, "atelectasis": UNCERTAIN, "pneumonia": UNCERTAIN}),
+        ("Possibly atelectasis versus scarring at the left base.", {"atelectasis": UNCERTAIN, "fibrosis": UNCERTAIN}),
+        ("Aspiration or edema is also possible.", {"aspiration": UNCERTAIN, "pulmonary_edema": UNCERTAIN}),
+        ("Edema is less likely.", {"pulmonary_edema": UNCERTAIN}),
+        ("Differential diagnosis includes infection.", {"pneumonia": UNCERTAIN}),
+        # the purpose of a recommended study asks a question: nothing is reported
+        ("Chest CT is recommended to exclude an underlying mass.", {"mass": ABSENT}),
+        ("Consider oblique views to rule out a nodule.", {"nodule": ABSENT}),
+        ("Further evaluation with CT could be performed to identify a small nodule.", {"nodule": ABSENT}),
+        # ... while outside a recommendation "to exclude" is a hedge
+        ("Clinical correlation is needed to exclude pneumonia.", {"pneumonia": UNCERTAIN}),
+        ("Difficult to exclude a small left effusion.", {"pleural_effusion": UNCERTAIN}),
+    ],
+)
+def test_favoured_readings_differentials_and_recommendations(x, text, expected):
+    assert read(x, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # abbreviations and list numbers do not end a sentence; decimals never split
+        ("Effusion vs. atelectasis at the right base. No pneumothorax.",
+         ["Effusion vs. atelectasis at the right base.", "No pneumothorax."]),
+        ("1. Mild cardiomegaly. 2. No edema.", ["1. Mild cardiomegaly.", "2. No edema."]),
+        ("Chronic changes, e.g. scarring at the apices. Nodule measures 1.2 cm.",
+         ["Chronic changes, e.g. scarring at the apices.", "Nodule measures 1.2 cm."]),
+        ("Heart size normal.No effusion.", ["Heart size normal.", "No effusion."]),
+        ("No focal consolidation\nHeart size is normal", ["No focal consolidation", "Heart size is normal"]),
+    ],
+)
+def test_one_sentence_splitter(x, text, expected):
+    from syncxr.text.sentences import split_sentences
+
+    assert [text[s:e] for s, e in split_sentences(text, x.lexicon)] == expected
+
+
+def test_differential_reaches_labels(x):
+    onto = load_ontology()
+    ents = extract_report(x, "Heart size normal. Bibasilar opacities.", "Bibasilar atelectasis versus infiltrate.")
+    v = label_vector(ents, onto)
+    assert (v["atelectasis"], v["lung_opacity"]) == (1.0, 1.0)
+    ents = extract_report(x, "", "Bibasilar opacities may represent atelectasis versus infiltrate.")
+    assert label_vector(ents, onto)["atelectasis"] == -1.0

@@ -20,9 +20,10 @@ extractor). For every concept C of the ontology and every phrase S in C.synonyms
 4. "No S." and "There is no S1, S2, or S3." read back absent (type NON-<base type>) for negatable
    concepts; so do "No evidence of ...", "Without ...", "S is not seen.", "S has resolved.".
 5. "Possible S.", "S cannot be excluded.", "Findings may represent S." read back uncertain.
-6. Avoid, inside one sentence, words that change the reading: hedges ("may", "likely",
-   "suggests"), negations ("no", "not", "without"), and two findings joined only by "or"
-   (read as alternatives: both uncertain unless negated). A negated list stays negated only
+6. Avoid, inside one sentence, words that change the reading: hedges ("may", "possible",
+   "suggests"), negations ("no", "not", "without"); a hedge or negation also covers findings
+   joined to its finding by "or" / "versus" ("may represent A or B": both uncertain), while
+   "A or B" alone names both present (negation module docstring). A negated list stays negated only
    over members joined by "or"/"nor" or by bare commas/"and": after a comma, a member that
    starts with a severity/size or change word ("No edema, large lung volumes") or is followed
    by a verb ("..., pneumothorax is seen") is read as present (negation.forward_scope).
@@ -32,7 +33,7 @@ extractor). For every concept C of the ontology and every phrase S in C.synonyms
 Per call, entities are unique by key (name|TYPE): the first mention gives span, text and
 attributes; later mentions of the same key only fill attributes the first lacked (left and right
 mentions merge into "bilateral"). Within one sentence, a key named present (a synonym: "streaky
-opacities ..., atelectasis versus infiltrate") stays present however it is hedged again; a key
+opacities ..., possibly atelectasis or infiltrate") stays present however it is hedged again; a key
 seen only through a sign (a pattern phrasing: "blunting of the costophrenic angle may represent a
 small effusion") and hedged is uncertain. Across sentences present wins.
 Output is in text order of first mentions and deterministic.
@@ -59,7 +60,7 @@ FINDING_TYPES = ("ABNORMALITY", "DISEASE")
 # it is: "nodular densities consistent with prior granulomatous disease", "nodular opacity, probably
 # a calcified granuloma", "nodular density ... secondary to soft tissue overlap", "... may represent
 # the nipple". Such a density is not called a nodule: it is read as a density (Lung Opacity). A
-# lesion the radiologist calls a nodule stays a nodule ("8 mm nodule, likely a granuloma").
+# lesion the radiologist calls a nodule stays a nodule ("8 mm nodule, possibly a granuloma").
 NODULE, OPACITY = "nodule", "lung_opacity"
 _NODULAR = re.compile(r"nodular")
 # Anatomy outside the lung (see `_outside_lung`). Ribs, clavicles, the heart and the soft tissues

@@ -1,5 +1,15 @@
 """ConText/NegEx-style assertion of concept mentions: present, absent (negated) or uncertain.
 
+What counts as uncertain follows how radiologists write and how the report's indexers read it
+(the IU / OpenI MeSH coding, the labels the extractor is scored against): a finding the
+radiologist names as the favoured reading is present, a finding offered as a mere possibility is
+uncertain. So "probable effusion", "likely atelectasis", "most suggestive of edema" and a named
+differential without a hedge word ("atelectasis versus scarring", "atelectasis or pneumonia":
+the radiologist sees both in the differential and indexers code both) read present; "possible",
+"may represent", "could reflect", "suspected", "cannot exclude", "suggestive of", "concern for",
+"less likely" read uncertain, and a hedge covers the whole differential after it ("may represent
+atelectasis or pneumonia": both uncertain).
+
 Within one sentence, triggers are found with one regex (longest alternative first, so "no
 interval change" is a pseudo-trigger, not "no"):
 
@@ -7,7 +17,8 @@ interval change" is a pseudo-trigger, not "no"):
   uncertainty ("possible", "may represent", "cannot exclude", "suspicious for", "?", ...) cover
   the first mention after them and then a *list*: each next mention stays in scope while it is
   joined to the previous one as a list member, never past a terminator (see `forward_scope`):
-  * "or" / "nor" joins continue ("no pneumothorax or large effusion": both negated);
+  * "or" / "nor" / "versus" joins continue ("no pneumothorax or large effusion": both negated;
+    "may represent atelectasis versus pneumonia": both uncertain);
   * comma / "and" joins continue over bare items ("no effusion, pneumothorax, or consolidation")
     but end at an item with its own affirmative modifier (severity or size words, "new",
     "increased", "persistent", "improving", ...: "no pneumothorax, mild cardiomegaly"), at an item
@@ -16,7 +27,7 @@ interval change" is a pseudo-trigger, not "no"):
   * a mention that is itself a clause ("heart is enlarged", a normal statement) or follows with
     no separator at all (all-caps lines run together) ends the list;
 - backward negation ("... is not seen", "... has resolved", "... removed") and backward
-  uncertainty ("... cannot be excluded", "... is likely") cover the mention just before them and
+  uncertainty ("... cannot be excluded", "... is suspected") cover the mention just before them and
   any mentions joined to it as a list ("effusion or pneumothorax is not seen");
 - "resolved", "unlikely" (negative) and "difficult to exclude" (uncertain) work both ways;
 - terminators end a forward scope: ";", ":", "but", "however", "although", "though", "except",
@@ -24,9 +35,7 @@ interval change" is a pseudo-trigger, not "no"):
   "and" before "the/there/a/an/is/are";
 - pseudo-triggers cover nothing: "no change", "no interval change", "without change", "not only"...
 
-When several triggers cover a mention, the nearest one wins. Finally two findings joined only by
-"or" / "and/or" / "versus" ("atelectasis or pneumonia") are both uncertain unless negated.
-Triggers that lie wholly inside a concept's own span ("no acute cardiopulmonary process") are
+When several triggers cover a mention, the nearest one wins. Triggers that lie wholly inside a concept's own span ("no acute cardiopulmonary process") are
 ignored.
 """
 
@@ -42,6 +51,14 @@ from syncxr.text.lexicon import WordAlternation, glued_stems, literal_words, tok
 NEG_F, NEG_B, NEG_BI = "neg_f", "neg_b", "neg_bi"
 UNC_F, UNC_B, UNC_BI = "unc_f", "unc_b", "unc_bi"
 PSEUDO, TERM = "pseudo", "term"
+# "to exclude X" / "to rule out X": a hedge, except as the purpose of a recommended study ("CT is
+# recommended to exclude a mass", "oblique views could be obtained to identify a nodule"): that asks
+# a question and reports nothing, read as a hypothetical (like "if there is concern for X").
+PURPOSE = "purpose"
+_RECOMMENDATION = re.compile(
+    r"\b(?:recommend\w*|consider\w*|advised|further (?:evaluation|imaging|characterization|assessment)|"
+    r"follow[- ]?up|would be (?:helpful|useful|suited|of use)|(?:could|can|may|should) be (?:performed|obtained|considered))\b"
+)
 # Links from one finding to the diagnosis it would mean ("opacity to suggest pneumonia"): they carry
 # a negation of what precedes them onto what follows ("no opacity to suggest pneumonia"); alone,
 # LINK_UNC hedges what follows and LINK does nothing ("opacity consistent with pneumonia").
@@ -66,6 +83,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"(?:suggestive|suspicious|suspicion|worrisome|concerning|characteristic|typical) (?:of|for)", LINK_UNC),
     (r"suggesting", LINK_UNC),
     (r"(?:consistent|compatible) with", LINK),
+    (r"most (?:suggestive|characteristic|typical|compatible|consistent) (?:of|for|with)", LINK),
     (r"diagnostic of", LINK),
     # forward negation
     (r"no", NEG_F),
@@ -105,10 +123,7 @@ TRIGGERS: list[tuple[str, str]] = [
     # forward uncertainty
     (r"possible", UNC_F),
     (r"possibly", UNC_F),
-    (r"probable", UNC_F),
-    (r"probably", UNC_F),
-    (r"likely", UNC_F),
-    (r"most likely", UNC_F),
+    (r"less likely", UNC_BI),  # the other reading is favoured ("edema is less likely")
     (r"may", UNC_F),
     (r"might", UNC_F),
     (r"could", UNC_F),
@@ -120,8 +135,6 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"(?:cannot|can not|can't|could not) (?:entirely |completely |definitely )?(?:exclude|rule out)", UNC_F),
     (r"possibility of", UNC_F),
     (r"differential (?:diagnosis )?(?:includes|would include|of)", UNC_F),
-    (r"versus", UNC_F),
-    (r"vs", UNC_F),
     (r"equivocal", UNC_F),
     (r"suspected", UNC_F),
     (r"presumed", UNC_F),
@@ -130,14 +143,14 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"uncertain", UNC_F),
     (r"not certain", UNC_F),
     (r"(?:rule out|r/o|evaluate for|assess for)", UNC_F),
-    (r"(?<=to\s)(?:exclude|identify|detect)", UNC_F),
+    (r"(?<=to\s)(?:exclude|identify|detect|rule out|evaluate for|assess for)", PURPOSE),
     (r"\?(?=\s*[a-z])", UNC_F),
     (r"difficult to (?:exclude|rule out)", UNC_BI),
     # backward uncertainty
     (r"(?:cannot|can not|can't|could not|may not) (?:be )?(?:entirely |completely |definitely )?(?:excluded|ruled out)", UNC_B),
     (rf"{_BE} not (?:entirely |completely )?(?:excluded|ruled out)", UNC_B),
     (r"not (?:excluded|ruled out)", UNC_B),
-    (rf"{_BE} (?:also |more )?(?:possible|likely|suspected|questioned|a consideration|another consideration|considered|not excluded)", UNC_B),
+    (rf"{_BE} (?:also |more )?(?:possible|suspected|questioned|a consideration|another consideration|considered|not excluded)", UNC_B),
     (r"alternatively", UNC_F),
     (r"(?<=[a-z])\?", UNC_B),
     # terminators
@@ -186,9 +199,8 @@ SIDE_WORDS = frozenset("left right bilateral bilaterally bibasilar bibasal biapi
 # member ("no large effusion or visualized pneumothorax").
 FINITE_VERBS = frozenset("is are was were be been has have remains remain appears appear persist persists shows show demonstrates".split())
 VERB_WORDS = FINITE_VERBS | frozenset("seen noted present identified demonstrated visualized appreciated evident".split())
-_OR_JOIN = frozenset(("or", "nor"))
+_OR_JOIN = frozenset(("or", "nor", "versus", "vs"))
 _AND_JOIN = frozenset(("and", "plus"))
-ALT_FILLER = frozenset("a an the early developing superimposed underlying possibly possible less more likely".split()) | DEID_WORDS
 
 
 _PUNCT = {";", ":", r"\?(?=\s*[a-z])", r"(?<=[a-z])\?"}
@@ -235,6 +247,9 @@ def find_triggers(text_lower: str, start: int, end: int, toks: list[tuple[str, i
     out = []
     for m in _TRIGGER_RE.scan(text_lower, starts, end):
         out.append(Trigger(m.start(), m.end(), m.lastgroup.split("__")[0]))  # type: ignore[union-attr]
+    if any(t.kind == PURPOSE for t in out):
+        kind = NEG_F if _RECOMMENDATION.search(text_lower, start, end) else UNC_F
+        out = [Trigger(t.start, t.end, kind) if t.kind == PURPOSE else t for t in out]
     return out
 
 
@@ -295,7 +310,6 @@ def assert_mentions(
             stop = min((x.start for x in terms if x.start >= t.end), default=float("inf"))
             for i in forward_scope(spans, t.end, stop, gap_words, text_lower):
                 best[i], result[i] = -1.0, ABSENT
-    _alternatives(spans, findings, result, gap_words)
     return result
 
 
@@ -370,11 +384,3 @@ def _closes_with_or(cur: Span, later: list[int], spans: list[Span], gap_words: G
             return True
         prev = spans[j]
     return False
-
-
-def _alternatives(spans: list[Span], findings: list[int], result: list[str], gap_words: GapWords) -> None:
-    """'atelectasis or pneumonia', 'effusion versus thickening': both hedged unless negated."""
-    for a, b in zip(findings, findings[1:]):
-        words = [w for w in gap_words(spans[a].end, spans[b].start) if w not in ALT_FILLER]
-        if words in (["or"], ["and", "or"], ["versus"], ["vs"]) and ABSENT not in (result[a], result[b]):
-            result[a] = result[b] = UNCERTAIN

@@ -2,7 +2,7 @@
 
 RaTE-NER (a DeBERTa-v3 / BERT token classifier) tags each token B-TYPE / I-TYPE / O with TYPE in
 ABNORMALITY, NON-ABNORMALITY, DISEASE, NON-DISEASE, ANATOMY. This backend splits a text into
-sentences, tags them in batches, decodes the BIO tags into character spans (via the fast
+sentences (`text.sentences.split_sentences`, the splitter the lexicon extractor uses), tags them in batches, decodes the BIO tags into character spans (via the fast
 tokenizer's offset mapping), maps each span to an ontology concept and reads simple
 laterality / severity / zone words around it.
 
@@ -20,6 +20,7 @@ from typing import Any
 
 from syncxr.errors import InfrastructureError, UserError
 from syncxr.records import ABSENT, ENTITY_TYPES, PRESENT, UNCERTAIN, Entity
+from syncxr.text.sentences import split_sentences
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)
@@ -28,15 +29,6 @@ log = logging.getLogger(__name__)
 # so decoding always goes through the label *strings* of config.id2label).
 RATE_NER_LABELS = ("O",) + tuple(f"{p}-{t}" for t in ENTITY_TYPES for p in ("B", "I"))
 
-# A sentence ends at a newline, or at . ! ? followed by whitespace or the end of the text (so
-# "1.5 cm" and "L4.5" never split); a period after an abbreviation or a list number does not end one.
-_BOUNDARY = re.compile(r"\n|[.!?]+(?=\s|$)")
-# Not units ("1.5 cm.") or views ("portable AP."): reports end sentences with those.
-_ABBREVIATIONS = {
-    "e.g", "i.e", "eg", "ie", "approx", "dr", "vs", "cf", "fig", "mr", "mrs", "ms", "prof", "resp", "incl",
-    "ca", "al", "pt", "pts", "hx", "st",
-}
-_LIST_MARKER = re.compile(r"\s*(?:\d{1,2}|[a-z])$", re.IGNORECASE)
 # Clause delimiters: attributes are read from the clause that holds the span, so in
 # "right effusion and left pneumothorax" each finding gets its own side.
 _CLAUSE_BREAK = re.compile(r"[,;:]|\b(?:and|with|but|while|or)\b", re.IGNORECASE)
@@ -128,37 +120,6 @@ def _trim(text: str, span: Span) -> Span:
     while end > start and not text[end - 1].isalnum():
         end -= 1
     return Span(start, end, span.type) if end > start else span
-
-
-def _ends_sentence(text: str, start: int, boundary: re.Match[str]) -> bool:
-    """Whether a boundary match closes the sentence that began at `start`."""
-    if boundary.group() == "\n" or "." not in boundary.group():
-        return True
-    before = text[start : boundary.start()]
-    word = before.split()[-1].lower() if before.split() else ""
-    if word.rstrip(".") in _ABBREVIATIONS or re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):
-        return False  # "approx. 2 cm", "e.g. effusion"
-    if _LIST_MARKER.fullmatch(before):
-        return False  # "1. Small effusion." : the number opens the sentence
-    return True
-
-
-def sentences(text: str) -> list[tuple[int, int]]:
-    """[start, end) character ranges of the sentences of `text`: split at newlines and at
-    . ! ? followed by whitespace, except after abbreviations ("approx.", "e.g.") and list
-    numbers ("1."); decimals ("1.5 cm") never split. Leading spaces stay in the range."""
-    out: list[tuple[int, int]] = []
-    start = 0
-    for m in _BOUNDARY.finditer(text):
-        if not _ends_sentence(text, start, m):
-            continue
-        end = m.start() if m.group() == "\n" else m.end()
-        if text[start:end].strip():
-            out.append((start, end))
-        start = m.end()
-    if text[start:].strip():
-        out.append((start, len(text)))
-    return out
 
 
 def slug(text: str) -> str:
@@ -317,7 +278,7 @@ class RateNerExtractor:
     def extract_batch(self, texts: list[str], sections: list[str] | None = None) -> list[list[Entity]]:
         """Entities of each text (spans relative to that text), tagging all sentences in batches."""
         sections = sections or [""] * len(texts)
-        pieces = [(i, s, e) for i, text in enumerate(texts) for s, e in sentences(text)]
+        pieces = [(i, s, e) for i, text in enumerate(texts) for s, e in split_sentences(text)]
         out: list[list[Entity]] = [[] for _ in texts]
         lo = 0
         while lo < len(pieces):

@@ -1,5 +1,10 @@
-"""Sentence splitting for radiology reports: periods, list items, blank lines, missing periods,
-and all-caps dictation where only line structure marks sentence ends."""
+"""The one sentence splitter of radiology reports (the lexicon extractor and the RaTE-NER backend
+both cut text with `split_sentences`): periods, list items, blank lines, missing periods, and
+all-caps dictation where only line structure marks sentence ends.
+
+A period ends a sentence unless it closes an abbreviation ("e.g.", "vs.", "approx.", "Dr.") or a
+list number that opens the sentence ("1. Small effusion."); decimals ("1.5 cm", "L4.5") never
+split, as a break needs whitespace or a capital right after the period."""
 
 from __future__ import annotations
 
@@ -15,6 +20,15 @@ _BREAKS = r"(?<=[.!])\s+|(?<=\?)\s+(?=[A-Z0-9])|\n\s*\n\s*|\n\s*(?=(?:\d+[.)]|[-
 _SENT_BREAK_CAPS = re.compile(_BREAKS)
 _SENT_BREAK = re.compile(_BREAKS + r"|\n\s*(?=[A-Z])|\s{2,}(?=[A-Z])")
 _LOWER = re.compile(r"[a-z]")
+# Words a period does not end a sentence after (lower case, without their final period). Units
+# ("cm.") and views ("AP.") are left out: reports end sentences with those.
+ABBREVIATIONS = frozenset(
+    "e.g i.e eg ie approx dr vs cf fig mr mrs ms prof resp incl ca al pt pts hx st".split()
+)
+_DOTTED = re.compile(r"(?:[a-z]\.)+[a-z]")  # "e.g", "i.e", "a.m"
+_ABBREVIATION_LEN = max(map(len, ABBREVIATIONS))
+_LAST_WORD = re.compile(r"(?<![A-Za-z])[A-Za-z.]+$")
+_LIST_NUMBER = re.compile(r"\s*(?:\d{1,2}|[a-z])", re.IGNORECASE)
 
 
 def split_sentences(text: str, lexicon: Lexicon | None = None) -> list[tuple[int, int]]:
@@ -31,6 +45,8 @@ def split_sentences(text: str, lexicon: Lexicon | None = None) -> list[tuple[int
     for s, e in cuts:
         if s < pos:  # overlaps a cut already taken
             continue
+        if s > 0 and text[s - 1] == "." and not _period_ends(text, pos, s - 1):
+            continue
         out.append((pos, s))
         pos = e
     out.append((pos, len(text)))
@@ -43,6 +59,16 @@ def split_sentences(text: str, lexicon: Lexicon | None = None) -> list[tuple[int
         if e > s:
             spans.append((s, e))
     return spans
+
+
+def _period_ends(text: str, start: int, dot: int) -> bool:
+    """Whether the period at `dot` ends the sentence that began at `start` (module docstring)."""
+    if dot - start <= 3 and _LIST_NUMBER.fullmatch(text, start, dot):
+        return False  # "1. Small effusion.": the number opens the sentence
+    # the word before the period (abbreviations are short: a longer word is none of them)
+    m = _LAST_WORD.search(text, max(start, dot - _ABBREVIATION_LEN - 1), dot)
+    word = m.group().lower() if m else ""
+    return not (word in ABBREVIATIONS or _DOTTED.fullmatch(word))
 
 
 # A line ending like this continues on the next line ("NO EFFUSION, PNEUMOTHORAX, OR\nCONSOLIDATION").
