@@ -135,6 +135,11 @@ def analyse(pretrained: Any, dataset: Any, findings: list[str], scores: pd.DataF
                 for region, r in (("own", masks.get(f)), ("other", other), ("lungs", lungs), ("outside", ~body)):
                     for stat, v in region_stats(m, r, valid, frac).items():
                         row[f"{kind}_{region}_{stat}"] = v
+            for j, kind in enumerate(MAP_KINDS):
+                # one shared axis would make every finding's map the same map: correlate F's with the others' mean
+                block = maps[j * len(findings):(j + 1) * len(findings)][:, valid]
+                rest = np.delete(block, k, axis=0).mean(0)
+                row[f"{kind}_corr_others"] = float(np.corrcoef(block[k], rest)[0, 1]) if len(findings) > 1 else np.nan
             rows.append(row)
             if (f, i) in keep:
                 kept[(f, i)] = maps[2 * len(findings) + k]  # the contrib map
@@ -173,6 +178,9 @@ def summarise(per: pd.DataFrame, findings: list[str], top: int) -> dict[str, Any
                     for stat in ("share", "chance"):
                         e[f"{name}_{region}_{stat}"] = _mean(g[f"{kind}_{region}_{stat}"])
             e["n_pos_with_other"], e["n_neg_with_other"] = len(pos_other), len(neg_other)
+            e["corr_others"] = _mean(sub[f"{kind}_corr_others"])
+            rows_of_peak = np.minimum((sub[f"{kind}_peak_y"].to_numpy() * 4).astype(int), 3)
+            e["peak_row_quarter"] = [float(np.mean(rows_of_peak == q)) for q in range(4)]  # top .. bottom
             entry[kind] = e
         out[f] = entry
     return out
@@ -188,11 +196,12 @@ def markdown(summary: dict[str, Any], top: int, frac: float) -> str:
                   f"Share of the map's {pct} pixels in a region, mean over images (chance: the region's area share).", "",
                   f"| finding | own mask, positives | own, {top} lowest-scoring pos | other findings' masks, {top} top-scoring neg "
                   f"| pointing game on other masks, top neg | other masks, all neg with another finding "
-                  f"| positives with a 2nd finding: own / other | lungs, pos / top neg | outside body, pos / top neg |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  f"| positives with a 2nd finding: own / other | lungs, pos / top neg | outside body, pos / top neg "
+                  f"| map corr. with the other findings' maps | map peak in image quarter 1-4 (top to bottom) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for f, s in summary.items():
             e = s[kind]
-            c = lambda a, b: f"{e[a]:.2f} ({e[b]:.2f})"  # noqa: E731 - share (chance)
+            c = lambda a, b: f"{e[a]:.3f} ({e[b]:.3f})" if e[b] < 0.03 else f"{e[a]:.2f} ({e[b]:.2f})"  # noqa: E731 - share (chance); small regions get 3 digits
             lines.append(
                 f"| {f} (n={s['n_pos']}) | {c('pos_own_share', 'pos_own_chance')} | {c('low_pos_own_share', 'low_pos_own_chance')} "
                 f"| {c('top_neg_other_share', 'top_neg_other_chance')} [{s['top_neg_with_other']}/{top} have one] "
@@ -200,7 +209,8 @@ def markdown(summary: dict[str, Any], top: int, frac: float) -> str:
                 f"| {c('neg_with_other_other_share', 'neg_with_other_other_chance')} n={e['n_neg_with_other']} "
                 f"| {c('pos_with_other_own_share', 'pos_with_other_own_chance')} / {c('pos_with_other_other_share', 'pos_with_other_other_chance')} n={e['n_pos_with_other']} "
                 f"| {c('pos_lungs_share', 'pos_lungs_chance')} / {c('top_neg_lungs_share', 'top_neg_lungs_chance')} "
-                f"| {c('pos_outside_share', 'pos_outside_chance')} / {c('top_neg_outside_share', 'top_neg_outside_chance')} |")
+                f"| {c('pos_outside_share', 'pos_outside_chance')} / {c('top_neg_outside_share', 'top_neg_outside_chance')} "
+                f"| {e['corr_others']:.2f} | {' / '.join(f'{q:.2f}' for q in e['peak_row_quarter'])} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -251,7 +261,7 @@ def figure(path: Path, dataset: Any, per: pd.DataFrame, kept: dict, anat: Option
     fig.tight_layout(rect=(0.02, 0, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=64)
+    fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     from PIL import Image
 
