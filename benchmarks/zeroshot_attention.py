@@ -29,14 +29,19 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from syncxr.errors import UserError
-from syncxr.evaluate.attention import MAP_KINDS, iter_maps, prompt_directions, region_stats
+from syncxr.evaluate.attention import (
+    MAP_KINDS,
+    iter_maps,
+    prompt_directions,
+    region_stats,
+)
 from syncxr.evaluate.prompts import load_prompt_table, prompts_for
 from syncxr.evaluate.zeroshot import image_ids
 
@@ -63,7 +68,7 @@ def load_scores(path: Path, dataset: Any, findings: list[str]) -> pd.DataFrame:
     return merged[findings].astype(float)
 
 
-def anatomy(bench: Path, dataset: Any) -> tuple[Optional[list[tuple[np.ndarray, np.ndarray]]], str]:
+def anatomy(bench: Path, dataset: Any) -> tuple[list[tuple[np.ndarray, np.ndarray]] | None, str]:
     """Per row (lungs, body) from replaying the phantom, or (None, why) when it cannot be replayed."""
     manifest = bench / "sim.json"
     if not manifest.is_file():
@@ -104,7 +109,7 @@ def groups(scores: Any, labels: np.ndarray, top: int) -> dict[str, np.ndarray]:
     return {"pos": pos, "neg": neg, "top_neg": top_neg, "low_pos": low_pos}
 
 
-def analyse(pretrained: Any, dataset: Any, findings: list[str], scores: pd.DataFrame, anat: Optional[list],
+def analyse(pretrained: Any, dataset: Any, findings: list[str], scores: pd.DataFrame, anat: list | None,
             keep: set[tuple[str, int]], frac: float) -> tuple[pd.DataFrame, dict[tuple[str, int], np.ndarray], float]:
     """Per (finding, image) statistics; the diff maps of the `keep` pairs; max |score - saved score|."""
     table = prompts_for(findings, load_prompt_table(dataset.name, None))
@@ -194,14 +199,18 @@ def markdown(summary: dict[str, Any], top: int, frac: float) -> str:
                  "contrib": "un-normalised patch . (pos - neg): each patch's share of the score"}[kind]
         lines += [f"### Map: {title}", "",
                   f"Share of the map's {pct} pixels in a region, mean over images (chance: the region's area share).", "",
-                  f"| finding | own mask, positives | own, {top} lowest-scoring pos | other findings' masks, {top} top-scoring neg "
+                  (f"| finding | own mask, positives | own, {top} lowest-scoring pos | other findings' masks, {top} top-scoring neg "
                   f"| pointing game on other masks, top neg | other masks, all neg with another finding "
                   f"| positives with a 2nd finding: own / other | lungs, pos / top neg | outside body, pos / top neg "
-                  f"| map corr. with the other findings' maps | map peak in image quarter 1-4 (top to bottom) |",
+                  f"| map corr. with the other findings' maps | map peak in image quarter 1-4 (top to bottom) |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for f, s in summary.items():
             e = s[kind]
-            c = lambda a, b: f"{e[a]:.3f} ({e[b]:.3f})" if e[b] < 0.03 else f"{e[a]:.2f} ({e[b]:.2f})"  # noqa: E731 - share (chance); small regions get 3 digits
+
+            def c(a: str, b: str, e: dict[str, Any] = e) -> str:
+                """share (chance); small regions get 3 digits"""
+                return f"{e[a]:.3f} ({e[b]:.3f})" if e[b] < 0.03 else f"{e[a]:.2f} ({e[b]:.2f})"
+
             lines.append(
                 f"| {f} (n={s['n_pos']}) | {c('pos_own_share', 'pos_own_chance')} | {c('low_pos_own_share', 'low_pos_own_chance')} "
                 f"| {c('top_neg_other_share', 'top_neg_other_chance')} [{s['top_neg_with_other']}/{top} have one] "
@@ -216,7 +225,7 @@ def markdown(summary: dict[str, Any], top: int, frac: float) -> str:
 
 
 # --------------------------------------------------------------------------------------- figure
-def figure(path: Path, dataset: Any, per: pd.DataFrame, kept: dict, anat: Optional[list], fig_findings: list[str], n: int) -> None:
+def figure(path: Path, dataset: Any, per: pd.DataFrame, kept: dict, anat: list | None, fig_findings: list[str], n: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,7 +279,7 @@ def figure(path: Path, dataset: Any, per: pd.DataFrame, kept: dict, anat: Option
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def parse(argv: Optional[list[str]]) -> argparse.Namespace:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", required=True, help="a training run folder or checkpoint")
     ap.add_argument("--bench", required=True, type=Path, help="simulated benchmark folder (labels.csv, masks/)")
@@ -322,7 +331,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     a = parse(argv)
     try:

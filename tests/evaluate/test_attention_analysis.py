@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from syncxr.evaluate.attention import area_share, iter_maps, pointing_hit, region_stats, top_pixels, top_share
+from syncxr.evaluate.attention import (
+    area_share,
+    iter_maps,
+    pointing_hit,
+    region_stats,
+    top_pixels,
+    top_share,
+)
 from syncxr.evaluate.geometry import grid_to_original
 
 
@@ -94,7 +101,7 @@ def test_iter_maps_puts_the_aligned_patch_where_it_is_in_the_image() -> None:
         def image(self, i: int) -> np.ndarray:
             return np.zeros((16, 16), np.uint8)
 
-    (i, maps, valid, glob), = list(iter_maps(pretrained, DS(), torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0]])))
+    (_, maps, valid, _), = list(iter_maps(pretrained, DS(), torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0]])))
     assert maps.shape == (2, 16, 16) and valid.all()
     top_right = np.zeros((16, 16), bool)
     top_right[:8, 8:] = True

@@ -19,7 +19,8 @@ region's area share (`area_share`): a map that ignores the region hits it at tha
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,27 +43,27 @@ def top_pixels(saliency: np.ndarray, valid: np.ndarray, frac: float = 0.1) -> np
     return valid & (saliency >= cut)
 
 
-def top_share(saliency: np.ndarray, region: np.ndarray, valid: Optional[np.ndarray] = None, frac: float = 0.1) -> float:
+def top_share(saliency: np.ndarray, region: np.ndarray, valid: np.ndarray | None = None, frac: float = 0.1) -> float:
     """Share of the map's top-`frac` valid pixels that lie inside `region` (0..1)."""
     valid = np.ones(saliency.shape, bool) if valid is None else valid
     top = top_pixels(saliency, valid, frac)
     return float((top & region).sum() / top.sum())
 
 
-def area_share(region: np.ndarray, valid: Optional[np.ndarray] = None) -> float:
+def area_share(region: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Chance level of `top_share` and of the pointing game: the region's share of the valid pixels."""
     valid = np.ones(region.shape, bool) if valid is None else valid
     return float((region & valid).sum() / valid.sum())
 
 
-def pointing_hit(saliency: np.ndarray, region: np.ndarray, valid: Optional[np.ndarray] = None) -> float:
+def pointing_hit(saliency: np.ndarray, region: np.ndarray, valid: np.ndarray | None = None) -> float:
     """Pointing game over the valid pixels: 1 when the map's maximum lies in the region (credit
     shared over tied maxima, so a flat map scores its area share)."""
     valid = np.ones(saliency.shape, bool) if valid is None else valid
     return pointing_game(saliency[valid], region[valid])
 
 
-def region_stats(saliency: np.ndarray, region: Optional[np.ndarray], valid: np.ndarray, frac: float) -> dict[str, float]:
+def region_stats(saliency: np.ndarray, region: np.ndarray | None, valid: np.ndarray, frac: float) -> dict[str, float]:
     """share / chance / hit of one map against one region; NaN when the region is absent or unseen."""
     if region is None or not (region & valid).any():
         return {"share": np.nan, "chance": np.nan, "hit": np.nan}
@@ -71,8 +72,8 @@ def region_stats(saliency: np.ndarray, region: Optional[np.ndarray], valid: np.n
 
 
 @torch.inference_mode()
-def iter_maps(pretrained: Any, dataset: Any, directions: torch.Tensor, raw_directions: Optional[torch.Tensor] = None,
-              indices: Optional[list[int]] = None, device: str = "cpu", batch_size: int = 64) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+def iter_maps(pretrained: Any, dataset: Any, directions: torch.Tensor, raw_directions: torch.Tensor | None = None,
+              indices: list[int] | None = None, device: str = "cpu", batch_size: int = 64) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """Per image: (dataset row, maps (K + R, H, W) upsampled to the original pixels, valid (H, W)
     bool, global embedding (D,)). directions: (K, D) in the global text space, mapped against the
     L2-normalised patches; raw_directions (R, D): against the un-normalised patches ("contrib").
