@@ -120,3 +120,16 @@ def cardiothoracic_ratio(findings: list[FindingSpec], seed: int, size: int = 256
     heart_cols = np.flatnonzero(layers.heart.any(axis=0))
     lung_cols = np.flatnonzero((layers.label > 0).any(axis=0))
     return float((heart_cols[-1] - heart_cols[0] + 1) / (lung_cols[-1] - lung_cols[0] + 1))
+
+
+def anatomy_masks(findings: list[FindingSpec], seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(lungs, body) (size, size) bool masks of the patient `render_phantom(findings, seed, size)`
+    draws: the lung fields after the diaphragm cut, before any finding edits them, and everything
+    with soft tissue or bone (the rest is the air around the patient). For analyses of where a
+    model looks in a rendered image."""
+    seed = seed & ((1 << 63) - 1)
+    specs = _resolve(findings, seed)
+    p = _patient(specs, np.random.default_rng(seed), size)
+    layers = base_layers(template(size, p.variant), p)
+    # body is 0 in the air around the patient; interpolation leaves tiny values at the skin line
+    return layers.label > 0, layers.body > 0.05
