@@ -9,7 +9,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from syncxr.errors import UserError  # noqa: E402
 from syncxr.models.factory import ImageConfig, ModelConfig, build_image_encoder, build_model  # noqa: E402
-from syncxr.models.image import IMAGE_ENCODERS  # noqa: E402
+from syncxr.models.registry import IMAGE_ENCODERS  # noqa: E402
 from syncxr.models.text import build_text_encoder, train_wordpiece  # noqa: E402
 
 CORPUS = ["no acute cardiopulmonary process", "small left pleural effusion", "right upper lobe opacity"] * 10
@@ -176,10 +176,10 @@ def test_builtin_text_encoder_distinguishes_texts_at_init():
 
 @pytest.mark.parametrize("arch", ["tiny_cnn", "resnet18"])
 def test_global_space_patches_average_to_the_global_embedding(arch):
-    from syncxr.models.image import IMAGE_ENCODERS
+    from syncxr.models.registry import IMAGE_ENCODERS
 
     torch.manual_seed(0)
-    enc = IMAGE_ENCODERS.build(arch, embed_dim=16, image_size=64).eval()
+    enc = IMAGE_ENCODERS.create(arch, {}, {"embed_dim": 16, "image_size": 64}).eval()
     x = torch.randn(2, 1, 64, 64)
     with torch.no_grad():
         out = enc.encode_patches_global(x)

@@ -21,7 +21,6 @@ import torch.nn.functional as F
 
 from syncxr.models.base import EncoderOutput
 from syncxr.objectives.contrastive import Objective, info_nce
-from syncxr.objectives.registry import OBJECTIVES
 
 
 def word_region_scores(
@@ -56,7 +55,6 @@ def word_region_scores(
     return (scores / tau2 if variant == "paper" else scores), attn
 
 
-@OBJECTIVES.register("gloria")
 class GLoRIA(Objective):
     log_keys = ("loss_global", "loss_local", "acc_i2t")
 

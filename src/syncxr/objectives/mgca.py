@@ -33,7 +33,6 @@ from torch import nn
 
 from syncxr.models.base import EncoderOutput
 from syncxr.objectives.contrastive import Objective, bidirectional_info_nce
-from syncxr.objectives.registry import OBJECTIVES
 
 
 @torch.no_grad()
@@ -89,7 +88,6 @@ def weighted_token_nce(sim: torch.Tensor, mask: torch.Tensor, weights: torch.Ten
     return 0.5 * (losses[0] + losses[1])
 
 
-@OBJECTIVES.register("mgca")
 class MGCA(Objective):
     log_keys = ("loss_ita", "loss_cta", "loss_cpa", "acc_i2t")
 
