@@ -11,7 +11,7 @@ from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 from syncxr.evaluate.tasks import TASKS
 from syncxr.image.base import GENERATORS
-from syncxr.llm_transports import TRANSPORTS
+from syncxr.transports.base import TRANSPORTS
 from syncxr.qc.base import FEATURES
 from syncxr.registry import Registry, UnknownName
 from syncxr.text.base import EXTRACTORS, WRITERS

@@ -45,7 +45,7 @@ def missing_packages(names: tuple[str, ...]) -> list[str]:
 
 def _registries() -> dict[str, Any]:
     from syncxr.image.base import GENERATORS
-    from syncxr.llm_transports import TRANSPORTS
+    from syncxr.transports.base import TRANSPORTS
     from syncxr.qc.base import FEATURES
     from syncxr.text.base import EXTRACTORS, WRITERS
 
@@ -148,7 +148,7 @@ def check_config(report: Report, config: Path, gpus: list[str]) -> None:
         missing = missing_packages(registry.requires(name))
         transport = options.get("transport") if kind == "writer" else None
         if transport:
-            from syncxr.llm_transports import TRANSPORTS
+            from syncxr.transports.base import TRANSPORTS
 
             if transport in TRANSPORTS:
                 missing += missing_packages(TRANSPORTS.requires(transport))
