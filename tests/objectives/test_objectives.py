@@ -89,6 +89,39 @@ def test_unknown_objective_lists_names():
         build_objective("clip", D)
 
 
+def test_objective_params_are_checked_against_the_signature():
+    from syncxr.errors import UserError
+
+    with pytest.raises(UserError, match=r"objective 'convirt': unknown option\(s\) \['temprature'\]; accepted options: "
+                                        r"temperature, lambda_i2t"):
+        build_objective("convirt", D, temprature=0.2)
+    with pytest.raises(UserError, match=r"objective 'gloria': option 'tau1': .*number.*got 'warm'"):
+        build_objective("gloria", D, tau1="warm")
+    assert build_objective("convirt", D, temperature="0.2").temperature == 0.2  # YAML strings of numbers
+
+
+def test_a_plugin_objective_is_one_factory_and_one_registration():
+    from syncxr.objectives.contrastive import Objective
+
+    class Scaled(Objective):
+        def __init__(self, embed_dim: int, scale: float = 1.0) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(embed_dim, embed_dim)
+            self.scale = scale
+
+        def forward(self, img, txt):
+            loss = self.scale * (self.proj(img.global_emb) - txt.global_emb).pow(2).mean()
+            return loss, {"loss": float(loss)}
+
+    OBJECTIVES.register("scaled")(Scaled)
+    try:
+        obj = build_objective("scaled", D, scale=2.0)
+        assert "scaled" in OBJECTIVES.names() and obj.proj.in_features == D and obj.scale == 2.0
+    finally:
+        OBJECTIVES.unregister("scaled")
+    assert "scaled" not in OBJECTIVES.names()
+
+
 # -- MGCA ------------------------------------------------------------------------------------
 
 from syncxr.objectives.mgca import MGCA, token_weights, weighted_token_nce  # noqa: E402
