@@ -264,3 +264,27 @@ def test_mgca_loads_objective_state_with_the_old_warmup_counter(tmp_path):
     fresh = MGCA(embed_dim=D, num_prototypes=10)
     load_model(fresh, str(tmp_path / "objective.safetensors"), strict=True)
     assert torch.equal(fresh.prototypes.weight, old["prototypes.weight"])
+
+
+def test_each_objective_states_its_word_attention_sharpness():
+    """Grounding attends as sharply as training did; the objective, not the evaluator, knows how."""
+    gloria, mgca, convirt = (OBJECTIVES.get(n) for n in ("gloria", "mgca", "convirt"))
+    assert gloria.word_attention_sharpness({}) == 4.0 and gloria.word_attention_sharpness({"tau1": 6}) == 6.0
+    assert mgca.word_attention_sharpness({}) == pytest.approx(10.0)
+    assert mgca.word_attention_sharpness({"local_temperature": 0.25}) == 4.0
+    assert convirt.word_attention_sharpness({"temperature": 0.1}) is None
+
+
+def test_grounding_takes_the_sharpness_from_the_checkpoints_objective():
+    from types import SimpleNamespace
+
+    from syncxr.evaluate.grounding import DEFAULT_LOCAL_TEMPERATURE, GroundingOptions, local_temperature
+
+    def pre(name, params):
+        return SimpleNamespace(config={"objective": {"name": name, "params": params}})
+
+    opts = GroundingOptions()
+    assert local_temperature(pre("mgca", {"local_temperature": 0.05}), opts) == 20.0
+    assert local_temperature(pre("gloria", {"tau1": 3.0}), opts) == 3.0
+    assert local_temperature(pre("convirt", {}), opts) == DEFAULT_LOCAL_TEMPERATURE
+    assert local_temperature(pre("not-registered", {}), opts) == DEFAULT_LOCAL_TEMPERATURE
