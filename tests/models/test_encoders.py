@@ -305,3 +305,16 @@ def test_merged_words_carry_summed_attention_weights():
         out = model.encode_text(tok["input_ids"], tok["attention_mask"])
     assert out.local.shape[1] == out.attn_weights.shape[1] == 2
     assert out.attn_weights.sum() < 1.0  # the words' share; [CLS]/[SEP] take the rest
+
+
+def test_the_pooler_is_dropped_only_where_the_model_class_takes_the_option():
+    """Asked of the class's signature: a TypeError inside a model's constructor is a bug, not a
+    reason to retry without the option."""
+    from transformers import BertConfig, GPT2Config
+
+    from syncxr.models.text import _no_pooler
+
+    assert _no_pooler(BertConfig()) == {"add_pooling_layer": False}
+    assert _no_pooler(GPT2Config()) == {}
+    enc = build_text_encoder("bert-tiny-builtin", 16, 24, corpus=CORPUS, vocab_size=120)
+    assert not any("pooler" in name for name, _ in enc.model.named_parameters())
