@@ -133,7 +133,7 @@ def weights_found(model: str) -> tuple[str, str]:
 
 def check_config(report: Report, config: Path, gpus: list[str]) -> None:
     from syncxr.config import load_config
-    from syncxr.pipeline.build import BACKENDS, chosen_backends
+    from syncxr.pipeline.build import BACKENDS, chosen_backends, context_of
     from syncxr.pipeline.config import GenerateConfig
 
     try:
@@ -158,8 +158,7 @@ def check_config(report: Report, config: Path, gpus: list[str]) -> None:
             report.add(kind, name, FAIL, f"needs {', '.join(missing)}: pip install the matching syncxr extra")
             continue
         try:
-            registry.check(name, options, {"ontology": None, "extractor": None, "size": cfg.image.size,
-                                           "height": cfg.image.size, "width": cfg.image.size, "filler": cfg.write.filler})
+            registry.check(name, options, context_of(cfg, ontology=None))
         except UserError as e:
             report.add(kind, name, FAIL, str(e))
             continue
