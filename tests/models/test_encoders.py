@@ -13,9 +13,14 @@ from syncxr.models.registry import IMAGE_ENCODERS  # noqa: E402
 from syncxr.models.text import build_text_encoder, train_wordpiece  # noqa: E402
 
 CORPUS = ["no acute cardiopulmonary process", "small left pleural effusion", "right upper lobe opacity"] * 10
+# Every registered encoder; the largest (86M-parameter ViT-B, ResNet-50) only in the full run: the
+# fast loop builds a small one of each family (same classes, other widths).
+LARGE = {"vit_base", "resnet50"}
+assert LARGE <= set(IMAGE_ENCODERS.names())
+EVERY_ARCH = [pytest.param(a, marks=pytest.mark.slow) if a in LARGE else a for a in IMAGE_ENCODERS.names()]
 
 
-@pytest.mark.parametrize("arch", IMAGE_ENCODERS.names())
+@pytest.mark.parametrize("arch", EVERY_ARCH)
 def test_image_encoder_contract(arch):
     torch.manual_seed(0)
     size = 64 if arch.startswith("vit_") or arch == "tiny_cnn" else 64
@@ -85,7 +90,7 @@ EXPECTED_MAPS = {  # (channels, side) per map for a 64 px input, coarsest last
 }
 
 
-@pytest.mark.parametrize("arch", IMAGE_ENCODERS.names())
+@pytest.mark.parametrize("arch", EVERY_ARCH)
 def test_image_feature_maps_for_every_encoder(arch):
     torch.manual_seed(0)
     enc = build_image_encoder(ImageConfig(arch=arch, image_size=64), embed_dim=8).eval()
