@@ -20,6 +20,24 @@ def test_lists_every_backend_and_executor():
         assert name in result.output
 
 
+def test_every_registry_is_listed_from_its_names():
+    from syncxr.doctor import Report, check_backends
+    from syncxr.models.registry import IMAGE_ENCODERS
+    from syncxr.objectives.registry import OBJECTIVES
+    from syncxr.pipeline.executor import EXECUTORS
+    from syncxr.transports.base import TRANSPORTS
+
+    report = Report()
+    check_backends(report)
+    listed = {(c.area, c.item): c for c in report.checks}
+    for kind, registry in (("objective", OBJECTIVES), ("executor", EXECUTORS), ("image encoder", IMAGE_ENCODERS),
+                           ("llm transport", TRANSPORTS)):
+        assert {(kind, name) for name in registry.names()} <= set(listed), kind
+    assert len(OBJECTIVES.names()) == 3 and len(IMAGE_ENCODERS.names()) == 6
+    assert listed[("executor", "local")].detail == "built in"
+    assert listed[("image encoder", "vit_tiny")].detail in ("packages import", "missing timm")
+
+
 def test_the_quick_config_can_run():
     result = runner.invoke(app, ["doctor", "--config", str(ROOT / "configs/generate/quick.yaml")])
     assert result.exit_code == 0, result.output

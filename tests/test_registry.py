@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -11,12 +13,16 @@ from syncxr.data.sources.registry import DATASETS
 from syncxr.errors import UserError
 from syncxr.evaluate.tasks import TASKS
 from syncxr.image.base import GENERATORS
-from syncxr.llm_transports import TRANSPORTS
+from syncxr.models.registry import IMAGE_ENCODERS
+from syncxr.objectives.registry import OBJECTIVES
+from syncxr.pipeline.executor import EXECUTORS
+from syncxr.transports.base import TRANSPORTS
 from syncxr.qc.base import FEATURES
 from syncxr.registry import Registry, UnknownName
 from syncxr.text.base import EXTRACTORS, WRITERS
 
-ALL = [EXTRACTORS, WRITERS, GENERATORS, FEATURES, TRANSPORTS, DATASETS, PAIR_SOURCES, TASKS]
+ALL = [EXTRACTORS, WRITERS, GENERATORS, FEATURES, TRANSPORTS, DATASETS, PAIR_SOURCES, TASKS, OBJECTIVES,
+       IMAGE_ENCODERS, EXECUTORS]
 
 
 def make(size: int, label: str = "x", ontology: object = None) -> dict:
@@ -86,3 +92,25 @@ def test_a_source_option_its_kind_does_not_take_is_refused(tmp_path):
         open_source(SourceConfig(kind="csv", path=str(tmp_path / "p.csv"), views=["PA"]))
     with pytest.raises(ValueError, match="unknown source kind 'dicom'; valid kinds: csv, mimic, syncxr"):
         SourceConfig(kind="dicom", path="x")
+
+
+def test_the_tables_name_everything_without_importing_a_backend():
+    """CLI help and `syncxr doctor` read names() on a machine without torch or ray: declaring
+    the tables must not import them (nor any registered module)."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from syncxr.objectives import OBJECTIVES\n"
+        "from syncxr.models.registry import IMAGE_ENCODERS\n"
+        "from syncxr.pipeline.executor import EXECUTORS\n"
+        "from syncxr.transports.base import TRANSPORTS\n"
+        "names = OBJECTIVES.names() + IMAGE_ENCODERS.names() + EXECUTORS.names() + TRANSPORTS.names()\n"
+        "heavy = sorted(m for m in ('torch', 'timm', 'torchvision', 'ray', 'syncxr.objectives.mgca',\n"
+        "               'syncxr.models.image', 'syncxr.pipeline.local', 'syncxr.transports.openai_http') if m in sys.modules)\n"
+        "print(len(names), heavy)\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src}).stdout.split(maxsplit=1)
+    assert out == [str(3 + 6 + 2 + 3), "[]\n"]

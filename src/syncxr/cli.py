@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from syncxr.cli_audit import build_audit_app
 from syncxr.errors import UserError
+from syncxr.pipeline.executor import EXECUTORS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False, help="Synthetic CXR datasets and MedVLP study.")
 qc_app = typer.Typer(no_args_is_help=True, help="Image QC: problem banks and filter measurement.")
@@ -70,7 +71,7 @@ def generate(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (created; rerun the same command to resume)"),
     n: Optional[int] = typer.Option(None, "--n", help="Number of samples (overrides `n` in the config)"),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", help="Worker processes of the local executor (default: one per GPU, else per core)"),
-    executor: str = typer.Option("local", "--executor", help="local (this machine) | ray (a Ray cluster)"),
+    executor: str = typer.Option("local", "--executor", help=f"Where shards run: {' | '.join(EXECUTORS.names())} (local: this machine; ray: a Ray cluster)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)"),
     overrides: Optional[List[str]] = SetOpt,
     no_card: bool = typer.Option(False, "--no-card", help="Skip writing card.md / card.html"),

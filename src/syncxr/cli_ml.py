@@ -12,6 +12,7 @@ from rich.console import Console
 from syncxr.data.sources.registry import dataset_names
 from syncxr.errors import UserError
 from syncxr.evaluate.tasks import TASKS
+from syncxr.objectives.registry import OBJECTIVES
 
 
 def require_torch(what: str) -> None:
@@ -26,7 +27,7 @@ def require_torch(what: str) -> None:
 
 
 def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
-    @app.command()
+    @app.command(help=f"Pretrain a MedVLP model (objective.name: {' | '.join(OBJECTIVES.names())}); torchrun-aware.")
     @user_errors
     def train(
         config: Path = typer.Option(..., "--config", "-c", help="Training YAML, e.g. configs/train/quick.yaml"),
@@ -37,7 +38,6 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         outside_root: bool = typer.Option(False, "--allow-outside-root",
                                           help="Let mimic/csv sources read image paths outside their root folder"),
     ) -> None:
-        """Pretrain a MedVLP model (ConVIRT / GLoRIA / MGCA); torchrun-aware."""
         require_torch("syncxr train")
         from syncxr.train.api import train as run_train
 
@@ -73,7 +73,7 @@ def register(app: typer.Typer, user_errors: Callable, console: Console) -> None:
         if ctx.invoked_subcommand is not None:
             return
         if config is None or checkpoint is None:
-            raise UserError("give a task (zeroshot|grounding|finetune|segment) or --config SUITE.yaml --checkpoint CKPT")
+            raise UserError(f"give a task ({'|'.join(TASKS.names())}) or --config SUITE.yaml --checkpoint CKPT")
         require_torch("syncxr evaluate")
         from syncxr.evaluate.suite import run_suite
 

@@ -1,7 +1,7 @@
 """`syncxr doctor`: what this machine can run, and whether a given generation config can run.
 
-For every backend and executor: whether its packages import. With a config: whether each chosen
-backend's options are valid (checked without building a model), whether the weights it names
+For every registered backend, executor, objective and image encoder: whether its packages
+import. With a config: whether each chosen backend's options are valid (checked without building a model), whether the weights it names
 are found (a local folder, or a hub name in the local Hugging Face cache), which devices are
 visible, and whether the Ray cluster answers. The first failing check is what to fix first.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from syncxr.errors import UserError
+from syncxr.fsio import install_hint
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -44,13 +45,18 @@ def missing_packages(names: tuple[str, ...]) -> list[str]:
 
 
 def _registries() -> dict[str, Any]:
+    """Every registry of plug-ins, by the kind the report names (none imports a backend)."""
     from syncxr.image.base import GENERATORS
-    from syncxr.llm_transports import TRANSPORTS
+    from syncxr.models.registry import IMAGE_ENCODERS
+    from syncxr.objectives.registry import OBJECTIVES
+    from syncxr.pipeline.executor import EXECUTORS
     from syncxr.qc.base import FEATURES
     from syncxr.text.base import EXTRACTORS, WRITERS
+    from syncxr.transports.base import TRANSPORTS
 
     return {"extractor": EXTRACTORS, "writer": WRITERS, "generator": GENERATORS, "features": FEATURES,
-            "llm transport": TRANSPORTS}
+            "llm transport": TRANSPORTS, "executor": EXECUTORS, "objective": OBJECTIVES,
+            "image encoder": IMAGE_ENCODERS}
 
 
 def check_backends(report: Report) -> None:
@@ -61,10 +67,6 @@ def check_backends(report: Report) -> None:
             detail = "built in" if not registry.requires(name) else (
                 "packages import" if not missing else f"missing {', '.join(missing)}")
             report.add(kind, name, status, detail)
-    report.add("executor", "local", OK, "spawned worker processes")
-    missing = missing_packages(("ray",))
-    report.add("executor", "ray", OK if not missing else WARN,
-               "Ray imports" if not missing else "missing ray: pip install 'syncxr[ray]'")
 
 
 def check_devices(report: Report) -> list[str]:
@@ -96,7 +98,7 @@ def check_ray(report: Report, address: Optional[str]) -> None:
         report.add("ray", "cluster", OK, "no address: --executor ray starts a local Ray")
         return
     if missing_packages(("ray",)):
-        report.add("ray", address, FAIL, "ray is not installed: pip install 'syncxr[ray]'")
+        report.add("ray", address, FAIL, f"ray is not installed: {install_hint('ray')}")
         return
     import ray
 
@@ -131,7 +133,7 @@ def weights_found(model: str) -> tuple[str, str]:
 
 def check_config(report: Report, config: Path, gpus: list[str]) -> None:
     from syncxr.config import load_config
-    from syncxr.pipeline.build import BACKENDS, chosen_backends
+    from syncxr.pipeline.build import BACKENDS, chosen_backends, context_of
     from syncxr.pipeline.config import GenerateConfig
 
     try:
@@ -148,7 +150,7 @@ def check_config(report: Report, config: Path, gpus: list[str]) -> None:
         missing = missing_packages(registry.requires(name))
         transport = options.get("transport") if kind == "writer" else None
         if transport:
-            from syncxr.llm_transports import TRANSPORTS
+            from syncxr.transports.base import TRANSPORTS
 
             if transport in TRANSPORTS:
                 missing += missing_packages(TRANSPORTS.requires(transport))
@@ -156,8 +158,7 @@ def check_config(report: Report, config: Path, gpus: list[str]) -> None:
             report.add(kind, name, FAIL, f"needs {', '.join(missing)}: pip install the matching syncxr extra")
             continue
         try:
-            registry.check(name, options, {"ontology": None, "extractor": None, "size": cfg.image.size,
-                                           "height": cfg.image.size, "width": cfg.image.size, "filler": cfg.write.filler})
+            registry.check(name, options, context_of(cfg, ontology=None))
         except UserError as e:
             report.add(kind, name, FAIL, str(e))
             continue

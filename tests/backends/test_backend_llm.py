@@ -27,7 +27,9 @@ from syncxr.text.llm import (  # noqa: E402
     load_prompt,
     parse_report,
 )
-from syncxr.llm_transports import LLMBadReply, LLMRequestRejected, OpenAIChatTransport, VLLMTransport  # noqa: E402
+from syncxr.transports.base import LLMBadReply, LLMRequestRejected  # noqa: E402
+from syncxr.transports.openai_http import OpenAIChatTransport  # noqa: E402
+from syncxr.transports.vllm_engine import VLLMTransport  # noqa: E402
 from syncxr.text.llm import preflight_llm  # noqa: E402
 
 ONTOLOGY_YAML = """
@@ -165,7 +167,7 @@ def test_truncated_answers_and_resets_are_retried(stub):
 
 def test_retry_after_is_honoured_and_capped(stub, monkeypatch):
     waits = []
-    monkeypatch.setattr("syncxr.llm_transports.time.sleep", waits.append)
+    monkeypatch.setattr("syncxr.transports.openai_http.time.sleep", waits.append)
     transport = OpenAIChatTransport(stub.base_url, "m", api_key_env=None, max_retries=3, retry_backoff_s=0.5, max_retry_after_s=30)
     stub.replies = [
         (429, {"error": "rate"}, {"Retry-After": "7"}),

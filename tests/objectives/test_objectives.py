@@ -89,6 +89,39 @@ def test_unknown_objective_lists_names():
         build_objective("clip", D)
 
 
+def test_objective_params_are_checked_against_the_signature():
+    from syncxr.errors import UserError
+
+    with pytest.raises(UserError, match=r"objective 'convirt': unknown option\(s\) \['temprature'\]; accepted options: "
+                                        r"temperature, lambda_i2t"):
+        build_objective("convirt", D, temprature=0.2)
+    with pytest.raises(UserError, match=r"objective 'gloria': option 'tau1': .*number.*got 'warm'"):
+        build_objective("gloria", D, tau1="warm")
+    assert build_objective("convirt", D, temperature="0.2").temperature == 0.2  # YAML strings of numbers
+
+
+def test_a_plugin_objective_is_one_factory_and_one_registration():
+    from syncxr.objectives.contrastive import Objective
+
+    class Scaled(Objective):
+        def __init__(self, embed_dim: int, scale: float = 1.0) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(embed_dim, embed_dim)
+            self.scale = scale
+
+        def forward(self, img, txt):
+            loss = self.scale * (self.proj(img.global_emb) - txt.global_emb).pow(2).mean()
+            return loss, {"loss": float(loss)}
+
+    OBJECTIVES.register("scaled")(Scaled)
+    try:
+        obj = build_objective("scaled", D, scale=2.0)
+        assert "scaled" in OBJECTIVES.names() and obj.proj.in_features == D and obj.scale == 2.0
+    finally:
+        OBJECTIVES.unregister("scaled")
+    assert "scaled" not in OBJECTIVES.names()
+
+
 # -- MGCA ------------------------------------------------------------------------------------
 
 from syncxr.objectives.mgca import MGCA, token_weights, weighted_token_nce  # noqa: E402
@@ -231,3 +264,27 @@ def test_mgca_loads_objective_state_with_the_old_warmup_counter(tmp_path):
     fresh = MGCA(embed_dim=D, num_prototypes=10)
     load_model(fresh, str(tmp_path / "objective.safetensors"), strict=True)
     assert torch.equal(fresh.prototypes.weight, old["prototypes.weight"])
+
+
+def test_each_objective_states_its_word_attention_sharpness():
+    """Grounding attends as sharply as training did; the objective, not the evaluator, knows how."""
+    gloria, mgca, convirt = (OBJECTIVES.get(n) for n in ("gloria", "mgca", "convirt"))
+    assert gloria.word_attention_sharpness({}) == 4.0 and gloria.word_attention_sharpness({"tau1": 6}) == 6.0
+    assert mgca.word_attention_sharpness({}) == pytest.approx(10.0)
+    assert mgca.word_attention_sharpness({"local_temperature": 0.25}) == 4.0
+    assert convirt.word_attention_sharpness({"temperature": 0.1}) is None
+
+
+def test_grounding_takes_the_sharpness_from_the_checkpoints_objective():
+    from types import SimpleNamespace
+
+    from syncxr.evaluate.grounding import DEFAULT_LOCAL_TEMPERATURE, GroundingOptions, local_temperature
+
+    def pre(name, params):
+        return SimpleNamespace(config={"objective": {"name": name, "params": params}})
+
+    opts = GroundingOptions()
+    assert local_temperature(pre("mgca", {"local_temperature": 0.05}), opts) == 20.0
+    assert local_temperature(pre("gloria", {"tau1": 3.0}), opts) == 3.0
+    assert local_temperature(pre("convirt", {}), opts) == DEFAULT_LOCAL_TEMPERATURE
+    assert local_temperature(pre("not-registered", {}), opts) == DEFAULT_LOCAL_TEMPERATURE

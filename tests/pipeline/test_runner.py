@@ -181,15 +181,40 @@ def test_an_impossible_n_is_refused_before_planning(tmp_path):
 
 
 def test_workers_are_capped_at_the_shards(monkeypatch, tmp_path):
-    from syncxr.pipeline import runner
+    from syncxr.pipeline import local
 
     seen = {}
-    real = runner.LocalExecutor
+    real = local.LocalExecutor
 
     def spy(workers, **kw):
         seen["workers"] = workers
         return real(workers, **kw)
 
-    monkeypatch.setattr(runner, "LocalExecutor", spy)
-    run_generate(cfg("n=5"), tmp_path / "ds", workers=1000)  # 6 planned samples: one shard of 10
-    assert seen["workers"] == 1
+    monkeypatch.setattr(local, "LocalExecutor", spy)
+    manifest = run_generate(cfg("n=5"), tmp_path / "ds", workers=1000)  # 6 planned samples: one shard of 10
+    assert seen["workers"] == 1 and manifest["throughput_last_run"]["workers"] == 1
+
+
+def test_the_executor_is_chosen_from_the_table(monkeypatch, tmp_path):
+    """A new executor is one factory plus one line in EXECUTORS: the runner knows no names."""
+    from syncxr.pipeline.executor import EXECUTORS, Executor
+    from syncxr.pipeline.local import local_executor
+
+    made = {}
+
+    def inline(n_shards: int) -> Executor:  # asks the run for the shard count only
+        made["n_shards"] = n_shards
+        engine = local_executor(workers=1, gpus=[], n_shards=n_shards)
+        engine.name = "inline"
+        return engine
+
+    EXECUTORS.register("inline")(inline)
+    try:
+        manifest = run_generate(cfg("n=5"), tmp_path / "ds", executor="inline")
+    finally:
+        EXECUTORS.unregister("inline")
+    assert made == {"n_shards": 1} and manifest["throughput_last_run"]["executor"] == "inline"
+    assert isinstance(local_executor(None, [], 3), Executor)
+    with pytest.raises(UserError, match="unknown executor 'pigeon'; valid: local, ray"):
+        run_generate(cfg("n=5"), tmp_path / "other", executor="pigeon")
+    assert not (tmp_path / "other").exists()

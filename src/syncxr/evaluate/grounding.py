@@ -136,12 +136,13 @@ def local_temperature(pretrained: Any, opts: GroundingOptions) -> float:
     """Word-attention sharpness: the option, else the objective's own (GLoRIA tau1, MGCA 1/local_temperature)."""
     if opts.local_temperature is not None:
         return float(opts.local_temperature)
+    from syncxr.objectives.registry import OBJECTIVES
+
     name, params = _objective(pretrained)
-    if name == "gloria":
-        return float(params.get("tau1", 4.0))
-    if name == "mgca":
-        return 1.0 / float(params.get("local_temperature", 0.1))
-    return DEFAULT_LOCAL_TEMPERATURE
+    # The objective says how it trained its word attention (a plug-in without the method: the default).
+    sharpness = getattr(OBJECTIVES.get(name), "word_attention_sharpness", None) if name in OBJECTIVES else None
+    value = sharpness(params) if callable(sharpness) else None
+    return DEFAULT_LOCAL_TEMPERATURE if value is None else float(value)
 
 
 @torch.inference_mode()

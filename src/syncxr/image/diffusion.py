@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from syncxr.errors import InfrastructureError, UserError
+from syncxr.fsio import missing_dependency
 from syncxr.image.base import GeneratedImage, ImageRequest, ImageResult
 from syncxr.records import derive_seed
 
@@ -61,9 +62,7 @@ class DiffusionGenerator:
             import torch
             import diffusers  # noqa: F401
         except ImportError as e:
-            raise UserError(
-                f"the diffusion image generator needs diffusers ({e}); install it with: pip install 'syncxr[diffusion]'"
-            ) from None
+            raise missing_dependency("the diffusion image generator", e, "diffusion") from None
         if dtype not in _DTYPES:
             raise UserError(f"image.options.dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
         if height % 8 or width % 8:

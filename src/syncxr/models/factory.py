@@ -11,7 +11,8 @@ from torch import nn
 
 from syncxr.models.base import EncoderOutput
 from syncxr.models.heads import HeadKind, head_in_features, make_head
-from syncxr.models.image import IMAGE_ENCODERS, imagenet_weights_file, load_image_weights, local_to_map
+from syncxr.models.image import imagenet_weights_file, load_image_weights, local_to_map
+from syncxr.models.registry import IMAGE_ENCODERS
 from syncxr.models.text import TextEncoder, build_text_encoder
 
 
@@ -20,7 +21,7 @@ class _Strict(BaseModel):
 
 
 class ImageConfig(_Strict):
-    arch: str = "tiny_cnn"  # resnet18 | resnet50 | vit_small | vit_base | vit_tiny | tiny_cnn
+    arch: str = "tiny_cnn"  # a name in IMAGE_ENCODERS (syncxr.models.registry)
     pretrained: Optional[str] = None  # local .safetensors/.pt of the backbone (RGB stems folded)
     # "imagenet": the reference ImageNet weights from the local torch / Hugging Face cache (never
     # downloaded; a missing file is a clear error). Ignored when `pretrained` is given.
@@ -164,7 +165,7 @@ def build_image_encoder(cfg: ImageConfig, embed_dim: int, load_weights: bool = T
         raise UserError(
             f"model.image.arch: unknown image encoder {cfg.arch!r}; valid: {', '.join(IMAGE_ENCODERS.names())}"
         )
-    enc = IMAGE_ENCODERS.build(cfg.arch, embed_dim=embed_dim, image_size=cfg.image_size)
+    enc = IMAGE_ENCODERS.create(cfg.arch, {}, context={"embed_dim": embed_dim, "image_size": cfg.image_size})
     if cfg.local_layer != "last":
         if not hasattr(enc, "use_local_layer"):
             raise UserError(f"model.image.local_layer={cfg.local_layer!r} needs a convolutional encoder; "

@@ -14,19 +14,13 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Callable
-
 import torch
 from torch import nn
 
 from syncxr.errors import UserError
 from syncxr.models.base import EncoderOutput
-from syncxr.registry import Registry
 
 log = logging.getLogger(__name__)
-
-IMAGE_ENCODERS: Registry[nn.Module] = Registry("image encoder")
-
 
 class ImageEncoder(nn.Module):
     """Backbone producing a feature map (B, C, h, w) or tokens, plus two linear projections."""
@@ -345,25 +339,25 @@ def _match_key(key: str, own: dict[str, torch.Tensor]) -> str | None:
     return None
 
 
-def _register_resnet(arch: str) -> Callable[..., nn.Module]:
-    def build(embed_dim: int, image_size: int) -> nn.Module:
-        trunk, dim = _resnet_trunk(arch)
-        return ConvMapEncoder(trunk, dim, embed_dim, stages=(4, 5, 6, 7))  # layer1..layer4
-
-    return IMAGE_ENCODERS.register(arch)(build)
+# --- the encoders named in syncxr.models.registry.IMAGE_ENCODERS --------------------------------
 
 
-_register_resnet("resnet18")
-_register_resnet("resnet50")
+def resnet18(embed_dim: int) -> ImageEncoder:
+    trunk, dim = _resnet_trunk("resnet18")
+    return ConvMapEncoder(trunk, dim, embed_dim, stages=(4, 5, 6, 7))  # layer1..layer4
 
 
-@IMAGE_ENCODERS.register("tiny_cnn")
-def _tiny_cnn(embed_dim: int, image_size: int) -> nn.Module:
+def resnet50(embed_dim: int) -> ImageEncoder:
+    trunk, dim = _resnet_trunk("resnet50")
+    return ConvMapEncoder(trunk, dim, embed_dim, stages=(4, 5, 6, 7))  # layer1..layer4
+
+
+def tiny_cnn(embed_dim: int) -> ImageEncoder:
     trunk, dim = _tiny_cnn_trunk()
     return ConvMapEncoder(trunk, dim, embed_dim, pool_grid=2, stages=(2, 5, 8, 11))  # each GELU
 
 
-def _vit(embed_dim: int, image_size: int, patch: int, width: int, depth: int, heads: int) -> nn.Module:
+def _vit(embed_dim: int, image_size: int, patch: int, width: int, depth: int, heads: int) -> ImageEncoder:
     from timm.models.vision_transformer import VisionTransformer
 
     vit = VisionTransformer(
@@ -373,16 +367,13 @@ def _vit(embed_dim: int, image_size: int, patch: int, width: int, depth: int, he
     return ViTEncoder(vit, embed_dim)
 
 
-@IMAGE_ENCODERS.register("vit_small")
-def _vit_small(embed_dim: int, image_size: int) -> nn.Module:
+def vit_small(embed_dim: int, image_size: int) -> ImageEncoder:
     return _vit(embed_dim, image_size, patch=16, width=384, depth=12, heads=6)
 
 
-@IMAGE_ENCODERS.register("vit_base")
-def _vit_base(embed_dim: int, image_size: int) -> nn.Module:
+def vit_base(embed_dim: int, image_size: int) -> ImageEncoder:
     return _vit(embed_dim, image_size, patch=16, width=768, depth=12, heads=12)
 
 
-@IMAGE_ENCODERS.register("vit_tiny")
-def _vit_tiny(embed_dim: int, image_size: int) -> nn.Module:
+def vit_tiny(embed_dim: int, image_size: int) -> ImageEncoder:
     return _vit(embed_dim, image_size, patch=8, width=64, depth=2, heads=2)

@@ -7,9 +7,10 @@ network and no original path.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
@@ -143,13 +144,23 @@ def train_wordpiece(texts: Iterable[str], vocab_size: int, min_frequency: int = 
     return BertTokenizerFast(tokenizer_object=tok._tokenizer, do_lower_case=True)
 
 
-def _auto_model_from_config(config) -> nn.Module:
+def _no_pooler(config: Any) -> dict[str, Any]:
+    """`add_pooling_layer=False` for model classes that take it (BERT-style): the pooler is
+    unused, and without it every parameter gets a gradient. Asked of the class's signature, so a
+    TypeError raised while building a model is never mistaken for "no such option"."""
+    from transformers import MODEL_MAPPING
+
+    try:
+        cls = MODEL_MAPPING[type(config)]
+    except KeyError:
+        return {}
+    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(cls.__init__).parameters else {}
+
+
+def _auto_model_from_config(config: Any) -> nn.Module:
     from transformers import AutoModel
 
-    try:  # the pooler is unused; without it every parameter gets a gradient
-        return AutoModel.from_config(config, add_pooling_layer=False)
-    except TypeError:
-        return AutoModel.from_config(config)
+    return AutoModel.from_config(config, **_no_pooler(config))
 
 
 def build_text_encoder(
@@ -194,14 +205,12 @@ def build_text_encoder(
 
 
 def _from_hub_or_path(ref: str, embed_dim: int, max_length: int, pooling: str = "cls") -> TextEncoder:
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref)
-        try:
-            model = AutoModel.from_pretrained(ref, add_pooling_layer=False)
-        except TypeError:
-            model = AutoModel.from_pretrained(ref)
+        config = AutoConfig.from_pretrained(ref)
+        model = AutoModel.from_pretrained(ref, config=config, **_no_pooler(config))
     except OSError as exc:
         raise UserError(
             f"cannot load text model {ref!r}: {exc}. Give a local folder with config.json, "

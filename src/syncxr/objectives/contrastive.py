@@ -3,7 +3,8 @@ all-gather so a contrastive loss sees the global batch under DDP."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.distributed as dist
@@ -84,6 +85,18 @@ class Objective(nn.Module):
         """Called by the training loop after backward (gradients already all-reduced under DDP) and
         before clipping and the optimizer step of optimizer step `step` (0-based) in `epoch`.
         An objective may set gradients to None here to keep parameters out of that step."""
+
+    @classmethod
+    def word_attention_sharpness(cls, params: Mapping[str, Any]) -> Optional[float]:
+        """The factor on the word-to-region similarities inside this objective's attention softmax,
+        given its config `params` (GLoRIA tau1, MGCA 1 / local_temperature), or None when it trains
+        no such attention. Grounding evaluation attends as sharply as training did."""
+        return None
+
+
+def param_or_default(cls: type, params: Mapping[str, Any], name: str) -> Any:
+    """`params[name]`, else the default of that parameter in `cls`'s constructor."""
+    return params[name] if name in params else inspect.signature(cls).parameters[name].default
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None, dim: int) -> torch.Tensor:

@@ -9,10 +9,8 @@ import torch
 
 from syncxr.models.base import EncoderOutput
 from syncxr.objectives.contrastive import Objective, bidirectional_info_nce
-from syncxr.objectives.registry import OBJECTIVES
 
 
-@OBJECTIVES.register("convirt")
 class ConVIRT(Objective):
     log_keys = ("loss_i2t", "loss_t2i", "acc_i2t")
     uses_local = False

@@ -16,12 +16,13 @@ Under DDP the global term sees the global batch; the local term uses the local b
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 import torch.nn.functional as F
 
 from syncxr.models.base import EncoderOutput
-from syncxr.objectives.contrastive import Objective, info_nce
-from syncxr.objectives.registry import OBJECTIVES
+from syncxr.objectives.contrastive import Objective, info_nce, param_or_default
 
 
 def word_region_scores(
@@ -56,7 +57,6 @@ def word_region_scores(
     return (scores / tau2 if variant == "paper" else scores), attn
 
 
-@OBJECTIVES.register("gloria")
 class GLoRIA(Objective):
     log_keys = ("loss_global", "loss_local", "acc_i2t")
 
@@ -72,6 +72,10 @@ class GLoRIA(Objective):
         self.variant = variant
         # released: L(i->t) + L(t->i); paper: their mean.
         self.direction_weight = 1.0 if variant == "released" else 0.5
+
+    @classmethod
+    def word_attention_sharpness(cls, params: Mapping[str, Any]) -> float:
+        return float(param_or_default(cls, params, "tau1"))
 
     def forward(self, img: EncoderOutput, txt: EncoderOutput) -> tuple[torch.Tensor, dict[str, float]]:
         if img.local is None or txt.local is None:

@@ -25,15 +25,14 @@ Under DDP the instance term sees the global batch; token and prototype terms the
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from syncxr.models.base import EncoderOutput
-from syncxr.objectives.contrastive import Objective, bidirectional_info_nce
-from syncxr.objectives.registry import OBJECTIVES
+from syncxr.objectives.contrastive import Objective, bidirectional_info_nce, param_or_default
 
 
 @torch.no_grad()
@@ -89,7 +88,6 @@ def weighted_token_nce(sim: torch.Tensor, mask: torch.Tensor, weights: torch.Ten
     return 0.5 * (losses[0] + losses[1])
 
 
-@OBJECTIVES.register("mgca")
 class MGCA(Objective):
     log_keys = ("loss_ita", "loss_cta", "loss_cpa", "acc_i2t")
 
@@ -121,6 +119,10 @@ class MGCA(Objective):
         if learned_attention:
             self.word_attn = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)  # words -> patches
             self.patch_attn = nn.MultiheadAttention(embed_dim, num_heads, batch_first=True)  # patches -> words
+
+    @classmethod
+    def word_attention_sharpness(cls, params: Mapping[str, Any]) -> float:
+        return 1.0 / float(param_or_default(cls, params, "local_temperature"))
 
     def forward(self, img: EncoderOutput, txt: EncoderOutput) -> tuple[torch.Tensor, dict[str, float]]:
         if img.local is None or txt.local is None:

@@ -1,9 +1,34 @@
-"""Registry of pretraining objectives (name -> Objective factory taking keyword params)."""
+"""The pretraining objectives by name: one line per objective, its module imported only when chosen.
 
-from syncxr.objectives.contrastive import Objective
+Adding an objective is one module in `objectives/` with an `Objective` subclass (its keyword
+parameters are the config's `objective.params`, checked against its signature) plus one line here.
+`embed_dim` reaches the objectives that name it (those with projection layers of their own).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from syncxr.registry import Registry
 
-OBJECTIVES: Registry[Objective] = Registry("objective")
+if TYPE_CHECKING:
+    from syncxr.objectives.contrastive import Objective
+
+OBJECTIVES: "Registry[Objective]" = Registry(
+    "objective",
+    {
+        "convirt": "syncxr.objectives.convirt:ConVIRT",
+        "gloria": "syncxr.objectives.gloria:GLoRIA",
+        "mgca": "syncxr.objectives.mgca:MGCA",
+    },
+    requires={"convirt": ("torch",), "gloria": ("torch",), "mgca": ("torch",)},
+)
+
+
+def build_objective(name: str, embed_dim: int, **params: Any) -> "Objective":
+    """Build objective `name` with `params` (checked against its signature: an unknown or
+    mistyped parameter is a UserError naming the accepted ones)."""
+    return OBJECTIVES.create(name, params, context={"embed_dim": embed_dim})
 
 
 def local_head_trained(state: dict) -> bool:
@@ -12,7 +37,5 @@ def local_head_trained(state: dict) -> bool:
     heads = state.get("trained_heads")
     if isinstance(heads, dict) and "local" in heads:
         return bool(heads["local"])
-    import syncxr.objectives  # noqa: F401  (registers every objective)
-
     name = state.get("config", {}).get("objective", {}).get("name", "")
     return name in OBJECTIVES and bool(getattr(OBJECTIVES.get(name), "uses_local", True))

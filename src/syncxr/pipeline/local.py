@@ -14,21 +14,15 @@ import logging
 import multiprocessing as mp
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from syncxr.errors import UserError
 from syncxr.pipeline.config import GenerateConfig
+from syncxr.pipeline.executor import ShardFailure
 from syncxr.pipeline.shard import ShardResult, ShardTask, process_shard
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ShardFailure:
-    shard: int
-    error: str  # "TypeName: message"
 
 
 class ShardWorker:
@@ -70,6 +64,22 @@ def _run_in_process(task: ShardTask, out: str) -> ShardResult:
 
 
 # --- parent side ------------------------------------------------------------------------------
+
+
+def default_workers() -> int:
+    """The CPU cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def local_executor(workers: Optional[int], gpus: list[str], n_shards: int) -> "LocalExecutor":
+    """The executor `--executor local` gets: `workers` processes (default one per visible GPU
+    when a backend uses one, else one per core), never more than there are shards (each would
+    start, build every model, and wait); one CPU worker runs in this process."""
+    cores = default_workers()
+    wanted = workers or (len(gpus) if gpus else cores)
+    if workers and workers > cores and not gpus:
+        log.warning("--workers %d is more than the %d CPU cores here", workers, cores)
+    return LocalExecutor(max(1, min(wanted, n_shards)), gpus=gpus or None, in_process=True)
 
 
 class LocalExecutor:

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
 from syncxr.errors import UserError
+from syncxr.fsio import missing_dependency
 from syncxr.pipeline.config import GenerateConfig
-from syncxr.pipeline.local import ShardFailure
+from syncxr.pipeline.executor import ShardFailure
 from syncxr.pipeline.shard import (
     ShardResult,
     ShardTask,
@@ -50,8 +51,8 @@ def _import_ray() -> Any:
     try:
         import ray
         import ray.data  # noqa: F401
-    except ImportError:
-        raise UserError("--executor ray needs Ray Data: pip install 'syncxr[ray]'") from None
+    except ImportError as e:
+        raise missing_dependency("--executor ray", e, "ray") from None
     return ray
 
 
@@ -121,6 +122,12 @@ def _label_task(cfg_json: str, out: str) -> Callable[[dict[str, Any]], dict[str,
         return cache["runner"](batch)
 
     return run
+
+
+def ray_executor(ray_address: Optional[str]) -> "RayExecutor":
+    """The executor `--executor ray` gets: a Ray cluster at `ray_address` (else $RAY_ADDRESS,
+    else a local Ray started here); stage resources come from the config's `executor:` section."""
+    return RayExecutor(address=ray_address)
 
 
 class RayExecutor:

@@ -36,13 +36,13 @@ from syncxr.data.shards import REJECTS_DIR, SHARDS_DIR, clean_temp_files, shard_
 from syncxr.errors import UserError
 from syncxr.pipeline.config import GenerateConfig
 from syncxr.pipeline.lock import FolderLock
-from syncxr.pipeline.local import LocalExecutor, ShardFailure, visible_gpus
+from syncxr.pipeline.executor import EXECUTORS, Executor, ShardFailure, make_executor
+from syncxr.pipeline.local import visible_gpus
 from syncxr.pipeline.plan import make_plan
 from syncxr.pipeline.shard import WORK_DIR, ShardResult, ShardTask
 
 log = logging.getLogger(__name__)
 
-EXECUTORS = ("local", "ray")
 # The plan is held in memory (about 1.4 kB per sample as compact JSON): 5M samples is about 7 GB.
 MAX_PLANNED = 5_000_000
 
@@ -54,10 +54,6 @@ class RunFailed(Exception):
 
 def shard_ranges(n: int, shard_size: int, start: int = 0) -> list[tuple[int, int]]:
     return [(s, min(s + shard_size, start + n)) for s in range(start, start + n, shard_size)]
-
-
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def uses_gpu(cfg: GenerateConfig) -> bool:
@@ -110,7 +106,7 @@ def run_generate(
     """Generate (or resume) a dataset of cfg.n accepted pairs into `out`; returns the manifest."""
     out = Path(out)
     if executor not in EXECUTORS:
-        raise UserError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+        raise UserError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS.names())}")
     from syncxr.pipeline.build import preflight, validate_backends, weight_fingerprints
 
     t_start = time.perf_counter()
@@ -148,7 +144,7 @@ def run_generate(
                 shutil.rmtree(out, ignore_errors=True)
             raise
         n_shards = -(-len(plan) // cfg.shard_size)
-        engine = _executor(executor, cfg, workers, gpus, ray_address, n_shards)
+        engine = make_executor(executor, workers=workers, gpus=gpus, ray_address=ray_address, n_shards=n_shards)
         results, topup = _generate(cfg, out, plan, bank_path, engine, on_progress)
         gen_seconds = time.perf_counter() - t_plan - plan_seconds
         throughput = _throughput(results, gen_seconds, plan_seconds, time.perf_counter() - t_start, engine)
@@ -179,27 +175,12 @@ def _pin(gpu: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
 
-def _executor(
-    name: str, cfg: GenerateConfig, workers: Optional[int], gpus: list[str], ray_address: Optional[str], n_shards: int
-) -> Any:
-    if name == "ray":
-        from syncxr.pipeline.ray_executor import RayExecutor
-
-        return RayExecutor(address=ray_address)
-    cores = default_workers()
-    wanted = workers or (len(gpus) if gpus else cores)
-    if workers and workers > cores and not gpus:
-        log.warning("--workers %d is more than the %d CPU cores here", workers, cores)
-    # never more workers than shards: each would start, build every model, and wait
-    return LocalExecutor(max(1, min(wanted, n_shards)), gpus=gpus or None, in_process=True)
-
-
 def _generate(
     cfg: GenerateConfig,
     out: Path,
     plan: list[str],
     bank_path: Optional[Path],
-    engine: Any,
+    engine: Executor,
     on_progress: Callable[[int, int], None] | None,
 ) -> tuple[list[ShardResult], dict[str, Any]]:
     """Main round, then (only if short) one top-up round; returns results and top-up info."""
@@ -236,7 +217,7 @@ def _round(
     ranges: list[tuple[int, int]],
     ledger: _Ledger,
     bank_path: Optional[Path],
-    engine: Any,
+    engine: Executor,
     on_progress: Callable[[int, int], None] | None,
     skip: int = 0,
 ) -> list[ShardResult]:
@@ -335,7 +316,7 @@ def _finalise(out: Path, ledger: _Ledger, cut: Optional[tuple[int, int]]) -> Non
     shutil.rmtree(out / WORK_DIR, ignore_errors=True)
 
 
-def _throughput(results: list[ShardResult], gen_s: float, plan_s: float, total_s: float, engine: Any) -> dict:
+def _throughput(results: list[ShardResult], gen_s: float, plan_s: float, total_s: float, engine: Executor) -> dict:
     n = sum(r.n_ok + r.n_rejected for r in results)
     stage_s: dict[str, float] = {}
     for r in results:
@@ -344,7 +325,7 @@ def _throughput(results: list[ShardResult], gen_s: float, plan_s: float, total_s
     return {
         "samples_this_run": n,
         "executor": engine.name,
-        "workers": getattr(engine, "workers", None),
+        "workers": engine.workers,
         "plan_seconds": round(plan_s, 3),
         "generate_seconds": round(gen_s, 3),
         "total_seconds": round(total_s, 3),

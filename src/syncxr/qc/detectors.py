@@ -65,7 +65,9 @@ def _chest_template() -> np.ndarray:
     t[(np.abs(xx - 0.5) < 0.09) & (yy > 0.05)] = 1.0
     t[(np.abs(xx - 0.5) > 0.15) & (np.abs(xx - 0.5) < 0.38) & (yy > 0.15) & (yy < 0.7)] = -1.0
     t = t.ravel() - t.mean()
-    return t / t.std()
+    t = t / t.std()
+    t.setflags(write=False)  # one cached array for every caller: read-only
+    return t
 
 
 def _flat(red: "Reduced") -> np.ndarray:

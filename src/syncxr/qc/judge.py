@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from syncxr.errors import UserError
-from syncxr.llm_transports import LLMError, OpenAIChatTransport, TransportError
+from syncxr.transports.base import LLMError, TransportError
+from syncxr.transports.openai_http import OpenAIChatTransport
 
 log = logging.getLogger(__name__)
 

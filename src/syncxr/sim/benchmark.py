@@ -93,22 +93,6 @@ def plan_cases(n: int, findings: Sequence[str], seed: int, p_second: float = 0.3
     return cases
 
 
-def _phantom_renderer() -> Renderer:
-    try:
-        from syncxr.image.phantom import render_phantom
-    except ImportError as e:
-        raise UserError(f"sim benchmark needs the phantom renderer (syncxr.image.phantom): {e}") from None
-    return render_phantom
-
-
-def _spec_class() -> type:
-    try:
-        from syncxr.image.phantom import FindingSpec
-    except ImportError:
-        from syncxr.image.phantom.spec import FindingSpec
-    return FindingSpec
-
-
 def _render(case: SimCase, size: int, renderer: Renderer, spec_cls: type) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     out = renderer([spec_cls(name) for name in case.findings], case.seed, size)
     image = np.asarray(out.image)
@@ -242,9 +226,10 @@ def write_sim_benchmark(
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     cases = plan_cases(n, findings, seed, p_second)
-    render = renderer or _phantom_renderer()
-    spec_cls = _spec_class()
-    rendered = (_render(c, size, render, spec_cls) for c in cases)  # lazy: one image in memory at a time
+    from syncxr.image.phantom import FindingSpec, render_phantom
+
+    render = renderer or render_phantom
+    rendered = (_render(c, size, render, FindingSpec) for c in cases)  # lazy: one image in memory at a time
     if fmt == "csv":
         _write_csv(out, cases, findings, rendered)
     elif fmt == "chexpert":

@@ -2,7 +2,7 @@
 
 The prompt is a data file (prompts/report_writer.txt: a [system] and a [user] section). The writer
 lists the sampled entities grouped by RaTE type, asks for FINDINGS and IMPRESSION with exactly
-those entities, and parses the two sections back. Transports (syncxr/llm_transports.py) only move
+those entities, and parses the two sections back. Transports (syncxr/transports/) only move
 messages: any OpenAI-compatible server (including `vllm serve`), in-process transformers, or
 offline vLLM.
 
@@ -25,7 +25,7 @@ from typing import Any, Sequence
 from syncxr.errors import UserError
 from syncxr.records import ENTITY_TYPES, Entity, derive_seed
 from syncxr.text.base import WriteRequest, WriteResult
-from syncxr.llm_transports import TRANSPORTS, ChatRequest, LLMError, Transport, TransportError, complete_each
+from syncxr.transports.base import TRANSPORTS, ChatRequest, LLMError, Transport, TransportError, complete_each
 from syncxr.vocab import Ontology, load_ontology
 
 log = logging.getLogger(__name__)

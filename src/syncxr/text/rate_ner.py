@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from syncxr.errors import InfrastructureError, UserError
+from syncxr.fsio import missing_dependency
 from syncxr.records import ABSENT, ENTITY_TYPES, PRESENT, UNCERTAIN, Entity
 from syncxr.text.sentences import split_sentences
 from syncxr.vocab import Ontology, load_ontology
@@ -224,10 +225,7 @@ class RateNerExtractor:
             import torch  # noqa: F401
             from transformers import AutoModelForTokenClassification, AutoTokenizer
         except ImportError as e:
-            raise UserError(
-                f"the rate-ner extractor needs torch and transformers ({e}); "
-                "install them with: pip install 'syncxr[train]'"
-            ) from None
+            raise missing_dependency("the rate-ner extractor", e, "train") from None
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model))
             self.model = AutoModelForTokenClassification.from_pretrained(str(model))

@@ -69,10 +69,14 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
-        from syncxr.objectives import OBJECTIVES
+        from syncxr.objectives.registry import OBJECTIVES
 
-        if self.objective.name not in OBJECTIVES:
-            raise ValueError(f"objective.name {self.objective.name!r}: valid names {OBJECTIVES.names()}")
+        # Names and parameter types now, from the objective's signature: a typo in
+        # objective.params fails at load, not after the data and the model are built.
+        try:
+            OBJECTIVES.check(self.objective.name, self.objective.params, {"embed_dim": self.model.embed_dim})
+        except UserError as e:
+            raise ValueError(str(e)) from None
         return self
 
 

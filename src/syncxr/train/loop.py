@@ -23,7 +23,8 @@ from syncxr.data.pairs import PairSource
 from syncxr.errors import UserError
 from syncxr.models.factory import DualEncoder, build_model
 from syncxr.models.pretrained import TEXT_DIR, Preprocess
-from syncxr.objectives import Objective, build_objective
+from syncxr.objectives.contrastive import Objective
+from syncxr.objectives.registry import build_objective
 from syncxr.train import distributed as D
 from syncxr.train.augment import Augment, Collate, PairTensors
 from syncxr.train.batches import EpochBatches, split_indices

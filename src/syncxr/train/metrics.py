@@ -10,6 +10,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
+from syncxr.fsio import atomic_path
+
 log = logging.getLogger(__name__)
 
 BASE_FIELDS = ("step", "epoch", "phase", "loss", "lr", "grad_norm", "samples_per_s")
@@ -76,7 +78,8 @@ class MetricsLog:
         if not self.enabled or not self.path.exists():
             return
         rows = [r for r in read_metrics(self.path) if int(r["step"]) <= step]
-        with open(self.path, "w", newline="") as f:
+        # Atomic: a resume killed while rewriting must not leave a cut log.
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.DictWriter(f, self.fields, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)

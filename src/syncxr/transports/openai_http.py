@@ -1,11 +1,8 @@
-"""Transports of the LLM backends: they move chat messages to a model and return its text.
+"""The `openai` transport: POST /chat/completions to any OpenAI-compatible server.
 
-- OpenAIChatTransport: any OpenAI-compatible `/chat/completions` server (OpenAI, `vllm serve`,
-  llama.cpp server, TGI...). Uses only the standard library (urllib), so it needs no extra.
-- TransformersTransport: an in-process transformers causal LM with a chat template.
-- VLLMTransport: offline `vllm.LLM` (GPU only; imported lazily, kept thin).
-
-Prompt formatting and parsing live in the writer / judge; a transport knows only messages.
+Standard library only (http.client), so it needs no extra: OpenAI, `vllm serve`, llama.cpp
+server, TGI... A whole-request deadline, retries with backoff or the server's Retry-After, and a
+pre-flight check of the server, the key and the model before any work.
 """
 
 from __future__ import annotations
@@ -20,87 +17,21 @@ import threading
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Sequence
 
-from syncxr.errors import InfrastructureError, SampleError, UserError
-from syncxr.registry import Registry
+from syncxr.errors import UserError
+from syncxr.transports.base import (
+    ChatRequest,
+    ChatResult,
+    LLMBadReply,
+    LLMError,
+    LLMRequestRejected,
+    Message,
+    TransportError,
+    complete_each,
+)
 
 log = logging.getLogger(__name__)
-
-Message = dict[str, Any]  # {"role": ..., "content": str | list of content parts}
-
-
-class LLMError(SampleError):
-    """A per-sample LLM failure; `reason` is the reject code the stage records."""
-
-    reason = "llm_error"
-
-
-class LLMRequestRejected(LLMError):
-    """The server refused this one request (HTTP 400/404/413/422: e.g. a prompt too long for the
-    context window). A content failure of that sample, not of the machinery."""
-
-    reason = "llm_request_rejected"
-
-
-class LLMBadReply(LLMError):
-    """The server answered 200 but without a chat completion with text content."""
-
-    reason = "llm_bad_reply"
-
-
-class TransportError(InfrastructureError):
-    """The model could not be reached or kept failing (after retries): the machinery failed, so
-    the shard fails and a rerun redoes it."""
-
-    reason = "llm_transport_error"
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One chat to complete (the unit of `complete_batch`)."""
-
-    messages: list[Message]
-    temperature: float = 0.0
-    max_tokens: int | None = None
-    seed: int | None = None
-
-
-# The answer text, or the per-sample LLMError of that request.
-ChatResult = Union[str, Exception]
-
-
-@runtime_checkable
-class Transport(Protocol):
-    backend_id: str
-
-    def complete(
-        self, messages: list[Message], temperature: float = 0.0, max_tokens: int | None = None, seed: int | None = None
-    ) -> str:
-        """The assistant's answer text for a chat."""
-        ...
-
-    def complete_batch(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        """One answer per request, in order; a per-sample failure (an `LLMError`) is returned in
-        its place, an infrastructure failure (`TransportError`) is raised."""
-        ...
-
-    def preflight(self) -> None:
-        """Check, before any work, that the model can be used at all; raises `UserError`."""
-        ...
-
-
-def complete_each(transport: Any, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-    """`complete_batch` one request at a time (for in-process transports)."""
-    out: list[ChatResult] = []
-    for r in requests:
-        try:
-            out.append(transport.complete(r.messages, r.temperature, r.max_tokens, r.seed))
-        except LLMError as e:
-            out.append(e)
-    return out
 
 
 # Statuses worth retrying: timeouts, rate limits, overload and server errors.
@@ -340,137 +271,3 @@ class OpenAIChatTransport:
                 f"the LLM server at {self.base_url} does not serve model {self.model!r}; it serves: "
                 f"{', '.join(listed[:20])}. Fix write.options.model"
             )
-
-
-def _torch_dtype(name: str) -> Any:
-    import torch
-
-    table = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name == "auto":
-        return "auto"
-    if name not in table:
-        raise UserError(f"dtype {name!r} is not one of auto, {', '.join(table)}")
-    return table[name]
-
-
-class TransformersTransport:
-    """In-process transformers causal LM; the tokenizer must carry a chat template."""
-
-    def __init__(self, model: str | Path, device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 512) -> None:
-        try:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as e:
-            raise UserError(
-                f"the transformers LLM transport needs transformers ({e}); pip install 'syncxr[train]'"
-            ) from None
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(model))
-            self.model = AutoModelForCausalLM.from_pretrained(str(model), dtype=_torch_dtype(dtype))
-        except (OSError, ValueError) as e:
-            raise UserError(
-                f"could not load the LLM from {str(model)!r}: {e}. Expected a local folder or hub name of a "
-                "transformers causal LM with its tokenizer."
-            ) from None
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise UserError(f"the tokenizer of {str(model)!r} has no chat_template; use an instruct/chat model")
-        self.model.to(device).eval()
-        self.device = device
-        self.max_new_tokens = max_new_tokens
-        self.backend_id = f"transformers:{Path(str(model)).name}"
-
-    def complete(
-        self, messages: list[Message], temperature: float = 0.0, max_tokens: int | None = None, seed: int | None = None
-    ) -> str:
-        import torch
-
-        enc = self.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        enc = {k: v.to(self.device) for k, v in enc.items()}
-        n_prompt = enc["input_ids"].shape[1]
-        kwargs: dict[str, Any] = {"max_new_tokens": max_tokens or self.max_new_tokens, "do_sample": temperature > 0}
-        if temperature > 0:
-            kwargs["temperature"] = temperature
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        # generate() samples from the global torch RNG; fork it so seeding here leaves the
-        # caller's RNG state untouched (library code never seeds global RNGs for good).
-        devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            if seed is not None:
-                torch.manual_seed(seed)
-            out = self.model.generate(**enc, pad_token_id=pad, **kwargs)  # (1, n_prompt + new)
-        return self.tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True)
-
-    def complete_batch(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        """One `generate` per request: each draws from its own seed, which a padded batch of
-        `generate` cannot give (it shares one RNG stream)."""
-        return complete_each(self, requests)
-
-    def preflight(self) -> None:
-        """Nothing to check: the model was loaded when this transport was built."""
-
-
-class VLLMTransport:
-    """Offline vLLM engine (GPU only): `complete_batch` sends all conversations in one
-    `LLM.chat` call with one SamplingParams (and seed) per conversation, so vLLM batches them
-    continuously and an answer does not depend on its batch-mates' seeds."""
-
-    def __init__(self, model: str | Path, max_new_tokens: int = 512, **engine_kwargs: Any) -> None:
-        try:
-            from vllm import LLM
-        except ImportError:
-            raise UserError(
-                "the vllm LLM transport needs vLLM (GPU only): pip install vllm; or run `vllm serve MODEL` "
-                "and use transport: openai with base_url http://127.0.0.1:8000/v1"
-            ) from None
-        self.llm = LLM(model=str(model), **engine_kwargs)
-        self.max_new_tokens = max_new_tokens
-        self.backend_id = f"vllm:{Path(str(model)).name}"
-
-    def complete(
-        self, messages: list[Message], temperature: float = 0.0, max_tokens: int | None = None, seed: int | None = None
-    ) -> str:
-        result = self.complete_batch([ChatRequest(messages, temperature, max_tokens, seed)])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def complete_batch(self, requests: Sequence[ChatRequest]) -> list[ChatResult]:
-        """All conversations in one `LLM.chat` call; answers in request order."""
-        if not requests:
-            return []
-        from vllm import SamplingParams
-
-        params = [
-            SamplingParams(temperature=r.temperature, max_tokens=r.max_tokens or self.max_new_tokens, seed=r.seed)
-            for r in requests
-        ]
-        try:
-            outputs = self.llm.chat([r.messages for r in requests], params, use_tqdm=False)
-        except Exception as e:  # the engine failed (CUDA OOM, dead worker): the shard fails
-            raise TransportError(f"vLLM chat call failed for {len(requests)} conversation(s): {type(e).__name__}: {e}") from e
-        if len(outputs) != len(requests):
-            raise TransportError(f"vLLM returned {len(outputs)} answers for {len(requests)} conversations")
-        results: list[ChatResult] = []
-        for out in outputs:
-            completions = getattr(out, "outputs", None) or []
-            if not completions:
-                results.append(LLMBadReply(f"vLLM returned no completion for request {getattr(out, 'request_id', '?')}"))
-            else:
-                results.append(completions[0].text)
-        return results
-
-    def preflight(self) -> None:
-        """Nothing to check: the engine was loaded when this transport was built."""
-
-
-# One line per transport: name -> "module:class" (imported only when chosen).
-TRANSPORTS: Registry[Transport] = Registry(
-    "LLM transport",
-    {
-        "openai": "syncxr.llm_transports:OpenAIChatTransport",
-        "transformers": "syncxr.llm_transports:TransformersTransport",
-        "vllm": "syncxr.llm_transports:VLLMTransport",
-    },
-    requires={"transformers": ("torch", "transformers"), "vllm": ("vllm",)},
-)

@@ -1,0 +1,1 @@
+"""LLM chat transports (see `base.py`): neutral, used by the LLM report writer and the MLLM judge."""
