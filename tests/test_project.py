@@ -27,3 +27,11 @@ def test_ci_installs_chromium_before_the_tests_and_requires_the_browser_tests():
     update = next(i for i, l in enumerate(lines) if "apt-get update" in l)
     assert update < install < test_line and "--no-install-recommends" in lines[install]
     assert "export CI=1" in lines[:test_line]  # tests/report/test_browser.py fails instead of skipping under CI
+
+
+def test_test_files_have_unique_names():
+    """Test folders are not packages: two files with one basename break collection of the whole suite."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (Path(__file__).parent).rglob("test_*.py"))
+    assert [n for n, c in names.items() if c > 1] == []
