@@ -94,7 +94,7 @@ def _load_phrases(path: str) -> dict[str, Any]:
 class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v4"  # bump whenever the wording changes (recorded per sample)
+    backend_id = "grammar-v5"  # bump whenever the wording changes (recorded per sample)
     uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(
@@ -123,7 +123,9 @@ class GrammarWriter(WriteOneByOne):
             for c in g.get("concepts", []):
                 self.group[c] = {**g, "name": name}
         patterns = [(s, word_pattern(w)) for s, w in self.p["system_words"].items()]
-        placed = {c.name: self.group.get(c.name, {}).get("system") or _system_of(c, patterns) for c in self.ontology.concepts}
+        by_region = self.p.get("region_systems") or {}
+        placed = {c.name: self.group.get(c.name, {}).get("system") or by_region.get(c.region) or _system_of(c, patterns)
+                  for c in self.ontology.concepts}
         self.system = {name: system or self.p["fallback_system"] for name, system in placed.items()}
         self._placed = {name for name, system in placed.items() if system}  # not by the fallback
         self._by_system: dict[str, list[Concept]] = {}
