@@ -93,6 +93,10 @@ def main() -> None:
         }
         args.json.write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
+        if (args.json.parent / "manifest.json").is_file():  # a dataset folder: refresh its card
+            from syncxr.report.card import write_card
+
+            print("card:", *write_card(args.json.parent))
     if args.grid:
         grid = np.vstack([np.hstack(real[:8]), np.hstack(fake[:8])])
         Image.fromarray(grid).save(args.grid)
