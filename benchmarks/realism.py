@@ -98,9 +98,39 @@ def main() -> None:
 
             print("card:", *write_card(args.json.parent))
     if args.grid:
-        grid = np.vstack([np.hstack(real[:8]), np.hstack(fake[:8])])
-        Image.fromarray(grid).save(args.grid)
-        print(f"wrote {args.grid} (top: real films, bottom: renders)")
+        save_grid(args.grid, real[:8], args.seed)
+        print(f"wrote {args.grid} (top: real films; bottom: renders of varied findings, named)")
+
+
+# A varied sample for the grid: (concept, laterality) per film.
+GRID_SETS = (
+    [("pleural_effusion", "right")], [("cardiomegaly", None), ("pacemaker", None)],
+    [("pneumothorax", "left")], [("consolidation", "right"), ("et_tube", None), ("ng_tube", None)],
+    [("mass", "left")], [("pulmonary_edema", None), ("central_line", "right")],
+    [("hydropneumothorax", "right")], [("emphysema", None), ("picc_line", "left")],
+)
+
+
+def save_grid(path: Path, real: list[np.ndarray], seed: int) -> None:
+    """Real films above renders of GRID_SETS, each render captioned with what it shows."""
+    from PIL import ImageDraw
+
+    from syncxr.image.phantom import render_phantom
+    from syncxr.image.phantom.generator import entities_to_specs
+    from syncxr.records import Entity
+    from syncxr.vocab import load_ontology
+
+    onto = load_ontology()
+    tiles = []
+    for i, picks in enumerate(GRID_SETS):
+        ents = [Entity(n, onto.concept(n).type, attributes={"laterality": s} if s else {}) for n, s in picks]
+        img = Image.fromarray(render_phantom(entities_to_specs(ents, onto), seed=seed * 1000 + i, size=SIZE).image).convert("RGB")
+        draw = ImageDraw.Draw(img)
+        for k, (n, s) in enumerate(picks):
+            draw.text((4, SIZE - 12 * (len(picks) - k) - 2), f"{n}{' ' + s if s else ''}", fill=(255, 200, 0))
+        tiles.append(np.asarray(img))
+    top = np.hstack([np.stack([r] * 3, axis=-1) for r in real])
+    Image.fromarray(np.vstack([top, np.hstack(tiles)])).save(path)
 
 
 def discriminate(real: np.ndarray, fake: np.ndarray) -> tuple[float, float]:
