@@ -26,3 +26,20 @@ def test_broken_file_is_named(tmp_path):
     (tmp_path / REALISM_FILE).write_text('{"renders": 3}')
     text = "\n".join(_realism_section(_read_realism(tmp_path)))
     assert "realism.json unreadable" in text and "KeyError" in text
+
+
+def test_per_cause_rewrites_redraws_and_rejects():
+    from collections import Counter
+
+    from syncxr.report.card import CardStats, _causes_section
+
+    st = CardStats()
+    st.retry_reasons = Counter({"write: missing_entities": 7, "image: qc_bank_similarity": 2})
+    st.reject_reasons = Counter({"write: missing_entities": 1, "image: qc_heuristics": 3})
+    st.reject_examples = {"image: qc_heuristics": "too dark"}
+    text = "\n".join(_causes_section(st))
+    assert "Rewrites: **7**; redraws: **2**" in text and "rejected: **4**" in text
+    assert "| write: missing_entities | 7 | 0 | 1 |  |" in text
+    assert "| image: qc_bank_similarity | 0 | 2 | 0 |  |" in text
+    assert "| image: qc_heuristics | 0 | 0 | 3 | too dark |" in text
+    assert "_none_" in "\n".join(_causes_section(CardStats()))

@@ -231,17 +231,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
                [[a, st.write_attempts.get(a, 0), st.image_attempts.get(a, 0)]
                 for a in sorted(set(st.write_attempts) | set(st.image_attempts))]),
         "",
-        "Retries before acceptance (a rewrite after a failed verification, a redraw after a failed QC check):",
-        "",
-        _table(["stage: reason", "retries"], [[k, v] for k, v in st.retry_reasons.most_common()])
-        if st.retry_reasons else "_none_",
-        "",
-        "Rejected samples by stage and reason (kept in `rejects/`):",
-        "",
-        _table(["stage: reason", "count", "example detail"],
-               [[k, v, st.reject_examples.get(k, "").replace("|", "/")] for k, v in st.reject_reasons.most_common()])
-        if st.reject_reasons else "_none_",
-        "",
+        *_causes_section(st),
         f"![outcomes]({img['outcomes']})",
         "",
     ]
@@ -295,6 +285,25 @@ def _consistency_section(c: Consistency | None) -> list[str]:
         "",
         *([_table(["concept", "asserted", "with a mask"], missing), ""] if missing else []),
     ]
+
+
+def _causes_section(st: CardStats) -> list[str]:
+    """Per cause: rewrites (failed verification, then a new report), redraws (failed QC, then a
+    new image) of the accepted pairs, and samples rejected for it after their last attempt."""
+    rewrites = sum(v for k, v in st.retry_reasons.items() if k.startswith("write:"))
+    redraws = sum(v for k, v in st.retry_reasons.items() if k.startswith("image:"))
+    rejected = sum(st.reject_reasons.values())
+    causes = sorted(set(st.retry_reasons) | set(st.reject_reasons),
+                    key=lambda k: -(st.retry_reasons.get(k, 0) + st.reject_reasons.get(k, 0)))
+    head = [f"Rewrites: **{rewrites}**; redraws: **{redraws}** (retries before acceptance); rejected: "
+            f"**{rejected}** (kept in `rejects/`). Per cause (`stage: reason`; write = report verification, "
+            "image = QC):", ""]
+    if not causes:
+        return head + ["_none_", ""]
+    rows = [[k, st.retry_reasons.get(k, 0) if k.startswith("write:") else 0,
+             st.retry_reasons.get(k, 0) if not k.startswith("write:") else 0,
+             st.reject_reasons.get(k, 0), st.reject_examples.get(k, "").replace("|", "/")] for k in causes]
+    return head + [_table(["cause", "rewrites", "redraws", "rejected", "example detail (rejects)"], rows), ""]
 
 
 REALISM_FILE = "realism.json"
