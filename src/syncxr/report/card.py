@@ -332,7 +332,7 @@ def _realism_section(r: dict | None) -> list[str]:
     if not r:
         return head + [f"Not measured for this dataset. `{REALISM_COMMAND}` trains a discriminator on image "
                        "statistics (grain, gradients, symmetry, histogram) to tell renders from real films and "
-                       f"writes `{REALISM_FILE}` here and re-writes this card with the figure.", ""]
+                       f"writes `{REALISM_FILE}` here and re-writes this card with the figure (or run `syncxr card <dataset>`).", ""]
     if "error" in r:
         return head + [r["error"], ""]
     stats = r.get("statistics") or {}

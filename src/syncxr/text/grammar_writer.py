@@ -94,7 +94,7 @@ def _load_phrases(path: str) -> dict[str, Any]:
 class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v6"  # bump whenever the wording changes (recorded per sample)
+    backend_id = "grammar-v7"  # bump whenever the wording changes (recorded per sample)
     uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(
