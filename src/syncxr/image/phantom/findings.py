@@ -15,6 +15,7 @@ from scipy import ndimage
 from syncxr.image.phantom.anatomy import Layers, Patient
 from syncxr.image.phantom.draw import (
     add_ellipsoid,
+    add_irregular_ellipsoid,
     add_stroke,
     axes,
     bezier,
@@ -207,8 +208,8 @@ def _lesion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
         r = radius[0] + (radius[1] - radius[0]) * severity01(spec) * rng.uniform(0.7, 1.0)
         for k in range(lobes):
             ox, oy = (rng.normal(0, 0.35 * r, 2) if k else (0.0, 0.0))
-            body = add_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1), r * rng.uniform(0.8, 1.1),
-                                 amp, angle=rng.uniform(0, np.pi))
+            body = add_irregular_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1),
+                                           r * rng.uniform(0.8, 1.1), amp, rng, angle=rng.uniform(0, np.pi))
             mask |= body
     return mask
 
