@@ -118,3 +118,40 @@ def test_films_carry_a_side_marker_and_icu_films_ecg_leads() -> None:
     with_leads = sum(bool(add_ecg_leads(lay := blank(), np.random.default_rng(s), True) or lay.body.any()) for s in range(40))
     without = sum(bool(add_ecg_leads(lay := blank(), np.random.default_rng(s), False) or lay.body.any()) for s in range(40))
     assert with_leads > 15 and without < 10
+
+
+def _zone_centroids(onto, concept, seeds=(0, 1)) -> dict[str, float]:
+    """Mean mask row (0 = top) per allowed zone of `concept`, drawn on the patient's right."""
+    out = {}
+    for zone in concept.allowed("zone"):
+        attrs = {"zone": zone, **({"laterality": "right"} if "laterality" in concept.attributes else {})}
+        rows = []
+        for seed in seeds:
+            specs = entities_to_specs([Entity(concept.name, concept.type, attributes=attrs)], onto)
+            mask = render_phantom(specs, seed=seed, size=SIZE).masks[concept.name]
+            assert mask.any(), (concept.name, zone)
+            rows.append(np.nonzero(mask)[0].mean())
+        out[zone] = float(np.mean(rows))
+    return out
+
+
+def test_every_zone_bearing_concept_moves_with_its_zone() -> None:
+    """For each concept with a zone attribute, the mask's vertical centroid goes down as the zone
+    goes upper -> middle -> lower (by at least 5% of the film per step)."""
+    onto = load_ontology()
+    zoned = [c for c in onto.concepts if "zone" in c.attributes and c.render]
+    assert len(zoned) >= 15
+    for c in zoned:
+        ys = _zone_centroids(onto, c)
+        order = [ys[z] for z in ("upper", "middle", "lower") if z in ys]
+        steps = np.diff(order)
+        assert len(order) >= 2 and (steps > 0.05 * SIZE).all(), f"{c.name}: centroids {ys}"
+
+
+def test_hydropneumothorax_is_not_written_at_the_bases() -> None:
+    """Its air rises to the apex: the writer's location rules never place it at the lung bases."""
+    from syncxr.text.grammar_writer import load_phrases
+
+    rules = load_phrases()["locations"]
+    basal = {"lung_bases", "left_lung_base", "right_lung_base", "costophrenic_angles"}
+    assert not any("hydropneumothorax" in r["hosts"] and basal & set(r["anatomy"]) for r in rules)

@@ -143,7 +143,7 @@ def test_built_in_writer_extractor_and_labels_end_to_end():
     LabelStage(onto).process(stage.process(batch))
     assert sum(s.ok for s in batch) >= 38
     for s in (s for s in batch if s.ok):
-        assert s.findings and s.impression and s.backends["write"] == "grammar-v4"
+        assert s.findings and s.impression and s.backends["write"] == GrammarWriter.backend_id
         assert {e.key for e in s.extracted if e.section == "impression"} == {e.key for e in s.entities}
         assert set(s.labels) == {*CHEXPERT14_SNAKE, "no_finding_chexpert"}
         for e in s.entities:  # a present finding with a CheXpert label is labelled positive

@@ -144,3 +144,72 @@ def test_the_shared_ontology_cannot_be_changed_by_one_caller():
     mine = load_phrases()
     mine["systems"] = "changed"
     assert load_phrases()["systems"] != "changed"
+
+
+def test_every_finding_has_a_region_and_only_findings_do(onto):
+    from syncxr.vocab import REGIONS
+
+    for c in onto.concepts:
+        if c.type in FINDING:
+            assert c.region in REGIONS, c.name
+        else:
+            assert c.region is None and not c.chronic, c.name
+    assert onto.concept("pericardial_effusion").region == "mediastinum"
+    assert onto.concept("granuloma").chronic and not onto.concept("pneumothorax").chronic
+
+
+def _present(c):
+    return c.keys()[0]
+
+
+def test_global_normal_statements_conflict_with_every_present_finding(onto):
+    """"Normal radiograph of the chest" denies every abnormal finding, devices and chronic ones
+    included: the sampler may never pair them, and the consistency check flags them."""
+    from syncxr.vocab.conflicts import Conflicts
+
+    conflicts = Conflicts(onto)
+    global_normals = [c for c in onto.concepts if "all" in c.excludes]
+    assert {c.name for c in global_normals} == {"normal_chest"}
+    findings = [c for c in onto.concepts if c.type in FINDING]
+    for g in global_normals:
+        missing = [f.name for f in findings if not conflicts.conflict(_present(g), _present(f))]
+        assert missing == [], f"{g.name} does not conflict with {missing}"
+        # the negation of a finding is what a normal chest says: no conflict
+        negated = [f for f in findings if f.negatable]
+        assert not any(conflicts.conflict(_present(g), f.keys()[1]) for f in negated)
+    assert conflicts.conflict("normal_chest|NON-ABNORMALITY", "pericardial_effusion|DISEASE")
+
+
+def test_regional_and_acute_normals_conflict_with_their_scope(onto):
+    from syncxr.vocab.conflicts import Conflicts
+
+    conflicts = Conflicts(onto)
+    findings = [c for c in onto.concepts if c.type in FINDING]
+    scoped = [c for c in onto.concepts if c.excludes and "all" not in c.excludes]
+    assert {"clear_lungs", "no_acute_process", "normal_pleura"} <= {c.name for c in scoped}
+    checked = 0
+    for n in scoped:
+        for f in findings:
+            device = f.region == "device"
+            expect = f.region in n.excludes or ("acute" in n.excludes and not f.chronic and not device)
+            if expect:
+                assert conflicts.conflict(_present(n), _present(f)), (n.name, f.name)
+                checked += 1
+    assert checked > 60
+    # the examples of issue 10 and their compatible counterparts
+    assert conflicts.conflict("clear_lungs|NON-ABNORMALITY", "cavitary_lesion|ABNORMALITY")
+    assert conflicts.conflict("clear_lungs|NON-ABNORMALITY", "nodule|ABNORMALITY")
+    assert conflicts.conflict("no_acute_process|NON-ABNORMALITY", "pericardial_effusion|DISEASE")
+    assert not conflicts.conflict("clear_lungs|NON-ABNORMALITY", "low_lung_volumes|ABNORMALITY")
+    assert not conflicts.conflict("no_acute_process|NON-ABNORMALITY", "granuloma|ABNORMALITY")
+    assert not conflicts.conflict("no_acute_process|NON-ABNORMALITY", "pacemaker|ABNORMALITY")
+
+
+def test_excludes_and_region_are_validated(onto):
+    Concept = type(onto.concept("nodule"))
+    with pytest.raises(ValueError, match="excludes"):
+        Concept(name="x", type="ABNORMALITY", synonyms=["x"], excludes=["all"])
+    with pytest.raises(ValueError, match="region"):
+        Concept(name="x", type="NON-ABNORMALITY", synonyms=["x"], region="lung")
+    with pytest.raises(ValueError):
+        Concept(name="x", type="NON-ABNORMALITY", synonyms=["x"], excludes=["everything"])

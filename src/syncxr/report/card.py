@@ -127,7 +127,8 @@ def write_card(folder: str | Path) -> list[Path]:
     assets.mkdir(exist_ok=True)
     for name, png in figs.items():
         write_text_atomic(png, assets / f"{name}.png")
-    md = render_markdown(manifest, st, {k: f"card_assets/{k}.png" for k in figs})
+    realism = _read_realism(folder)
+    md = render_markdown({**manifest, "realism": realism} if realism else manifest, st, {k: f"card_assets/{k}.png" for k in figs})
     write_text_atomic(md, folder / "card.md")
     write_text_atomic(render_html(md, figs), folder / "card.html")
     return [folder / "card.md", folder / "card.html"]
@@ -230,21 +231,12 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
                [[a, st.write_attempts.get(a, 0), st.image_attempts.get(a, 0)]
                 for a in sorted(set(st.write_attempts) | set(st.image_attempts))]),
         "",
-        "Retries before acceptance (a rewrite after a failed verification, a redraw after a failed QC check):",
-        "",
-        _table(["stage: reason", "retries"], [[k, v] for k, v in st.retry_reasons.most_common()])
-        if st.retry_reasons else "_none_",
-        "",
-        "Rejected samples by stage and reason (kept in `rejects/`):",
-        "",
-        _table(["stage: reason", "count", "example detail"],
-               [[k, v, st.reject_examples.get(k, "").replace("|", "/")] for k, v in st.reject_reasons.most_common()])
-        if st.reject_reasons else "_none_",
-        "",
+        *_causes_section(st),
         f"![outcomes]({img['outcomes']})",
         "",
     ]
     lines += _consistency_section(st.consistency)
+    lines += _realism_section(manifest.get("realism"))
     if "samples" in img:
         lines += ["## Samples", "", "Pairs chosen to show as many different drawn concepts as possible, with their "
                   "IMPRESSION; mask outlines in colour, named in each caption.", "",
@@ -292,6 +284,71 @@ def _consistency_section(c: Consistency | None) -> list[str]:
         "Concepts asserted without a mask in some rows:" if missing else "Every asserted concept has a mask.",
         "",
         *([_table(["concept", "asserted", "with a mask"], missing), ""] if missing else []),
+    ]
+
+
+def _causes_section(st: CardStats) -> list[str]:
+    """Per cause: rewrites (failed verification, then a new report), redraws (failed QC, then a
+    new image) of the accepted pairs, and samples rejected for it after their last attempt."""
+    rewrites = sum(v for k, v in st.retry_reasons.items() if k.startswith("write:"))
+    redraws = sum(v for k, v in st.retry_reasons.items() if k.startswith("image:"))
+    rejected = sum(st.reject_reasons.values())
+    causes = sorted(set(st.retry_reasons) | set(st.reject_reasons),
+                    key=lambda k: -(st.retry_reasons.get(k, 0) + st.reject_reasons.get(k, 0)))
+    head = [f"Rewrites: **{rewrites}**; redraws: **{redraws}** (retries before acceptance); rejected: "
+            f"**{rejected}** (kept in `rejects/`). Per cause (`stage: reason`; write = report verification, "
+            "image = QC):", ""]
+    if not causes:
+        return head + ["_none_", ""]
+    rows = [[k, st.retry_reasons.get(k, 0) if k.startswith("write:") else 0,
+             st.retry_reasons.get(k, 0) if not k.startswith("write:") else 0,
+             st.reject_reasons.get(k, 0), st.reject_examples.get(k, "").replace("|", "/")] for k in causes]
+    return head + [_table(["cause", "rewrites", "redraws", "rejected", "example detail (rejects)"], rows), ""]
+
+
+REALISM_FILE = "realism.json"
+REALISM_COMMAND = ("python benchmarks/realism.py --real <folder of real frontal CXR PNGs> --n 48 "
+                   "--json <dataset>/realism.json")
+
+
+def _read_realism(folder: Path) -> dict | None:
+    """The realism figures benchmarks/realism.py left in the dataset folder, if any (too slow and
+    needing real films, so not computed at every generate). A broken file is named, not fatal."""
+    path = folder / REALISM_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        float(data["discriminator_auc"])
+        return data
+    except (ValueError, KeyError, TypeError) as e:
+        return {"error": f"{path.name} unreadable ({type(e).__name__}: {e}); re-run: {REALISM_COMMAND}"}
+
+
+def _realism_section(r: dict | None) -> list[str]:
+    """How far the images are from real films: a discriminator on image statistics (lower AUC =
+    closer), or how to measure it when no realism.json is present."""
+    head = ["## Realism against real films", ""]
+    if not r:
+        return head + [f"Not measured for this dataset. `{REALISM_COMMAND}` trains a discriminator on image "
+                       "statistics (grain, gradients, symmetry, histogram) to tell renders from real films and "
+                       f"writes `{REALISM_FILE}` here and re-writes this card with the figure (or run `syncxr card <dataset>`).", ""]
+    if "error" in r:
+        return head + [r["error"], ""]
+    stats = r.get("statistics") or {}
+    rows = [["discriminator ROC AUC (0.5 = indistinguishable, 1.0 = always told apart)", f"{float(r['discriminator_auc']):.2f}"],
+            ["discriminator accuracy (leave-one-out)", f"{float(r.get('discriminator_accuracy', float('nan'))):.2f}"],
+            ["real films / renders compared", f"{r.get('real_images', '?')} / {r.get('renders', '?')}"],
+            ["renderer", r.get("renderer", "?")]]
+    rows += [[f"median {k.replace('|', '')}: real / render", f"{v['real']:.2f} / {v['phantom']:.2f}"] for k, v in stats.items()]
+    return head + [
+        "Measured by `benchmarks/realism.py` on fresh renders of this renderer version (not on this "
+        "dataset's own images) against a folder of real frontal films; a logistic regression on simple "
+        "image statistics, so a low AUC does not prove the films look real to a radiologist. "
+        f"Command: `{r.get('command', REALISM_COMMAND)}`.",
+        "",
+        _table(["measure", "value"], rows),
+        "",
     ]
 
 

@@ -20,7 +20,7 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
 - `negative_summary=True` (off by default: the current verifier in "impression" mode wants every
   sampled key in the IMPRESSION and no other) writes a clinical IMPRESSION: the positive findings,
   then "No acute cardiopulmonary process." when every finding is incidental or chronic
-  (phrases.yaml `summary_compatible`); negations, normal statements and anatomy stay in FINDINGS.
+  (the ontology's `chronic` flag); negations, normal statements and anatomy stay in FINDINGS.
 - `error_rate` > 0 makes the writer slip like an LLM (writer_errors.py: drop, add or flip one
   entity) so that verification has something to catch.
 - With `filler=True`, a system with nothing sampled gets a normal statement and/or a grouped
@@ -94,7 +94,7 @@ def _load_phrases(path: str) -> dict[str, Any]:
 class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v4"  # bump whenever the wording changes (recorded per sample)
+    backend_id = "grammar-v7"  # bump whenever the wording changes (recorded per sample)
     uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(
@@ -123,7 +123,9 @@ class GrammarWriter(WriteOneByOne):
             for c in g.get("concepts", []):
                 self.group[c] = {**g, "name": name}
         patterns = [(s, word_pattern(w)) for s, w in self.p["system_words"].items()]
-        placed = {c.name: self.group.get(c.name, {}).get("system") or _system_of(c, patterns) for c in self.ontology.concepts}
+        by_region = self.p.get("region_systems") or {}
+        placed = {c.name: self.group.get(c.name, {}).get("system") or by_region.get(c.region) or _system_of(c, patterns)
+                  for c in self.ontology.concepts}
         self.system = {name: system or self.p["fallback_system"] for name, system in placed.items()}
         self._placed = {name for name, system in placed.items() if system}  # not by the fallback
         self._by_system: dict[str, list[Concept]] = {}
@@ -292,19 +294,19 @@ class GrammarWriter(WriteOneByOne):
 
     def _summary_fits(self, items: list[Item]) -> bool:
         """A standard negative summary ("No acute cardiopulmonary process.") closes the IMPRESSION
-        when no sampled entity conflicts with it and none already says it."""
-        if self.p.get("negative_summary_concept", "no_acute_process") not in self._by_name:
+        when no sampled entity conflicts with it (the ontology's `excludes: [acute]`: any finding
+        neither `chronic` nor a device) and none already says it."""
+        name = self.p.get("negative_summary_concept", "no_acute_process")
+        summary = self._by_name.get(name)
+        if summary is None:
             return False
+        clashes = self._conflicts.get(summary.keys()[0], frozenset())
         for it in items:
             if it.kind == "normal" and it.concept.chexpert == "No Finding":
                 return False
-            if it.kind in ("present", "uncertain") and not self._incidental(it.concept):
+            if it.kind in ("present", "uncertain") and it.entity.key in clashes:
                 return False
         return True
-
-    def _incidental(self, c: Concept) -> bool:
-        """True for findings a negative summary may follow (phrases `summary_compatible`, devices)."""
-        return c.chexpert == "Support Devices" or c.name in self.p.get("summary_compatible", [])
 
     # ---- fillers ----------------------------------------------------------------------------
 

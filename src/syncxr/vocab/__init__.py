@@ -22,6 +22,10 @@ ATTRIBUTE_KINDS = ("laterality", "severity", "zone")
 LATERALITY = ("left", "right", "bilateral")
 SEVERITY = ("mild", "moderate", "severe")
 ZONE = ("upper", "middle", "lower")
+REGIONS = ("mediastinum", "lung", "lung_volume", "pleura", "diaphragm", "bone", "soft_tissue", "abdomen", "device")
+Region = Literal["mediastinum", "lung", "lung_volume", "pleura", "diaphragm", "bone", "soft_tissue", "abdomen", "device"]
+# `excludes` scopes besides the regions: every finding, or every finding that is neither chronic nor a device
+EXCLUDE_SCOPES = ("all", "acute")
 
 _ALL_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE}
 
@@ -50,6 +54,11 @@ class Concept(BaseModel):
     # For ANATOMY concepts: the side / zone the structure fixes ("right lower lobe" -> right, lower).
     anatomy_side: Optional[Literal["left", "right", "bilateral"]] = None
     anatomy_zone: Optional[Literal["upper", "middle", "lower"]] = None
+    region: Optional[Region] = None  # ABNORMALITY/DISEASE: where the finding lies
+    chronic: bool = False  # a chronic/incidental finding "no acute process" may accompany
+    # normal statements: the present findings they deny, by scope ("all", "acute" or a region)
+    excludes: list[Literal["all", "acute", "mediastinum", "lung", "lung_volume", "pleura", "diaphragm",
+                           "bone", "soft_tissue", "abdomen", "device"]] = Field(default_factory=list)
 
     @field_validator("chexpert")
     @classmethod
@@ -67,6 +76,27 @@ class Concept(BaseModel):
             if bad or not vals:
                 raise ValueError(f"concept {self.name!r}: {kind} values {vals} must be a non-empty subset of {list(_ALL_VALUES[kind])}")
         return self
+
+    @model_validator(mode="after")
+    def _scope_fields(self) -> "Concept":
+        finding = self.type in ("ABNORMALITY", "DISEASE")
+        if self.excludes and self.type not in ("NON-ABNORMALITY", "NON-DISEASE"):
+            raise ValueError(f"concept {self.name!r}: only normal statements (NON-*) may have `excludes`")
+        if (self.region or self.chronic) and not finding:
+            raise ValueError(f"concept {self.name!r}: `region` and `chronic` are for ABNORMALITY/DISEASE concepts")
+        return self
+
+    def excludes_finding(self, other: "Concept") -> bool:
+        """True when this normal statement denies `other` when present, by its `excludes` scopes
+        ("normal chest radiograph" denies every finding; "lungs are clear" every lung finding)."""
+        if other.type not in ("ABNORMALITY", "DISEASE"):
+            return False
+        for scope in self.excludes:
+            if scope == "all" or scope == other.region:
+                return True
+            if scope == "acute" and not other.chronic and not _is_device(other):
+                return True
+        return False
 
     def allowed(self, kind: str) -> tuple[str, ...]:
         """The values attribute `kind` may take for this concept (`values`, else all of the kind)."""
@@ -133,6 +163,10 @@ class Ontology(BaseModel):
             for other in c.contradicts:
                 pairs.add(frozenset((c.name, other)))
         return pairs
+
+
+def _is_device(c: Concept) -> bool:
+    return c.region == "device" or c.chexpert == "Support Devices"
 
 
 @lru_cache(maxsize=8)

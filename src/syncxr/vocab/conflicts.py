@@ -32,8 +32,11 @@ class Conflicts:
     - they are the same concept with both polarities ("effusion" and "no effusion");
     - their concepts are declared `contradicts` and neither key is negated ("cardiomegaly" and
       "heart size is normal"; "no cardiomegaly" and "heart size is normal" are fine);
-    - one is a positive "No Finding" statement and the other a positive finding with a CheXpert
-      label other than Support Devices (the ontology need not spell those pairs out);
+    - one is a normal statement whose `excludes` scope covers the other, a positive finding
+      ("normal chest radiograph" and anything abnormal; "lungs are clear" and any lung finding;
+      "no acute cardiopulmonary process" and any finding neither chronic nor a device);
+    - for a "No Finding" statement without `excludes` (custom ontologies), the other is a positive
+      finding with a CheXpert label other than Support Devices;
     - one is a finding and the other the negation of a concept it implies ("hydropneumothorax"
       and "no pleural effusion").
     """
@@ -62,7 +65,7 @@ class Conflicts:
             return False
         if frozenset((ca.name, cb.name)) in self._declared:
             return True
-        return _no_finding_clash(ca, cb) or _no_finding_clash(cb, ca)
+        return _excludes(ca, cb) or _excludes(cb, ca)
 
     def table(self, keys: Sequence[str]) -> list[frozenset[int]]:
         """For each key index, the indices of the keys it conflicts with."""
@@ -71,7 +74,10 @@ class Conflicts:
         ]
 
 
-def _no_finding_clash(normal: Concept, other: Concept) -> bool:
+def _excludes(normal: Concept, other: Concept) -> bool:
+    """True when normal statement `normal` denies present finding `other` by scope."""
+    if normal.excludes:
+        return normal.excludes_finding(other)
     return (
         normal.chexpert == "No Finding"
         and other.type in ("ABNORMALITY", "DISEASE")

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from scipy import ndimage
+
 from syncxr.image.phantom.draw import blur3
+
+SCATTER_CELLS = 32  # scatter is computed on a 32x32 grid: it varies over ~1/6 of the film
+GRAIN_CAP = 2.0  # mu above which quantum noise stops growing (automatic exposure control)
 
 
 @dataclass(frozen=True)
@@ -22,15 +27,20 @@ class Exposure:
     window: float  # mu mapped to the top of the display range
     shoulder: float  # film-curve compression of the bright end (0 = linear)
     gamma: float
+    scatter: float = 0.0  # scattered / primary photons: a veil that lowers large-area contrast
+    ramp: tuple[float, float] = (0.0, 0.0)  # uneven exposure (heel effect, patient thickness): d mu / d(x, y)
 
 
 def sample_exposure(rng: np.random.Generator, portable: bool = False) -> Exposure:
     """Exposure settings of one film; portable (AP) films are noisier."""
     return Exposure(
-        noise=rng.uniform(0.012, 0.021) * (1.35 if portable else 1.0),  # matched to the real samples' grain
+        noise=rng.uniform(0.013, 0.023) * (1.35 if portable else 1.0),  # matched to the real samples' grain
         window=rng.uniform(3.2, 4.6),
         shoulder=rng.uniform(1.4, 2.1),
         gamma=rng.uniform(0.9, 1.3),
+        # real films carry scatter (no grid on portables): lungs less black, edges softer
+        scatter=rng.uniform(0.2, 0.55),  # not tied to `portable`: adding a line must not change the contrast
+        ramp=(float(rng.normal(0.0, 0.25)), float(rng.normal(0.0, 0.25))),
     )
 
 
@@ -43,8 +53,15 @@ def expose(mu: np.ndarray, e: Exposure, noise_field: np.ndarray, rng: np.random.
     # the plain expression it computes, with the same operations in the same order (bit-identical).
     # (no dtype= argument: on a float32 input that takes a slower casting path)
     m = np.maximum(mu, np.float32(0.0)).astype(np.float32, copy=False)
+    if e.scatter > 0:
+        m = add_scatter(m, e.scatter)
+    if e.ramp != (0.0, 0.0):  # a smooth exposure gradient across the film (never quite even on real ones)
+        ax = np.linspace(-0.5, 0.5, w, dtype=np.float32) * np.float32(e.ramp[0])
+        ay = np.linspace(-0.5, 0.5, h, dtype=np.float32) * np.float32(e.ramp[1])
+        m = np.maximum(m + ay[:, None] + ax[None, :], np.float32(0.0))
     # the 3x3 binomial blur shrinks white-noise std by ~0.375; compensate so e.noise is what you see
-    grain = np.multiply(m, np.float32(0.5))
+    grain = np.minimum(m, np.float32(GRAIN_CAP))  # detectors with dose control: dense areas not much grainier
+    grain *= np.float32(0.5)
     np.exp(grain, out=grain)
     grain *= g
     grain *= np.float32(e.noise / 0.375)
@@ -64,3 +81,19 @@ def expose(mu: np.ndarray, e: Exposure, noise_field: np.ndarray, rng: np.random.
     v *= np.float32(255.0)
     v += np.float32(0.5)
     return v.astype(np.uint8)
+
+
+def add_scatter(m: np.ndarray, fraction: float) -> np.ndarray:
+    """Line integrals with scatter: the detector sees primary exp(-m) plus `fraction` of a widely
+    blurred copy of it, so dark (lung) regions lose contrast against dense ones as on real films.
+    Normalised so a flat field keeps its value."""
+    h, w = m.shape
+    primary = np.exp(-m)
+    f = max(1, h // SCATTER_CELLS)
+    small = primary[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
+    small = ndimage.gaussian_filter(small, sigma=2.5, mode="nearest")
+    veil = ndimage.zoom(small, (h / small.shape[0], w / small.shape[1]), order=1, mode="nearest")
+    if veil.shape != (h, w):  # zoom rounds the output shape: pad with the edge values or crop
+        veil = np.pad(veil, [(0, max(0, h - veil.shape[0])), (0, max(0, w - veil.shape[1]))], mode="edge")[:h, :w]
+    total = primary + np.float32(fraction) * veil.astype(np.float32)
+    return (np.float32(np.log1p(fraction)) - np.log(total)).astype(np.float32)

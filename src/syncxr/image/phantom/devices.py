@@ -40,7 +40,7 @@ def et_tube(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
     tip = cy - rng.uniform(0.07, 0.12)
     x = cx + rng.normal(0, 0.004)
     ctrl = np.array([[x + rng.normal(0, 0.02), -0.02], [x, tip * 0.5], [x, tip]])
-    return _tube(layers, ctrl, 0.02, 0.9)
+    return _tube(layers, ctrl, 0.02, 1.3)  # bright enough to beat the neck soft tissue under scatter
 
 
 def tracheostomy_tube(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:

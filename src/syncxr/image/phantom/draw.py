@@ -74,6 +74,29 @@ def add_ellipsoid(
     return mask
 
 
+def add_irregular_ellipsoid(
+    layer: np.ndarray, cx: float, cy: float, rx: float, ry: float, amp: float, rng: np.random.Generator,
+    angle: float = 0.0, roughness: float = 0.12,
+) -> np.ndarray:
+    """`add_ellipsoid` with a natural, irregular margin: the boundary radius wobbles with a few
+    random angular harmonics (lobulation, spiculation-like notches) instead of a perfect ellipse."""
+    size = layer.shape[0]
+    grow = 1.0 + 2.0 * roughness  # the bbox must hold the largest excursion
+    bb, r2 = ellipse_field(cx, cy, rx * grow, ry * grow, size, angle)
+    r2 = r2 * np.float32(grow * grow)
+    xs, ys = axes(size)
+    theta = np.arctan2(ys[bb[0]][:, None] - cy, xs[bb[1]][None, :] - cx)
+    edge = np.ones_like(theta)
+    for k in range(2, 7):
+        edge += rng.normal(0.0, roughness / k * 2.0) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    edge = np.clip(edge, 0.6, grow).astype(np.float32)
+    rel = r2 / (edge * edge)
+    layer[bb] += amp * np.sqrt(np.clip(1.0 - rel, 0.0, 1.0)).astype(np.float32)
+    mask = np.zeros(layer.shape, dtype=bool)
+    mask[bb] = rel < 1.0
+    return mask
+
+
 def bezier(points: np.ndarray, n: int) -> np.ndarray:
     """n points (n, 2) on the Bezier curve with control points (k, 2) (de Casteljau)."""
     t = np.linspace(0.0, 1.0, n, dtype=np.float64)[:, None, None]

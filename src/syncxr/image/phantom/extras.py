@@ -16,7 +16,15 @@ from syncxr.image.phantom.draw import add_stroke, bezier, ellipse_field
 GLYPHS = {
     "L": ["10000", "10000", "10000", "10000", "10000", "10000", "11111"],
     "R": ["11110", "10001", "10001", "11110", "10100", "10010", "10001"],
+    "P": ["11110", "10001", "10001", "11110", "10000", "10000", "10000"],
+    "O": ["01110", "10001", "10001", "10001", "10001", "10001", "01110"],
+    "T": ["11111", "00100", "00100", "00100", "00100", "00100", "00100"],
+    "A": ["01110", "10001", "10001", "11111", "10001", "10001", "10001"],
+    "B": ["11110", "10001", "10001", "11110", "10001", "10001", "11110"],
+    "E": ["11111", "10000", "10000", "11110", "10000", "10000", "11111"],
+    " ": ["00000"] * 7,
 }
+TEXT_P = {True: 0.7, False: 0.1}  # probability of a burnt-in "PORTABLE" / "AP" label
 ECG_P = {True: 0.6, False: 0.08}  # probability of ECG leads on portable / other films
 
 
@@ -34,6 +42,29 @@ def add_marker(layers: Layers, rng: np.random.Generator) -> None:
     x0 = int(size * rng.uniform(0.84, 0.92)) if right_side else int(size * rng.uniform(0.04, 0.1))
     x0 = min(max(x0, 0), size - w)
     layers.body[y0 : y0 + h, x0 : x0 + w] += np.float32(2.0) * block
+
+
+def _glyphs(text: str, cell: int) -> np.ndarray:
+    """A line of 5x7 block letters, one blank column between letters, scaled by `cell`."""
+    cols = []
+    for ch in text:
+        cols.append(np.array([[c == "1" for c in row] for row in GLYPHS[ch]], dtype=np.float32))
+        cols.append(np.zeros((7, 1), np.float32))
+    return np.kron(np.hstack(cols[:-1]), np.ones((cell, cell), np.float32))
+
+
+def add_label_text(layers: Layers, rng: np.random.Generator, portable: bool) -> None:
+    """Burnt-in technologist text near the top edge ("PORTABLE", "AP"), as on many real films."""
+    if rng.random() >= TEXT_P[portable]:
+        return
+    size = layers.body.shape[0]
+    text = "PORTABLE" if portable and rng.random() < 0.8 else str(rng.choice(["AP", "PA", "PORTABLE AP"]))
+    block = _glyphs(text, max(1, int(round(size * rng.uniform(0.005, 0.008)))))
+    h, w = block.shape
+    y0 = int(size * rng.uniform(0.01, 0.05))
+    x0 = int(size * rng.uniform(0.02, 0.5))
+    x0 = min(max(x0, 0), size - w)
+    layers.body[y0 : y0 + h, x0 : x0 + w] += np.float32(rng.uniform(1.5, 2.5)) * block[: size - y0, : size - x0]
 
 
 def add_ecg_leads(layers: Layers, rng: np.random.Generator, portable: bool) -> None:

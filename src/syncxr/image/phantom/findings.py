@@ -15,6 +15,7 @@ from scipy import ndimage
 from syncxr.image.phantom.anatomy import Layers, Patient
 from syncxr.image.phantom.draw import (
     add_ellipsoid,
+    add_irregular_ellipsoid,
     add_stroke,
     axes,
     bezier,
@@ -207,8 +208,8 @@ def _lesion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Genera
         r = radius[0] + (radius[1] - radius[0]) * severity01(spec) * rng.uniform(0.7, 1.0)
         for k in range(lobes):
             ox, oy = (rng.normal(0, 0.35 * r, 2) if k else (0.0, 0.0))
-            body = add_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1), r * rng.uniform(0.8, 1.1),
-                                 amp, angle=rng.uniform(0, np.pi))
+            body = add_irregular_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1),
+                                           r * rng.uniform(0.8, 1.1), amp, rng, angle=rng.uniform(0, np.pi))
             mask |= body
     return mask
 
@@ -229,8 +230,10 @@ def granuloma(layers, p, spec, rng, t) -> np.ndarray:  # noqa: ANN001
 
 
 def emphysema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """Bilateral: hyperinflation was set on the patient (mask: both lungs) plus apical bullae.
-    One side: that lung hyperlucent with sparse markings and bullae (mask: that lung)."""
+    """No zone stated: bilateral = hyperinflation set on the patient (mask: both lungs) plus apical
+    bullae; one side = that lung hyperlucent with sparse markings and bullae (mask: that lung).
+    A zone stated ("upper zone emphysema"): lucency and bullae in that zone of the stated lung(s)
+    (mask: that zone band), so the drawing moves with the zone the report gives."""
     sides = spec.sides()
     for k in range(int(rng.integers(1, 3 + int(2 * severity01(spec))))):
         side = sides[k % len(sides)]
@@ -238,11 +241,29 @@ def emphysema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gene
         bb, r2 = ellipse_field(cx, cy, *(rng.uniform(0.02, 0.04),) * 2, p.size)
         inside = (r2 < 1) & (layers.label[bb] == side)
         layers.lung[bb] = np.where(inside, np.minimum(layers.lung[bb], 0) - 0.12, layers.lung[bb])
+    if spec.zone is not None:
+        band = _zone_band(layers, p, sides, spec.zone)
+        layers.lung -= np.float32(0.14) * band
+        return band > 0.5
     if len(sides) == 2:
         return layers.label > 0
     lung = layers.label == sides[0]
     layers.lung -= np.where(lung, np.float32(0.12), np.float32(0.0))  # hyperlucent, markings pruned
     return lung
+
+
+def _zone_band(layers: Layers, p: Patient, sides: tuple[int, ...], zone: str) -> np.ndarray:
+    """0..1 weight of the lung pixels of `sides` inside one zone (soft upper and lower edges)."""
+    _, ys = axes(p.size)
+    out = np.zeros(layers.body.shape, np.float32)
+    f0, f1 = ZONE_SPAN[zone]
+    for side in sides:
+        top, bottom = p.lung_top, p.dome[side] + 0.5 * p.dome_depth
+        y0, y1 = top + f0 * (bottom - top), top + f1 * (bottom - top)
+        soft = 0.03
+        w = smoothstep((ys - y0) / soft + 0.5) * smoothstep((y1 - ys) / soft + 0.5)
+        out += w[:, None].astype(np.float32) * (layers.label == side)
+    return out
 
 
 def pleural_thickening(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:

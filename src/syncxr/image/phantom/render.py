@@ -28,7 +28,7 @@ from syncxr.image.phantom.anatomy import (
     sample_patient,
 )
 from syncxr.image.phantom.devices import DEVICE_DRAWERS
-from syncxr.image.phantom.extras import add_ecg_leads, add_marker
+from syncxr.image.phantom.extras import add_ecg_leads, add_label_text, add_marker
 from syncxr.image.phantom.findings import DRAWERS
 from syncxr.image.phantom.mediastinum import CENTRAL_DRAWERS
 from syncxr.image.phantom.parenchyma import PARENCHYMA_DRAWERS
@@ -37,7 +37,7 @@ from syncxr.image.phantom.skeleton import SKELETON_DRAWERS
 from syncxr.image.phantom.spec import FindingSpec
 from syncxr.image.phantom.template import template
 
-VERSION = "phantom-v2"  # bump whenever what a (findings, seed, size) draws changes
+VERSION = "phantom-v3"  # bump whenever what a (findings, seed, size) draws changes
 MIN_SIZE, MAX_SIZE = 128, 1024
 ALL_DRAWERS = {**DRAWERS, **PARENCHYMA_DRAWERS, **CENTRAL_DRAWERS, **SKELETON_DRAWERS, **DEVICE_DRAWERS}
 # Drawing order: what changes lung air first, then additive densities, devices last. The first 20
@@ -69,7 +69,8 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     # changes: adding a device must not move the patient's anatomy.
     names = {sp.name for sp in specs}
     lines = bool(names & {"et_tube", "central_line", "ng_tube", "chest_tube", "tracheostomy_tube", "swan_ganz_catheter"})
-    portable = bool(rng.random() < 0.7) and lines
+    draw = rng.random()
+    portable = bool(draw < 0.7) if lines else bool(draw < 0.15)  # some ward films are portable too
     exposure = sample_exposure(rng, portable)
 
     layers = base_layers(t, p)
@@ -87,6 +88,7 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
         masks[spec.key] = mask | masks[spec.key] if spec.key in masks else mask
     add_ecg_leads(layers, np.random.default_rng([seed, 9001]), portable)
     add_marker(layers, np.random.default_rng([seed, 9002]))
+    add_label_text(layers, np.random.default_rng([seed, 9003]), portable)
     mu = layers.body + layers.lung
     image = expose(mu, exposure, t.noise, rng)
     return GeneratedImage(image=image, masks=masks)

@@ -96,7 +96,7 @@ def scoliosis(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gene
     shift = np.round(dx * size).astype(np.intp)
     cols = np.clip(np.arange(size)[None, :] - shift[:, None], 0, size - 1)
     bent = np.take_along_axis(spine, cols, axis=1)
-    layers.body += (2.2 * bent - spine).astype(np.float32)  # a curved spine stands out as a dense column
+    layers.body += (2.6 * bent - spine).astype(np.float32)  # a curved spine stands out as a dense column
     centre = p.spine_x + dx
     rows = (ys > top) & (ys < bottom) & (np.abs(dx) > 0.01)
     return (np.abs(xs[None, :] - centre[:, None]) < 0.03) & rows[:, None]
@@ -125,11 +125,11 @@ def subcutaneous_emphysema(layers: Layers, p: Patient, spec: FindingSpec, rng: n
             _, lat = p.lung_bounds_at(side, y)
             x = lat + sgn * rng.uniform(0.015, 0.06)
             d = np.array([sgn * -0.4, 1.0]) * rng.uniform(0.02, 0.04)
-            mask |= add_stroke(layers.body, np.array([[x, y], [x + d[0], y + d[1]]]), 0.006, -0.45)
+            mask |= add_stroke(layers.body, np.array([[x, y], [x + d[0], y + d[1]]]), 0.006, -0.6)
         for _ in range(6):
             y = rng.uniform(0.12, 0.5)
             _, lat = p.lung_bounds_at(side, y)
-            mask |= add_ellipsoid(layers.body, lat + sgn * rng.uniform(0.02, 0.06), y, 0.007, 0.007, -0.4)
+            mask |= add_ellipsoid(layers.body, lat + sgn * rng.uniform(0.02, 0.06), y, 0.007, 0.007, -0.55)
     return mask
 
 

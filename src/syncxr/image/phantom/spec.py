@@ -83,6 +83,8 @@ _DEFAULT_ZONES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "cavitary_lesion": (("upper", "middle", "lower"), (0.5, 0.2, 0.3)),
     "pleural_thickening": (("upper", "middle", "lower"), (0.5, 0.3, 0.2)),
 }
+# Findings drawn differently when no zone is stated (diffuse emphysema): the zone stays unset.
+ZONE_OPTIONAL = {"emphysema"}
 # Findings whose side is meaningless (midline or whole chest): laterality is ignored.
 MIDLINE = {"cardiomegaly", "enlarged_cardiomediastinum", "et_tube", "ng_tube", "sternotomy", "edema",
            "heart_failure", "ards", "interstitial_edema", "congestion", "low_lung_volumes", "pericardial_effusion",
@@ -137,7 +139,7 @@ class FindingSpec:
             lat = str(rng.choice(opts, p=w))
         if sev is None:
             sev = str(rng.choice(SEVERITIES, p=(0.4, 0.4, 0.2)))
-        if zone is None:
+        if zone is None and s.name not in ZONE_OPTIONAL:
             opts, w = _DEFAULT_ZONES.get(s.name, (ZONES, (1 / 3, 1 / 3, 1 / 3)))
             zone = str(rng.choice(opts, p=w))
         if s.name in MIDLINE:
