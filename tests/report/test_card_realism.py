@@ -43,3 +43,14 @@ def test_per_cause_rewrites_redraws_and_rejects():
     assert "| image: qc_bank_similarity | 0 | 2 | 0 |  |" in text
     assert "| image: qc_heuristics | 0 | 0 | 3 | too dark |" in text
     assert "_none_" in "\n".join(_causes_section(CardStats()))
+
+
+def test_card_counts_what_an_ablation_let_through():
+    from syncxr.report.card import CardStats, _causes_section
+
+    st = CardStats(unverified=169)
+    st.faults_kept.update({"rotated": 2, "cropped": 1})
+    text = "\n".join(_causes_section(st))
+    assert "Kept although verification failed (verify.enabled: false): **169** reports" in text
+    assert "acquisition fault (image.defect_rate; QC missed them or was off): **3** (rotated 2, cropped 1)" in text
+    assert "Kept although" not in "\n".join(_causes_section(CardStats()))

@@ -40,6 +40,8 @@ class CardStats:
     retry_reasons: Counter = field(default_factory=Counter)  # "stage: reason" of retries before acceptance
     reject_reasons: Counter = field(default_factory=Counter)
     reject_examples: dict[str, str] = field(default_factory=dict)
+    unverified: int = 0  # accepted reports that failed verification (verify.enabled: false)
+    faults_kept: Counter = field(default_factory=Counter)  # accepted films with an acquisition fault, by kind
     grid: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
     spare: list[tuple[bytes, str, list[tuple[str, bytes]]]] = field(default_factory=list)
     grid_concepts: set[str] = field(default_factory=set)
@@ -75,11 +77,15 @@ def _add_batch(st: CardStats, d: dict) -> None:
     for ents in d["entities"]:
         st.entity_counts.update(f"{e['name']}|{e['type']}" for e in json.loads(ents))
     for hist in d["history"]:
-        st.retry_reasons.update(_retry_key(h) for h in json.loads(hist or "[]"))
+        entries = json.loads(hist or "[]")
+        st.unverified += any(h.startswith("unverified:") for h in entries)
+        st.retry_reasons.update(_retry_key(h) for h in entries if not h.startswith("unverified:"))
     st.write_attempts.update(d["write_attempts"])
     st.image_attempts.update(d["image_attempts"])
     for q in d["qc"]:
-        sim = json.loads(q).get("bank_max_sim")
+        scores = json.loads(q)
+        st.faults_kept.update(k[len("defect_"):] for k in scores if k.startswith("defect_"))
+        sim = scores.get("bank_max_sim")
         if sim is not None:
             st.bank_sims.append(float(sim))
     for png, imp, masks, ents, got in zip(d["image_png"], d["impression"], d["masks"], d["entities"], d["extracted"]):
@@ -201,7 +207,10 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "## Entity distribution before vs after balancing",
         "",
         f"Per report: k = {plan.get('k')} non-anatomy entities, m = {plan.get('m')} ANATOMY entities; "
-        f"each entity used at most tau_max = {plan.get('tau_max')} times; pool of {plan.get('pool_size')} entities.",
+        + (f"each entity used at most tau_max = {plan.get('tau_max')} times; pool of {plan.get('pool_size')} entities."
+         if plan.get("balanced", True) else
+         f"**balanced sampling off** (entities.balance: false): entities drawn at the reference corpus's "
+         f"frequencies, no cap; pool of {plan.get('pool_size')} entities."),
         _balance_sentence(plan, (cfg.get("entities") or {}).get("source", ""), dict(st.entity_counts)),
         "",
         f"![entity distribution]({img['entities']})",
@@ -298,6 +307,15 @@ def _causes_section(st: CardStats) -> list[str]:
     head = [f"Rewrites: **{rewrites}**; redraws: **{redraws}** (retries before acceptance); rejected: "
             f"**{rejected}** (kept in `rejects/`). Per cause (`stage: reason`; write = report verification, "
             "image = QC):", ""]
+    kept = []
+    if st.unverified:
+        kept.append(f"Kept although verification failed (verify.enabled: false): **{st.unverified}** reports "
+                    "whose text does not state exactly their sampled entities.")
+    if st.faults_kept:
+        kinds = ", ".join(f"{k} {n}" for k, n in st.faults_kept.most_common())
+        kept.append(f"Accepted films with a simulated acquisition fault (image.defect_rate; QC missed them or "
+                    f"was off): **{sum(st.faults_kept.values())}** ({kinds}).")
+    head += [*kept, ""] if kept else []
     if not causes:
         return head + ["_none_", ""]
     rows = [[k, st.retry_reasons.get(k, 0) if k.startswith("write:") else 0,
