@@ -10,7 +10,8 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
   with", post-surgical changes are "status post"; lung findings are placed ("right basilar
   atelectasis", "nodule in the left upper zone"), severity words fit the concept ("small
   effusion", "mild cardiomegaly", "minimal atelectasis", "markedly widened mediastinum"),
-  bilateral count nouns are plural and singular count nouns take "a"/"an".
+  bilateral count nouns are plural and singular count nouns take "a"/"an"; a sampled count is
+  a number word ("a single nodule", "two nodules", "multiple bilateral nodules").
 - An ANATOMY entity is woven into a finding that lies there ("consolidation in the right lower
   lobe", "PICC line with tip in the superior vena cava", "degenerative change of the thoracic
   spine"; rules in phrases.yaml `locations`), or else gets the standard statement radiologists
@@ -28,7 +29,7 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
 - IMPRESSION holds exactly the sampled entities, with their attributes, numbered or not
   (unless `negative_summary`).
 
-Mentions follow the extractor contract (lexicon_extractor.py): "[severity] [laterality] [zone] <synonym>",
+Mentions follow the extractor contract (lexicon_extractor.py): "[count] [severity] [laterality] [zone] <synonym>",
 "<synonym> on the left / in the right lower zone", "<synonym> in the <anatomy synonym>",
 "No <synonym>.", "There is no <a>, <b>, or <c>.". From the attempt given by `safe_after` on, only
 the preferred synonyms and the first phrasing of each kind are used, so a late rewrite falls back
@@ -94,7 +95,7 @@ def _load_phrases(path: str) -> dict[str, Any]:
 class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v7"  # bump whenever the wording changes (recorded per sample)
+    backend_id = "grammar-v8"  # bump whenever the wording changes (recorded per sample)
     uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(

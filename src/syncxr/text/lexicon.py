@@ -36,7 +36,7 @@ NEVER_CORRECT = frozenset(
 ATTR_ONLY = ""  # concept id of attribute-only phrases ("upper lung zone")
 
 # Attribute words (normalised tokens) -> (kind, value) pairs. Values are vocab.LATERALITY /
-# SEVERITY / ZONE members. Size words (small / large) are folded into the severity scale.
+# SEVERITY / ZONE / COUNT members. Size words (small / large) are folded into the severity scale.
 ATTRIBUTE_WORDS: dict[str, tuple[tuple[str, str], ...]] = {
     **{w: (("laterality", "left"),) for w in ("left", "leftsided", "levo")},
     **{w: (("laterality", "right"),) for w in ("right", "rightsided")},
@@ -55,6 +55,14 @@ ATTRIBUTE_WORDS: dict[str, tuple[tuple[str, str], ...]] = {
     **{w: (("zone", "upper"),) for w in ("apical", "apex", "apices", "upper", "apically", "apicolateral")},
     **{w: (("zone", "middle"),) for w in ("mid", "middle", "perihilar", "midlung")},
     **{w: (("zone", "lower"),) for w in ("basilar", "basal", "base", "lower", "basally", "basilarly", "infrahilar")},
+    # COUNT: a number word before a countable finding ("two nodules", "a solitary nodule"); a
+    # plural noun with no number word reads "multiple" (lexicon_extractor._bind_attributes)
+    **{w: (("count", "single"),) for w in ("single", "solitary")},
+    **{w: (("count", "two"),) for w in ("two", "pair")},
+    **{
+        w: (("count", "multiple"),)
+        for w in ("multiple", "several", "numerous", "innumerable", "few", "three", "four", "five", "six", "multifocal")
+    },
 }
 
 # Attribute-only phrases: consumed so that their words are not read as concepts.

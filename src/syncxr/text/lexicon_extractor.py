@@ -13,6 +13,9 @@ extractor). For every concept C of the ontology and every phrase S in C.synonyms
              "bilateral"; left and right together -> "bilateral"; bibasilar -> bilateral + lower zone
    zone      upper / apical / apex -> "upper"; mid / middle / perihilar -> "middle";
              lower / basilar / basal / base -> "lower"
+   count     single / solitary -> "single"; two / pair -> "two"; multiple / several / numerous /
+             few / three..six -> "multiple"; a plural S with no number word ("nodules") -> "multiple";
+             a present mention only ("No nodules" carries no count)
    The same words after S also count ("S on the left", "S is small", "S in the lower lung zone").
 3. "S in the A" (A a synonym of an ANATOMY concept) reads back as C plus the ANATOMY entity of A;
    C takes A's `anatomy_side` / `anatomy_zone` for the kinds C declares and the words of rule 2
@@ -158,6 +161,11 @@ class LexiconExtractor(ExtractOneByOne):
         assertions = assert_mentions(spans, triggers, lambda a, b: sent.words(a, b, skip_mentions=True), low)
         attrs, bound = _bind_attributes(sent, concepts, _clause_bounds(low, triggers, matches, start, end))
         concepts = self._explained(matches, concepts, assertions, set(sent.norms), low)
+        # a negated finding has no count; an explained nodule keeps only the kinds its new concept declares
+        attrs = [
+            {k: v for k, v in at.items() if k in c.attributes and not (k == "count" and a == ABSENT)}
+            for at, a, c in zip(attrs, assertions, concepts)
+        ]
         return [
             _Mention(m, c, a if c.type in FINDING_TYPES else PRESENT, at, index)
             for i, (m, c, a, at) in enumerate(zip(matches, concepts, assertions, attrs))
@@ -247,7 +255,18 @@ def _resolve(found: dict[str, list[str]]) -> dict[str, str]:
         out["severity"] = max(found["severity"], key=_SEVERITY_RANK.__getitem__)
     if found.get("zone"):
         out["zone"] = found["zone"][0]
+    if found.get("count"):
+        out["count"] = found["count"][0]
     return out
+
+
+_PLURAL_HEAD = re.compile(r"(?:[a-z]*[^su]s|[a-z]*ata)$")  # "nodules", "metastases", "granulomata"; not "mass"
+
+
+def _plural_head(low: str, m: Match) -> bool:
+    """True when the mention's last word is a plural ("two nodules" and "nodules" alike)."""
+    words = low[m.start : m.end].split()
+    return bool(words) and _PLURAL_HEAD.fullmatch(words[-1]) is not None
 
 
 def _outside_lung(sent: _Sentence, i: int, concepts: list[Concept], bound: list[int]) -> bool:
@@ -297,6 +316,8 @@ def _bind_attributes(
         )
         for kind, value in from_anatomy.items():
             attrs.setdefault(kind, value)
+        if "count" in concepts[i].attributes and "count" not in attrs and _plural_head(low, matches[i]):
+            attrs["count"] = "multiple"
         out.append({k: v for k, v in attrs.items() if k in concepts[i].attributes})
     return out, bound
 

@@ -1,4 +1,4 @@
-"""Wording of one entity: synonym choice, severity/side/zone words, casing and articles.
+"""Wording of one entity: synonym choice, count/severity/side/zone words, casing and articles.
 
 `Wording.mention` turns an entity to write (concept, attributes, an anatomy woven into it) into a
 noun phrase that the built-in extractor reads back as that entity (the contract in lexicon_extractor.py);
@@ -20,6 +20,8 @@ from syncxr.vocab import Concept, Ontology
 
 _CLAUSE = re.compile(r"\b(?:is|are|was|were)\b")
 _OF = re.compile(r"\b(?:of|with|in|under)\b")
+# count value -> number words, unless the phrases file has `count` (all read back by the extractor)
+_COUNT_WORDS = {"single": ["single", "solitary"], "two": ["two"], "multiple": ["multiple", "several", "numerous"]}
 _PARTICIPLE = re.compile(r"\w+ed\b")  # "enlarged heart": takes "mildly", not "mild" / "left"
 
 
@@ -101,7 +103,8 @@ class Wording:
         if woven is not None:  # what the anatomy states needs no words
             side = None if inside or side == woven.anatomy_side else side
             zone = None if zone == woven.anatomy_zone else zone
-        plural = "bilateral" in (side, woven.anatomy_side if woven else None)
+        count = attrs.get("count") if "count" in c.attributes else None
+        plural = count in ("two", "multiple") or (count != "single" and "bilateral" in (side, woven.anatomy_side if woven else None))
         pre, post = self.place(g, side, zone, rng, safe)
         anatomy = self.anatomy_synonym(woven, rule.get("anatomy_synonyms"), rng, safe) if woven else ""
         allowed = (rule.get("host_synonyms") or {}).get(c.name)
@@ -111,7 +114,9 @@ class Wording:
 
         def ok(s: str) -> bool:
             words = s.split()
-            if (pre or sev or post or woven) and (_OF.search(s) or words[0] in ATTRIBUTE_WORDS):
+            if count and not self.countable(s, plural):
+                return False  # "two metastatic diseases", "a single pulmonary nodules"
+            if (pre or sev or post or woven or count) and (_OF.search(s) or words[0] in ATTRIBUTE_WORDS):
                 return False  # "large blunting of the ...", "left apical apical cap"
             adverb = words[0] in self.p.get("adverb_heads", [])
             if (pre or post) and (_PARTICIPLE.match(s) or adverb):
@@ -126,13 +131,22 @@ class Wording:
 
         syn = self.synonym(c, rng, safe, allowed, ok)
         noun, plural = self.nouns.pluralize(syn) if plural else (syn, self.nouns.number(syn))
-        words = [self.severity(c, syn, sev, rng, safe)] if sev else []
+        words = [self.pick(self.p.get("count", _COUNT_WORDS)[count], rng, safe)] if count else []
+        words += [self.severity(c, syn, sev, rng, safe)] if sev else []
         text = squash(" ".join([*words, *pre, noun, *post]))
         if woven is not None:
             join = self.pick(rule["join"], rng, safe)
             np_ = self.np(anatomy, self.side_word(inside, rng, safe))
             text = join.format(m=text, a=np_, a0=anatomy, cm=rng.randint(3, 6))
         return Mention(text, syn, plural, self.nouns.article(text, plural, noun))
+
+    def countable(self, syn: str, plural: bool) -> bool:
+        """True when `syn` can take a number word: a count noun, singular unless `plural`."""
+        words = syn.split()
+        head = words[self.nouns.head_index(words)].lower()
+        if self.nouns.is_mass(head) or head in self.nouns.no_plural:
+            return False
+        return plural or not self.nouns.number(syn)
 
     def severity(self, c: Concept, syn: str, sev: str, rng: random.Random, safe: bool) -> str:
         """Severity word fitting the concept: size for effusions, extent for opacities, an adverb

@@ -13,11 +13,12 @@ Defaults: k = [2, 5] and m = [1, 2] (inclusive ranges, one value drawn per repor
 taking the larger of the two, so that even the entities drawn most often (uniform draws are not
 exactly even once conflicts reject some) keep being available up to the last report.
 
-Attribute rule: every declared attribute (laterality / severity / zone) of a present entity is
+Attribute rule: every declared attribute (laterality / severity / zone / count) of a present entity is
 drawn with probability `p_attribute`, uniformly over its values; negated entities carry none.
 A present entity that declares laterality or zone then adopts the side / zone of one sampled
 ANATOMY entity that fixes at least one of those kinds (chosen uniformly when several do), so
 "right lower lobe" + consolidation gives consolidation{laterality: right, zone: lower}.
+A bilateral finding is never "single": its count becomes "multiple" (one lesion cannot lie on both sides).
 
 `balance=False` is the paper's "without balanced sampling" ablation: each draw picks an entity
 with probability proportional to its reference-corpus count (the long tail kept) and no cap
@@ -36,7 +37,7 @@ import numpy as np
 
 from syncxr.errors import UserError
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity
-from syncxr.vocab import LATERALITY, SEVERITY, ZONE, Concept, Ontology
+from syncxr.vocab import COUNT, LATERALITY, SEVERITY, ZONE, Concept, Ontology
 from syncxr.vocab.conflicts import Conflicts, is_negated, split_key  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_K = (2, 5)
 DEFAULT_M = (1, 2)
 TAU_SLACK = 1.5
-ATTRIBUTE_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE}
+ATTRIBUTE_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE, "count": COUNT}
 
 
 class PoolExhausted(UserError):
@@ -303,6 +304,9 @@ class BalancedSampler:
                 attrs = self._attributes(concept)
                 out.append(Entity(concept.name, self._types[i], self._assertion(concept), attrs))
         self._adopt_anatomy(out)
+        for e in out:
+            if e.attributes.get("laterality") == "bilateral" and e.attributes.get("count") == "single":
+                e.attributes["count"] = "multiple"
         return out
 
     def _assertion(self, concept: Concept) -> str:

@@ -24,7 +24,8 @@ Phrases the extractor reads that map to no ontology concept follow `unknown`: "r
 the phrase is on the `boilerplate` list) or "ignore".
 
 With `check_attributes`, each mention of a sampled entity carries the sampled laterality /
-severity / zone, compared only over the kinds its concept declares.
+severity / zone / count, compared only over the kinds its concept declares; a count read where
+the plan set none is not a mismatch (an unspecified number may be written as a plural).
 
 Reasons, first failing wins: "empty_section", "missing_entities", "extra_entities" (extras or a
 contradiction), "unknown_entities", "attribute_mismatch"; otherwise "ok". `detail` lists them;
@@ -236,7 +237,8 @@ class Verifier:
             for m in mentions:
                 if self.item(m) != self.item(e):
                     continue
-                have = {k: v for k, v in m.attributes.items() if k in kinds}
+                # a count the plan left open may be written any way ("bilateral nodules" reads "multiple")
+                have = {k: v for k, v in m.attributes.items() if k in kinds and (k != "count" or "count" in want)}
                 if have != want:
                     out.append(f"{e.key} in {m.section or '?'}: expected {want}, read {have}")
         return out

@@ -18,16 +18,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from syncxr.fsio import load_yaml
 from syncxr.records import ABSENT, CHEXPERT14, PRESENT, typed
 
-ATTRIBUTE_KINDS = ("laterality", "severity", "zone")
+ATTRIBUTE_KINDS = ("laterality", "severity", "zone", "count")
 LATERALITY = ("left", "right", "bilateral")
 SEVERITY = ("mild", "moderate", "severe")
 ZONE = ("upper", "middle", "lower")
+# How many lesions a film shows, for countable findings (nodules, masses, rib fractures, ...).
+COUNT = ("single", "two", "multiple")
 REGIONS = ("mediastinum", "lung", "lung_volume", "pleura", "diaphragm", "bone", "soft_tissue", "abdomen", "device")
 Region = Literal["mediastinum", "lung", "lung_volume", "pleura", "diaphragm", "bone", "soft_tissue", "abdomen", "device"]
 # `excludes` scopes besides the regions: every finding, or every finding that is neither chronic nor a device
 EXCLUDE_SCOPES = ("all", "acute")
 
-_ALL_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE}
+_ALL_VALUES = {"laterality": LATERALITY, "severity": SEVERITY, "zone": ZONE, "count": COUNT}
+AttributeKind = Literal["laterality", "severity", "zone", "count"]
 
 DEFAULT_PATH = Path(__file__).with_name("ontology.yaml")
 
@@ -43,13 +46,13 @@ class Concept(BaseModel):
     chexpert: Optional[str] = None  # CheXpert-14 display name, or None
     synonyms: list[str] = Field(min_length=1)  # plain phrases, lower case; first = preferred
     patterns: list[str] = Field(default_factory=list)  # extra regexes (real-report phrasings)
-    attributes: list[Literal["laterality", "severity", "zone"]] = Field(default_factory=list)
+    attributes: list[AttributeKind] = Field(default_factory=list)
     size_words: bool = False  # severity written as small/moderate/large instead of mild/../severe
     negatable: bool = True  # may appear negated ("no pleural effusion")
     contradicts: list[str] = Field(default_factory=list)  # concept names never sampled together
     render: Optional[str] = None  # phantom finding id this concept draws, or None
     # allowed values per attribute kind where not all are plausible (default: all of the kind)
-    values: dict[Literal["laterality", "severity", "zone"], list[str]] = Field(default_factory=dict)
+    values: dict[AttributeKind, list[str]] = Field(default_factory=dict)
     implies_present: list[str] = Field(default_factory=list)  # e.g. pneumonia -> consolidation label
     # For ANATOMY concepts: the side / zone the structure fixes ("right lower lobe" -> right, lower).
     anatomy_side: Optional[Literal["left", "right", "bilateral"]] = None
