@@ -27,7 +27,7 @@ from syncxr.image.phantom.draw import (
     polyline_mask,
     smoothstep,
 )
-from syncxr.image.phantom.spec import FindingSpec, severity01
+from syncxr.image.phantom.spec import ZONES, FindingSpec, lesion_count, severity01
 from syncxr.image.phantom.template import Template
 
 ZONE_SPAN = {"upper": (0.05, 0.33), "middle": (0.33, 0.62), "lower": (0.62, 0.92)}
@@ -199,9 +199,56 @@ def edema(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generato
     return mask
 
 
+def spread_spots(p: Patient, sides: tuple[int, ...], zones: list[str], radii: list[float], reach: float,
+                 rng: np.random.Generator, u_range: tuple[float, float] = (0.2, 0.8)) -> list[tuple[int, float, float, float]]:
+    """(side, x, y, radius) for len(radii) lesions that do not touch: lesion k lies on side
+    sides[k % len(sides)] in zones[k]; `reach` * radius bounds how far a lesion's drawing extends.
+    When they do not all fit, every lesion shrinks and the placement starts over (a crowded zone
+    holds smaller lesions, never merged ones)."""
+    gap = 3.0 / p.size  # at least ~3 pixels of lung between two lesions
+    scale = 1.0
+    for _ in range(16):
+        spots: list[tuple[int, float, float, float]] = []
+        for k, r0 in enumerate(radii):
+            r, side = r0 * scale, sides[k % len(sides)]
+            for _ in range(60):
+                cx, cy = zone_point(p, side, zones[k], rng, u_range)
+                if all(np.hypot(cx - x, cy - y) > reach * (r + rr) + gap for _, x, y, rr in spots):
+                    spots.append((side, cx, cy, r))
+                    break
+            else:
+                break
+        if len(spots) == len(radii):
+            return spots
+        scale *= 0.8
+    return spots + [(sides[k % len(sides)], *zone_point(p, sides[k % len(sides)], zones[k], rng, u_range), radii[k] * scale)
+                    for k in range(len(spots), len(radii))]
+
+
+def _counted_lesions(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, n: int,
+                     radius: tuple[float, float], amp: float, lobes: int) -> np.ndarray:
+    """`n` separate lesions, spread over the sides stated (one side when unstated), in the zone
+    stated (each its own zone when none is). Lobes stay close to their lesion so it stays one blob."""
+    sides = spec.sides() if spec.laterality else spec.sides()[:1]
+    zones = [spec.zone or str(rng.choice(ZONES)) for _ in range(n)]
+    radii = [radius[0] + (radius[1] - radius[0]) * severity01(spec) * rng.uniform(0.7, 1.0) for _ in range(n)]
+    reach = 1.45 + (0.9 if lobes > 1 else 0.0)  # irregular margin (x1.24 x1.1) plus lobe offsets
+    mask = np.zeros(layers.body.shape, bool)
+    for _, cx, cy, r in spread_spots(p, sides, zones, radii, reach, rng):
+        for k in range(lobes):
+            ox, oy = np.clip(rng.normal(0, 0.35 * r, 2), -0.6 * r, 0.6 * r) if k else (0.0, 0.0)
+            mask |= add_irregular_ellipsoid(layers.body, cx + ox, cy + oy, r * rng.uniform(0.8, 1.1),
+                                            r * rng.uniform(0.8, 1.1), amp, rng, angle=rng.uniform(0, np.pi))
+    return mask
+
+
 def _lesion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, radius: tuple[float, float],
             amp: float, lobes: int) -> np.ndarray:
-    """One lesion per side stated ("bilateral" / "biapical" = one on each side)."""
+    """One lesion per side stated ("bilateral" / "biapical" = one on each side), or as many
+    separate lesions as the spec's count asks for."""
+    n = lesion_count(spec, rng)
+    if n is not None:
+        return _counted_lesions(layers, p, spec, rng, n, radius, amp, lobes)
     mask = np.zeros(layers.body.shape, bool)
     for side in (spec.sides() if spec.laterality else spec.sides()[:1]):
         cx, cy = zone_point(p, side, spec.zone or "middle", rng, (0.3, 0.7))

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from syncxr.image.base import GeneratedImage, GenerateOneByOne
 from syncxr.image.phantom.render import VERSION as PHANTOM_VERSION, render_phantom
-from syncxr.image.phantom.spec import LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
+from syncxr.image.phantom.spec import COUNTS, LATERALITIES, SEVERITY_ALIASES, SEVERITIES, ZONES, FindingSpec
 from syncxr.records import ABSENT, Entity, derive_seed
 
 
@@ -37,13 +37,14 @@ def entities_to_specs(entities: Sequence[Entity], ontology: Any) -> list[Finding
             _clean(a.get("severity"), SEVERITIES),
             _clean(a.get("zone"), ZONES),
             entity=concept.name,
+            count=_clean(a.get("count"), COUNTS),
         )
         prev = out.get(concept.name)
         if prev is None:
             out[concept.name] = spec
         elif prev.laterality and spec.laterality and prev.laterality != spec.laterality:
             out[concept.name] = replace(prev, laterality="bilateral", severity=prev.severity or spec.severity,
-                                        zone=prev.zone or spec.zone)
+                                        zone=prev.zone or spec.zone, count=prev.count or spec.count)
     return list(out.values())
 
 

@@ -16,8 +16,8 @@ from scipy import ndimage
 
 from syncxr.image.phantom.anatomy import Layers, Patient, dome_curve
 from syncxr.image.phantom.draw import add_ellipsoid, add_stroke, axes, bezier, ellipse_field, polyline_box, polyline_mask, smoothstep
-from syncxr.image.phantom.findings import Drawer, _fill, _lung_box, _patch, pneumothorax, zone_point
-from syncxr.image.phantom.spec import FindingSpec, severity01
+from syncxr.image.phantom.findings import Drawer, _fill, _lung_box, _patch, pneumothorax, spread_spots, zone_point
+from syncxr.image.phantom.spec import FindingSpec, lesion_count, severity01
 from syncxr.image.phantom.template import Template
 
 
@@ -44,8 +44,16 @@ def cavitary_lesion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.rando
 
 
 def metastases(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """Multiple round nodules of varying size, both lungs, lower zones more."""
+    """Multiple round nodules of varying size, both lungs, lower zones more; a stated count
+    draws that many separate nodules."""
     mask = np.zeros(layers.body.shape, bool)
+    count = lesion_count(spec, rng)
+    if count is not None:
+        zones = [str(rng.choice(("upper", "middle", "lower"), p=(0.2, 0.35, 0.45))) for _ in range(count)]
+        radii = [float(rng.uniform(0.012, 0.03)) for _ in range(count)]
+        for _, cx, cy, r in spread_spots(p, spec.sides(), zones, radii, 1.15, rng, (0.2, 0.85)):
+            mask |= add_ellipsoid(layers.body, cx, cy, r, r * rng.uniform(0.85, 1.1), 0.45)
+        return mask
     n = int(rng.integers(4, 9 + int(4 * severity01(spec))))
     sides = spec.sides()
     for k in range(n):

@@ -12,7 +12,7 @@ import numpy as np
 from syncxr.image.phantom.anatomy import Layers, Patient
 from syncxr.image.phantom.draw import add_ellipsoid, add_stroke, axes, bezier, smoothstep
 from syncxr.image.phantom.findings import Drawer
-from syncxr.image.phantom.spec import FindingSpec, severity01
+from syncxr.image.phantom.spec import FindingSpec, lesion_count, severity01
 from syncxr.image.phantom.template import RIB_REACH, Template
 
 
@@ -33,9 +33,13 @@ def _break(layers: Layers, p: Patient, cx: float, cy: float, across: float, rng:
 
 
 def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """Lateral posterior rib fracture(s): one per side stated (bilateral = both sides)."""
+    """Lateral posterior rib fracture(s): one per side stated (bilateral = both sides), or as many
+    as the spec's count asks for, each on its own rib."""
     mask = np.zeros(layers.body.shape, bool)
     first = {"upper": 2, "middle": 4, "lower": 6}[spec.zone or "middle"]
+    n = lesion_count(spec, rng)
+    if n is not None:
+        return _counted_fractures(layers, p, spec, rng, t, n, first)
     for side in spec.sides() if spec.laterality else spec.sides()[:1]:
         i = int(rng.integers(first, first + 3))
         s = rng.uniform(0.7, 0.85)
@@ -44,6 +48,27 @@ def fracture(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
         cx, cy = p.to_image(np.array([0.5 + sgn * RIB_REACH * s, float(rib_y)]))
         across = np.pi / 2 + sgn * np.arctan(float(slope)) * 0.5
         mask |= _break(layers, p, float(cx), float(cy), across, rng, spec.severity == "mild")
+    return mask
+
+
+def _counted_fractures(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template,
+                       n: int, first: int) -> np.ndarray:
+    """`n` separate rib fractures split over the sides stated: each on its own rib (consecutive
+    ribs from near `first`), alternating between a lateral and a more medial point of the rib so
+    that breaks on neighbouring ribs never touch."""
+    mask = np.zeros(layers.body.shape, bool)
+    sides = spec.sides() if spec.laterality else spec.sides()[:1]
+    for j, side in enumerate(sides):
+        m = len(range(j, n, len(sides)))  # lesion k goes to side k % len(sides)
+        base = min(int(rng.integers(max(first - 1, 1), first + 2)), 10 - m)  # ribs 0..10 exist
+        sgn = -1.0 if side == 1 else 1.0
+        for k in range(m):
+            i = base + k
+            s = (0.8 if k % 2 == 0 else 0.5) + rng.uniform(-0.04, 0.04)
+            rib_y, slope = t.posterior_rib(i, np.array(s))
+            cx, cy = p.to_image(np.array([0.5 + sgn * RIB_REACH * s, float(rib_y)]))
+            across = np.pi / 2 + sgn * np.arctan(float(slope)) * 0.5
+            mask |= _break(layers, p, float(cx), float(cy), across, rng, spec.severity == "mild")
     return mask
 
 

@@ -44,6 +44,9 @@ INVISIBLE = {"kyphosis": "a lateral-view finding: a frontal film shows at most a
 LATERALITIES = ("left", "right", "bilateral")
 SEVERITIES = ("mild", "moderate", "severe")
 ZONES = ("upper", "middle", "lower")
+# How many separate lesions a countable finding draws: "multiple" is 3..6 (MULTIPLE, inclusive)
+COUNTS = ("single", "two", "multiple")
+MULTIPLE = (3, 6)
 # Effusion / pneumothorax sizes are written small/moderate/large in reports.
 SEVERITY_ALIASES = {"small": "mild", "large": "severe", "minimal": "mild", "trace": "mild", "massive": "severe"}
 
@@ -108,6 +111,7 @@ class FindingSpec:
     severity: str | None = None
     zone: str | None = None
     entity: str | None = None  # the concept this draws (names its mask); None: the finding name
+    count: str | None = None  # COUNTS member: how many separate lesions; None: the drawer's default
 
     @property
     def key(self) -> str:
@@ -123,12 +127,13 @@ class FindingSpec:
             ("laterality", self.laterality, LATERALITIES),
             ("severity", sev, SEVERITIES),
             ("zone", self.zone, ZONES),
+            ("count", self.count, COUNTS),
         ):
             if value is not None and value not in allowed:
                 raise UserError(
                     f"finding {self.name!r}: {key}={value!r} is not valid; expected one of {', '.join(allowed)} or None"
                 )
-        return FindingSpec(self.name, self.laterality, sev, self.zone, self.entity)
+        return FindingSpec(self.name, self.laterality, sev, self.zone, self.entity, self.count)
 
     def resolved(self, rng: np.random.Generator) -> "FindingSpec":
         """Fill unset attributes with plausible values drawn from `rng` (deterministic per seed)."""
@@ -146,7 +151,7 @@ class FindingSpec:
             lat = "bilateral" if s.name in BOTH_LUNGS else None
         elif s.name in ONE_SIDED and lat == "bilateral":
             lat = str(rng.choice(("right", "left")))
-        return FindingSpec(s.name, lat, sev, zone, s.entity)
+        return FindingSpec(s.name, lat, sev, zone, s.entity, s.count)
 
     def sides(self) -> tuple[int, ...]:
         """Lung labels this finding is drawn on: 1 = patient right (image left), 2 = patient left."""
@@ -159,3 +164,12 @@ SEVERITY_SCALE = {"mild": 0.0, "moderate": 0.5, "severe": 1.0}
 def severity01(spec: FindingSpec) -> float:
     """Severity as a number in [0, 1] (mild 0, moderate 0.5, severe 1)."""
     return SEVERITY_SCALE.get(spec.severity or "moderate", 0.5)
+
+
+def lesion_count(spec: FindingSpec, rng: np.random.Generator) -> int | None:
+    """How many separate lesions `spec` asks for (1, 2, or 3..6 for "multiple"); None when unstated."""
+    if spec.count is None:
+        return None
+    if spec.count == "multiple":
+        return int(rng.integers(MULTIPLE[0], MULTIPLE[1] + 1))
+    return 1 if spec.count == "single" else 2
