@@ -213,3 +213,26 @@ def test_excludes_and_region_are_validated(onto):
         Concept(name="x", type="NON-ABNORMALITY", synonyms=["x"], region="lung")
     with pytest.raises(ValueError):
         Concept(name="x", type="NON-ABNORMALITY", synonyms=["x"], excludes=["everything"])
+
+
+def test_count_is_declared_for_countable_findings(onto):
+    """Findings a film shows as separate lesions declare a count; diffuse ones do not."""
+    from syncxr.vocab import COUNT
+
+    counted = {c.name for c in onto.concepts if "count" in c.attributes}
+    assert {"nodule", "mass", "granuloma", "fracture", "metastatic_disease"} <= counted
+    assert not counted & {"consolidation", "pleural_effusion", "cardiomegaly", "edema"}
+    for c in onto.concepts:
+        if "count" in c.attributes:
+            assert c.type in ("ABNORMALITY", "DISEASE") and set(c.allowed("count")) <= set(COUNT)
+
+
+def test_count_values_are_validated():
+    from pydantic import ValidationError
+
+    from syncxr.vocab import Concept
+
+    ok = Concept(name="n", type="ABNORMALITY", synonyms=["n"], attributes=["count"], values={"count": ["two"]})
+    assert ok.allowed("count") == ("two",)
+    with pytest.raises(ValidationError, match="count values"):
+        Concept(name="n", type="ABNORMALITY", synonyms=["n"], attributes=["count"], values={"count": ["three"]})
