@@ -112,3 +112,9 @@ def test_sampler_draws_counts_and_never_a_single_bilateral_lesion():
             assert not (e.attributes["count"] == "single" and e.attributes.get("laterality") == "bilateral")
             seen[e.attributes["count"]] = seen.get(e.attributes["count"], 0) + 1
     assert set(seen) == set(COUNT), seen
+
+
+def test_singular_words_ending_in_s_are_not_plurals(extractor):
+    for text in ("Metastasis.", "Lung mass.", "Pulmonary mass."):
+        (e,) = extractor.extract(text)
+        assert "count" not in e.attributes, text

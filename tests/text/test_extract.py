@@ -287,6 +287,13 @@ def _cap(s):
     return s[0].upper() + s[1:]
 
 
+def _plural_count(c, phrase):
+    """Rule 2 (count): a plural synonym of a countable concept ("pulmonary nodules") reads "multiple"."""
+    last = phrase.split()[-1]
+    plural = last.endswith("s") and not last.endswith(("ss", "is", "us"))
+    return {"count": "multiple"} if "count" in c.attributes and plural else {}
+
+
 def test_contract_every_synonym(x, ontology):
     """Rules 1, 2 and 4 of the extract.py contract, for every synonym of the ontology."""
     bad = []
@@ -303,6 +310,7 @@ def test_contract_every_synonym(x, ontology):
             if "laterality" in c.attributes:
                 words.append("right")
                 want["laterality"] = "right"
+            want.update(_plural_count(c, s))
             got = [(e.name, e.attributes) for e in x.extract(" ".join(["There is a", *words, s]) + ".")]
             if got != [(c.name, want)]:
                 bad.append(("prefix", s, got))
@@ -347,7 +355,9 @@ def test_contract_random_reports(x, ontology):
             if "laterality" in c.attributes and rng.random() < 0.6:
                 attrs["laterality"] = rng.choice(["left", "right", "bilateral"])
                 words.append(attrs["laterality"])
-            m = " ".join([*words, rng.choice(c.synonyms)])
+            syn = rng.choice(c.synonyms)
+            attrs.update(_plural_count(c, syn))
+            m = " ".join([*words, syn])
             if "zone" in c.attributes and rng.random() < 0.5:
                 attrs["zone"] = rng.choice(list(zones))
                 m += " " + zones[attrs["zone"]]

@@ -260,7 +260,7 @@ def _resolve(found: dict[str, list[str]]) -> dict[str, str]:
     return out
 
 
-_PLURAL_HEAD = re.compile(r"(?:[a-z]*[^su]s|[a-z]*ata)$")  # "nodules", "metastases", "granulomata"; not "mass"
+_PLURAL_HEAD = re.compile(r"(?:[a-z]*[^isu]s|[a-z]*ata)$")  # "nodules", "metastases", "granulomata"; not "mass", "metastasis"
 
 
 def _plural_head(low: str, m: Match) -> bool:
