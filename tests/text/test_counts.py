@@ -118,3 +118,10 @@ def test_singular_words_ending_in_s_are_not_plurals(extractor):
     for text in ("Metastasis.", "Lung mass.", "Pulmonary mass."):
         (e,) = extractor.extract(text)
         assert "count" not in e.attributes, text
+
+
+def test_llm_prompt_lists_the_count():
+    from syncxr.text.llm import format_entities
+
+    text = format_entities([Entity("nodule", "ABNORMALITY", PRESENT, {"laterality": "right", "count": "two"})], ONTO)
+    assert "nodule [right, two]" in text

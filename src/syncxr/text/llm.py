@@ -85,7 +85,7 @@ def _display(entity: Entity, ontology: Ontology) -> str:
     concept = ontology.by_name.get(entity.name)
     phrase = concept.synonyms[0] if concept else (entity.text or entity.name.replace("_", " "))
     words = []
-    for kind in ("laterality", "severity", "zone"):
+    for kind in ("laterality", "severity", "zone", "count"):  # count: "single" / "two" / "multiple"
         value = entity.attributes.get(kind)
         if value:
             sized = kind == "severity" and concept is not None and concept.size_words
