@@ -147,7 +147,8 @@ def aggregate(manifest: dict[str, Any], out: str | Path | None = None) -> dict[s
                 g.setdefault("per_finding_vs_normal", {})[bench] = {
                     f: _combine([_find(per_run, "per_finding_vs_normal", f) for per_run in res]) for f in vs}
         groups.append(g)
-    paired = study_comparisons(manifest, out)
+    stats = (manifest.get("config") or {}).get("stats") or {}
+    paired = study_comparisons(manifest, out, n_boot=int(stats.get("n_boot", 1000)), seed=int(stats.get("seed", 0)))
     for c in paired["group_cis"]:  # the bootstrap CI of each seed mean, beside the t-interval
         for g in groups:
             m = g["benchmarks"].get(c["benchmark"], {}).get(c["metric"]) if (g["objective"], g["group"]) == (
