@@ -221,6 +221,15 @@ def test_image_backend_exclusions_hedging_and_allowed_values():
             assert value in concept.allowed(kind), (e.name, kind, value)
 
 
+def test_hedged_findings_are_at_most_mild_while_present_ones_keep_every_severity():
+    s = BalancedSampler(load_ontology(), k=(3, 5), m=(1, 2), seed=5, p_uncertain=0.3, p_attribute=1.0)
+    ents = [e for r in s.sample(2000) for e in r if "severity" in e.attributes]
+    hedged = {e.attributes["severity"] for e in ents if e.assertion == "uncertain"}
+    present = {e.attributes["severity"] for e in ents if e.assertion == "present"}
+    assert hedged == {"mild"}
+    assert present == {"mild", "moderate", "severe"}
+
+
 def test_a_finding_conflicts_with_the_negation_of_what_it_implies():
     onto = load_ontology()
     c = Conflicts(onto)

@@ -302,7 +302,12 @@ class BalancedSampler:
                 out.append(Entity(concept.name, self._types[i], ABSENT))
             else:
                 attrs = self._attributes(concept)
-                out.append(Entity(concept.name, self._types[i], self._assertion(concept), attrs))
+                assertion = self._assertion(concept)
+                if assertion == UNCERTAIN and attrs.get("severity") in ("moderate", "severe"):
+                    # radiologists hedge what is subtle: "large effusion cannot be excluded" is never
+                    # written, so a hedged finding is at most mild (no extra draw: other rows keep their bytes)
+                    attrs["severity"] = "mild"
+                out.append(Entity(concept.name, self._types[i], assertion, attrs))
         self._adopt_anatomy(out)
         for e in out:
             if e.attributes.get("laterality") == "bilateral" and e.attributes.get("count") == "single":
