@@ -189,3 +189,17 @@ def test_impression_positives_rule_lets_negations_and_anatomy_stay_in_findings()
         sampled, "findings", "impression").reason == "missing_entities"
     assert Verifier(TableExtractor({"findings": [calc], "impression": imp}), impression="positives").check(
         sampled, "findings", "impression").reason == "missing_entities"
+
+
+def test_positives_rule_keeps_a_sampled_no_finding_statement_in_the_impression_only():
+    """'No acute process' sampled: under "positives" FINDINGS need not repeat it (real reports say it
+    in the IMPRESSION); the IMPRESSION must still hold it, and under "all" FINDINGS must too."""
+    sampled = [NO_ACUTE, NO_PTX, RLL]
+    fnd, imp = [NO_PTX, RLL], [NO_ACUTE]
+    assert Verifier(TableExtractor({"findings": fnd, "impression": imp}), impression="positives").check(
+        sampled, "findings", "impression").ok
+    strict = Verifier(TableExtractor({"findings": fnd, "impression": sampled})).check(sampled, "findings", "impression")
+    assert strict.reason == "missing_entities" and "findings:no_acute_process" in strict.detail
+    lost = Verifier(TableExtractor({"findings": fnd, "impression": [NO_PTX]}), impression="positives").check(
+        sampled, "findings", "impression")
+    assert lost.reason == "missing_entities" and "no_acute_process" in lost.detail

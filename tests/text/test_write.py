@@ -349,6 +349,20 @@ def test_negative_summary_closes_a_clinical_impression(real):
     assert "acute" not in off.lower()
 
 
+def test_a_sampled_whole_study_normal_is_said_in_the_impression_only(real):
+    onto, _, x, _ = real
+    w = GrammarWriter(onto, negative_summary=True)
+    ents = [Entity("no_acute_process", "NON-ABNORMALITY"), Entity("pleural_effusion", "NON-DISEASE", ABSENT),
+            Entity("heart", "ANATOMY")]
+    for seed in range(20):
+        findings, impression = w.write(ents, seed=seed)
+        assert "no_acute_process|NON-ABNORMALITY" in {e.key for e in x.extract(impression, "impression")}, impression
+        assert "no_acute_process|NON-ABNORMALITY" not in {e.key for e in x.extract(findings, "findings")}, findings
+        assert "pleural_effusion|NON-DISEASE" in {e.key for e in x.extract(findings, "findings")}, findings
+    plain = GrammarWriter(onto).write(ents, seed=0)  # without negative_summary both sections hold every entity
+    assert all("no_acute_process|NON-ABNORMALITY" in {e.key for e in x.extract(t, "findings")} for t in plain), plain
+
+
 def test_error_rate_slips_are_caught_by_verification(real, sampled):
     from syncxr.text.verify import Verifier
 

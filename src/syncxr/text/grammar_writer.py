@@ -21,7 +21,9 @@ No model: phrasings are data (grammar/phrases.yaml) and choices come from a seed
 - `negative_summary=True` (off by default: the current verifier in "impression" mode wants every
   sampled key in the IMPRESSION and no other) writes a clinical IMPRESSION: the positive findings,
   then "No acute cardiopulmonary process." when every finding is incidental or chronic
-  (the ontology's `chronic` flag); negations, normal statements and anatomy stay in FINDINGS.
+  (the ontology's `chronic` flag); negations, normal statements and anatomy stay in FINDINGS,
+  and a sampled whole-study normal ("No acute cardiopulmonary process") is said in the IMPRESSION
+  only, where real reports put it (43% of IU IMPRESSIONs, 2% of FINDINGS).
 - `error_rate` > 0 makes the writer slip like an LLM (writer_errors.py: drop, add or flip one
   entity) so that verification has something to catch.
 - With `filler=True`, a system with nothing sampled gets a normal statement and/or a grouped
@@ -95,7 +97,7 @@ def _load_phrases(path: str) -> dict[str, Any]:
 class GrammarWriter(WriteOneByOne):
     """Grammar-based report writer (module docstring); `write` is deterministic in (seed, attempt)."""
 
-    backend_id = "grammar-v8"  # bump whenever the wording changes (recorded per sample)
+    backend_id = "grammar-v9"  # bump whenever the wording changes (recorded per sample)
     uses_feedback = False  # a rewrite is a new phrasing (attempt), not a correction
 
     def __init__(
@@ -265,6 +267,8 @@ class GrammarWriter(WriteOneByOne):
                               and it.entity.attributes.get("laterality") in (None, "bilateral") for it in items)
         blocks: dict[str, list[Item]] = {s: [] for s in self.p["systems"]}
         for it in items:
+            if self.negative_summary and self._global_normal(it):
+                continue  # "No acute cardiopulmonary process" is an IMPRESSION statement (2% of real FINDINGS)
             blocks.setdefault(it.system, []).append(it)
         if self.filler:
             self._add_fillers(blocks, entities, rng)
@@ -287,11 +291,15 @@ class GrammarWriter(WriteOneByOne):
             return "\n".join(f"{i}. {s}" for i, s in enumerate(sentences, 1))
         return " ".join(sentences)
 
+    @staticmethod
+    def _global_normal(it: Item) -> bool:
+        """A whole-study normal statement ("No acute cardiopulmonary process", "Normal chest")."""
+        return it.kind == "normal" and it.concept.chexpert == "No Finding"
+
     def _clinical(self, ranked: list[Item]) -> list[Item]:
         """A clinical IMPRESSION's items: the positive findings (with the anatomy woven into them)
         and sampled global normal statements; the rest is said in FINDINGS only."""
-        return [it for it in ranked if it.kind in ("present", "uncertain")
-                or (it.kind == "normal" and it.concept.chexpert == "No Finding")]
+        return [it for it in ranked if it.kind in ("present", "uncertain") or self._global_normal(it)]
 
     def _summary_fits(self, items: list[Item]) -> bool:
         """A standard negative summary ("No acute cardiopulmonary process.") closes the IMPRESSION
@@ -318,6 +326,8 @@ class GrammarWriter(WriteOneByOne):
 
         def allowed(c: Concept, typ: str) -> bool:
             key = f"{c.name}|{typ}"
+            if self.negative_summary and c.chexpert == "No Finding":
+                return False  # the IMPRESSION's summary says it; real FINDINGS rarely do (2%)
             return c.name not in sampled_names and not (self._conflicts.get(key, frozenset()) & sampled_keys)
 
         for system in self.p["filler_systems"]:

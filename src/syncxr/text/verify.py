@@ -11,7 +11,8 @@ Modes:
   hold normal statements about other anatomy). Which sampled entities the IMPRESSION must state
   is `impression`: "all" (the paper's), or "positives": the present or uncertain findings and the
   "No Finding" statements, as a real IMPRESSION does ("Right effusion. No acute process."); the
-  sampled negations, other normal statements and anatomy may then be in FINDINGS only.
+  sampled negations, other normal statements and anatomy may then be in FINDINGS only, and the
+  "No Finding" statements in the IMPRESSION only.
 - "exact": the whole report states the sampled entities and nothing else, no exceptions.
 
 In impression mode, "nothing else" has stated exceptions (`allow_extra`), because real reports carry them:
@@ -161,7 +162,8 @@ class Verifier:
         required = target if self.mode == "exact" else {t for t in target if self._required_in_impression(t)}
         missing = [self.show(t) for t in sorted(required - got)]
         if self.mode == "impression":
-            missing += [f"findings:{self.show(t)}" for t in sorted(target - {self.item(e) for e in fnd})]
+            in_findings = {t for t in target if self._required_in_findings(t)}
+            missing += [f"findings:{self.show(t)}" for t in sorted(in_findings - {self.item(e) for e in fnd})]
         if missing:
             return Verdict(False, "missing_entities", "missing: " + ", ".join(missing), scores)
 
@@ -182,6 +184,15 @@ class Verifier:
             if mismatch:
                 return Verdict(False, "attribute_mismatch", "; ".join(mismatch), scores)
         return Verdict(True, "ok", "", scores)
+
+    def _required_in_findings(self, item: Item) -> bool:
+        """Every sampled entity, except under "positives" a whole-study normal statement ("No acute
+        cardiopulmonary process"): real reports give it in the IMPRESSION (43% of IU IMPRESSIONs, 2%
+        of FINDINGS), so FINDINGS need not repeat it."""
+        if self.impression != "positives":
+            return True
+        concept = self._by_name.get(item[0])
+        return concept is None or item[1] == ABSENT or concept.chexpert != "No Finding"
 
     def _required_in_impression(self, item: Item) -> bool:
         if self.impression == "all":
