@@ -81,10 +81,39 @@ def effusion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
     return mask
 
 
+# How far a pneumothorax reaches beyond its stated zone along the lateral wall (share of the lung
+# height): free pleural air rises apically and laterally in an upright patient, so a large one
+# widens the rim and runs down the lateral wall, but the zone a report names holds most of it.
+PTX_LATERAL_EXTENT = {"mild": 0.0, "moderate": 0.07, "severe": 0.14}
+
+
+def _zone_allows(p: Patient, side: int, zone: str, rows: np.ndarray, cols: np.ndarray, extent: float) -> np.ndarray:
+    """Where a pneumothorax stated in `zone` may open: that band of the lung, widened by `extent`
+    toward the lateral wall only (the medial lung and the other zones stay aerated)."""
+    top, bottom = p.lung_top, p.dome[side] + 0.5 * p.dome_depth
+    height = bottom - top
+    f0, f1 = ZONE_SPAN[zone]
+    y = (rows + 0.5) / p.size
+    med, lat = p.lung_bounds_at(side, top + 0.5 * height)
+    u = np.clip(((cols + 0.5) / p.size - med) / (lat - med), 0.0, 1.0)  # 0 medial .. 1 lateral wall
+    reach = extent * smoothstep((u - 0.4) / 0.45)
+    below = y < top + (f1 + reach) * height
+    if zone == "upper":  # the apex is part of the upper zone
+        return below
+    above = y > top + (f0 - reach) * height
+    return below & above & (u > 0.3)  # middle/lower-zone air collects against the lateral wall
+
+
 def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
-    """Lung collapsed toward the hilum: air without markings beyond a thin pleural line."""
+    """Lung collapsed toward the hilum: air without markings beyond a thin pleural line.
+
+    With a zone (always set once resolved) the air stays in that zone, apical/lateral for the
+    upper zone, against the lateral wall for the middle and lower zones; size sets how far the
+    lung retracts and how far the rim runs down the lateral wall (PTX_LATERAL_EXTENT).
+    """
     mask = np.zeros(layers.body.shape, bool)
-    scale = {"mild": 0.9, "moderate": 0.8, "severe": 0.62}[spec.severity or "moderate"]
+    size_ = spec.severity or "moderate"
+    scale = {"mild": 0.9, "moderate": 0.8, "severe": 0.62}[size_]
     for side in spec.sides():
         bb = _lung_box(p, side)
         lung = layers.label[bb] == side
@@ -99,6 +128,8 @@ def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
         src_c = np.clip(((cols + 0.5) / p.size - hx) / scale_x + hx, 0, 0.999) * p.size
         collapsed = layers.label[src_r.astype(np.intp), src_c.astype(np.intp)] == side
         collapsed &= lung
+        if spec.zone in ZONE_SPAN:
+            collapsed |= lung & ~_zone_allows(p, side, spec.zone, rows, cols, PTX_LATERAL_EXTENT[size_])
         gap = lung & ~collapsed
         vessels = np.take(t.vessels, layers.idx[bb]) * p.vessel_weight
         layers.lung[bb] -= np.where(gap, vessels + 0.06, 0.0).astype(np.float32)

@@ -243,7 +243,7 @@ def bronchial_wall_thickening(layers: Layers, p: Patient, spec: FindingSpec, rng
 
 def hydropneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Generator, t: Template) -> np.ndarray:
     """Pneumothorax with a straight horizontal air-fluid level (upright film), no meniscus."""
-    mask = pneumothorax(layers, p, replace(spec, zone="middle"), rng, t)
+    mask = pneumothorax(layers, p, replace(spec, zone=None), rng, t)  # air over the whole fluid level, not one zone
     _, ys = axes(p.size)
     for side in spec.sides():
         bb = _lung_box(p, side)
