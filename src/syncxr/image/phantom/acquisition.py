@@ -5,6 +5,11 @@ pixel the relative quantum noise is 1/sqrt(N), i.e. an additive noise of std exp
 in the log (mu) domain: dense regions (mediastinum, abdomen) are grainier than the lungs, as on a
 real film. The detector blurs signal and noise together (correlated grain); the display maps mu
 to grey levels with a film-like curve whose window varies with exposure (over-exposed = dark).
+Last, the edge enhancement every digital radiography system applies (unsharp masking): on real
+films the fine-scale variation is mostly sharpened anatomy (cortices, vessel and heart borders),
+not quantum noise, so the renders carry less noise and more edge than a plain detector model.
+Measured with benchmarks/realism.py (seeds 0-2, 48 renders vs the 48 NIH films): discriminator
+AUC 0.89/0.81/0.83 without it, about 0.7 with noise x0.4 and this sharpening.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from scipy import ndimage
 
 from syncxr.image.phantom.draw import blur3
 
+SHARPEN_SIGMA = 1.5 / 256  # unsharp-mask radius as a share of the film width (1.5 px at 256)
 SCATTER_CELLS = 32  # scatter is computed on a 32x32 grid: it varies over ~1/6 of the film
 GRAIN_CAP = 2.0  # mu above which quantum noise stops growing (automatic exposure control)
 
@@ -29,18 +35,21 @@ class Exposure:
     gamma: float
     scatter: float = 0.0  # scattered / primary photons: a veil that lowers large-area contrast
     ramp: tuple[float, float] = (0.0, 0.0)  # uneven exposure (heel effect, patient thickness): d mu / d(x, y)
+    sharpen: float = 0.0  # unsharp-mask gain of the system's edge enhancement (0 = none)
 
 
 def sample_exposure(rng: np.random.Generator, portable: bool = False) -> Exposure:
     """Exposure settings of one film; portable (AP) films are noisier."""
     return Exposure(
-        noise=rng.uniform(0.013, 0.023) * (1.35 if portable else 1.0),  # matched to the real samples' grain
+        # with the edge enhancement below, this matches the real samples' grain (3x3 residual)
+        noise=rng.uniform(0.0052, 0.0092) * (1.35 if portable else 1.0),
         window=rng.uniform(3.2, 4.6),
         shoulder=rng.uniform(1.4, 2.1),
         gamma=rng.uniform(0.9, 1.3),
         # real films carry scatter (no grid on portables): lungs less black, edges softer
         scatter=rng.uniform(0.2, 0.55),  # not tied to `portable`: adding a line must not change the contrast
         ramp=(float(rng.normal(0.0, 0.25)), float(rng.normal(0.0, 0.25))),
+        sharpen=rng.uniform(0.7, 1.3),  # vendors and presets differ
     )
 
 
@@ -79,6 +88,10 @@ def expose(mu: np.ndarray, e: Exposure, noise_field: np.ndarray, rng: np.random.
     if e.gamma != 1.0:
         np.power(v, np.float32(e.gamma), out=v)
     v *= np.float32(255.0)
+    if e.sharpen > 0:  # v + k (v - blur(v)): edge enhancement on the displayed values
+        detail = v - ndimage.gaussian_filter(v, SHARPEN_SIGMA * w, mode="nearest")
+        v += np.float32(e.sharpen) * detail
+        np.clip(v, 0.0, 255.0, out=v)
     v += np.float32(0.5)
     return v.astype(np.uint8)
 
