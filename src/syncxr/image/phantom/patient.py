@@ -10,7 +10,7 @@ from __future__ import annotations
 from syncxr.image.phantom.anatomy import SIDE_OF, Patient
 from syncxr.image.phantom.spec import FindingSpec
 
-HEART_SCALE = {"mild": 1.36, "moderate": 1.48, "severe": 1.62}
+HEART_SCALE = {"mild": 1.40, "moderate": 1.50, "severe": 1.62}  # mild: CTR > 0.5 for every patient (min 0.51 over 200 seeds)
 EFFUSION_SCALE = {"mild": 1.35, "moderate": 1.45, "severe": 1.6}
 MEDIASTINUM_SCALE = {"mild": 1.5, "moderate": 1.8, "severe": 2.1}
 SHIFT = {"mild": 0.035, "moderate": 0.05, "severe": 0.07}  # image x
