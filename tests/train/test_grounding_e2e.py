@@ -1,8 +1,13 @@
-"""ConVIRT trained briefly on the simulated benchmark's training split grounds its findings above
-chance on the test split (pointing game vs. a uniformly random point, bootstrap CI over images),
-in the global space it trained; its untrained local head is refused.
+"""ConVIRT trained briefly on the simulated benchmark's training split, then grounded on the test
+split (pointing game vs. a uniformly random point, bootstrap CI over images) in the global space
+it trained; its untrained local head is refused.
 
-The slowest test here (about a minute on 2 CPU cores): 400 phantom images at 128 px, 135 steps.
+What this budget supports (measured, phantom-v6, 400 images at 128 px, 15 epochs): a mean gain of
+0.011, 95% CI [-0.040, 0.065] over 88 regions, i.e. chance level; 40 epochs give the same mean
+(per finding it moves: cardiomegaly +0.10 at 15 epochs, -0.05 at 40). A global-space map of a tiny
+ConVIRT does not localise findings here, so the test guards the pipeline end to end (space, one
+row per annotated region, gains within [-1, 1]) and that the mean is not below chance; it no longer
+claims localisation (docs/zeroshot-below-chance.md has the attention analysis).
 """
 
 import os
@@ -51,17 +56,17 @@ def trained(tmp_path_factory):
     return load_pretrained(root / "run"), test
 
 
-def test_convirt_grounds_above_chance_in_the_global_space(trained):
+def test_convirt_grounding_runs_end_to_end_not_below_chance_in_the_global_space(trained):
     pre, test = trained
     assert pre.local_head_trained is False
     out = run_grounding(pre, test, GroundingOptions(n_boot=200))
     assert out.result["space"] == "global"
     gain = out.predictions["pointing_game_gain"].to_numpy()  # per (image, finding): hit share - region share
     mean, (lo, hi) = mean_ci(gain, 1000, 0)
-    # Since the world's realism pass (phantom-v3: scatter, varied framing and exposure) this budget
-    # grounds only weakly: mean gain 0.043, 95% CI [-0.013, 0.109] on 88 regions (it excluded 0 on
-    # phantom-v2). The mean must stay above chance; the CI claim waits for a longer budget.
-    assert len(gain) > 50 and mean > 0.0, (mean, lo, hi)
+    # phantom-v2 grounded above chance (CI excluded 0); since the realism passes (v3: 0.043
+    # [-0.013, 0.109]; v6: 0.011 [-0.040, 0.065]) it is chance level.
+    assert len(gain) > 50 and mean >= 0.0 and hi > 0.0, (mean, lo, hi)
+    assert ((gain >= -1.0) & (gain <= 1.0)).all()
     assert out.result["mean_pointing_game"] > out.result["mean_pointing_game_chance"]
 
 
