@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from syncxr.records import ABSENT, Entity
-from syncxr.report.consistency import FINDING_TYPES, decode, on_side, visible
+from syncxr.report.consistency import FINDING_TYPES, decode, midline_of, on_side, visible
 from syncxr.text.lexicon_extractor import LexiconExtractor
 from syncxr.text.sample import BalancedSampler, Conflicts
 from syncxr.vocab import Ontology, load_ontology
@@ -115,10 +115,10 @@ class Tally:
 def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtractor, t: Tally) -> dict[str, Any]:
     by = ontology.by_name
     conflicts = Conflicts(ontology)
-    cols = ["entities", "masks", "image_png", "findings", "impression", "no_finding", "backends"]
+    cols = ["entities", "masks", "image_png", "findings", "impression", "no_finding", "qc"]
     table = pq.read_table(sorted((folder / "shards").glob("*.parquet")), columns=cols).to_pydict()
     imp_words, missing_by_concept = [], {}
-    for ents_js, masks, png, fnd, imp, nf, _ in zip(*(table[c] for c in cols)):
+    for ents_js, masks, png, fnd, imp, nf, qc in zip(*(table[c] for c in cols)):
         ents = _entities(ents_js)
         image = _png(png)
         named = {m["name"]: m["png"] for m in masks}
@@ -138,7 +138,7 @@ def measure_dataset(folder: Path, ontology: Ontology, extractor: LexiconExtracto
             side = e.attributes.get("laterality") if "laterality" in c.attributes else None
             allowed = c.allowed("laterality") if hasattr(c, "allowed") else ("left", "right", "bilateral")
             if side and side in allowed:
-                t.add("side correct", on_side(mask, side), f"{e.name}:{side}")
+                t.add("side correct", on_side(mask, side, midline_of(qc)), f"{e.name}:{side}")
             elif side:  # sampled against the concept's allowed values ("bilateral mediastinal shift")
                 t.add("plausible laterality sampled", False, f"{e.name}:{side}")
         real = [e for e in abnormal if by[e.name].chexpert != "Support Devices"]

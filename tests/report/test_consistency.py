@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from syncxr.image.png import encode_bilevel_png, encode_gray_png
-from syncxr.report.consistency import Consistency, on_side, ring_contrast, visible
+from syncxr.report.consistency import Consistency, midline_of, on_side, ring_contrast, visible
 from syncxr.vocab import load_ontology
 
 
@@ -31,6 +31,25 @@ def test_sides_follow_the_pa_convention() -> None:
     assert on_side(m, "right") and not on_side(m, "left") and not on_side(m, "bilateral")
     m[:, 8:] = True
     assert on_side(m, "bilateral")
+
+
+def test_sides_are_judged_against_the_patients_midline() -> None:
+    m = np.zeros((10, 100), bool)
+    m[:, 44:60] = True  # a medial right-sided line on a patient whose midline is at 60% of the width
+    assert not on_side(m, "right") and on_side(m, "left")  # against the image's middle: wrong
+    assert on_side(m, "right", midline=0.6) and not on_side(m, "left", midline=0.6)
+    assert midline_of(json.dumps({"patient_midline_x": 0.6, "bank_max_sim": 0.2})) == 0.6
+    assert midline_of(None) == midline_of("{}") == midline_of('{"patient_midline_x": 7}') == 0.5
+
+
+def test_the_phantom_records_where_the_patients_midline_lands() -> None:
+    from syncxr.image.phantom import FindingSpec, render_phantom
+
+    mids = [render_phantom([FindingSpec("central_line", "right")], seed=s, size=128).meta["patient_midline_x"] for s in range(20)]
+    assert all(0.3 < x < 0.7 for x in mids) and np.std(mids) > 0.01  # films are not all centred
+    for s in range(20):
+        out = render_phantom([FindingSpec("pneumothorax", "left", "severe")], seed=s, size=128)
+        assert on_side(out.masks["pneumothorax"], "left", out.meta["patient_midline_x"])
 
 
 def test_counts_linked_visible_and_sided_entities() -> None:

@@ -21,7 +21,7 @@ from syncxr.errors import UserError
 from syncxr.data.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 from syncxr.report import plots
-from syncxr.report.consistency import GREY_FLOOR, Consistency
+from syncxr.report.consistency import GREY_FLOOR, Consistency, midline_of
 from syncxr.vocab import Ontology, load_ontology
 
 GRID_N = 16
@@ -88,10 +88,10 @@ def _add_batch(st: CardStats, d: dict) -> None:
         sim = scores.get("bank_max_sim")
         if sim is not None:
             st.bank_sims.append(float(sim))
-    for png, imp, masks, ents, got in zip(d["image_png"], d["impression"], d["masks"], d["entities"], d["extracted"]):
+    for png, imp, masks, ents, got, q in zip(d["image_png"], d["impression"], d["masks"], d["entities"], d["extracted"], d["qc"]):
         _offer_to_grid(st, png, imp, [(m["name"], m["png"]) for m in masks])
         if st.consistency is not None and st.consistency.rows < CONSISTENCY_ROWS:
-            st.consistency.add(ents, masks, png, got or "")
+            st.consistency.add(ents, masks, png, got or "", midline_of(q))
 
 
 MASK_COLOURS = ("blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan")

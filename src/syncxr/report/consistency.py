@@ -50,10 +50,23 @@ def visible(image: np.ndarray, mask: np.ndarray) -> bool:
     return diff >= GREY_FLOOR or diff >= max(std, 1.0)
 
 
-def on_side(mask: np.ndarray, side: str) -> bool:
-    """True when the mask lies on the patient's `side` (PA film: patient right = image left)."""
+def midline_of(qc_json: str | None) -> float:
+    """The patient's midline (share of the width) a generator recorded in the sample's qc scores,
+    else the image's middle."""
+    try:
+        value = float(json.loads(qc_json or "{}").get("patient_midline_x", 0.5))
+    except (ValueError, TypeError, AttributeError):
+        return 0.5
+    return value if 0.0 < value < 1.0 else 0.5
+
+
+def on_side(mask: np.ndarray, side: str, midline: float = 0.5) -> bool:
+    """True when the mask lies on the patient's `side` (PA film: patient right = image left).
+    `midline`: the patient's midline as a share of the width (the phantom records it in the
+    sample's qc scores as `patient_midline_x`; the image's middle when unknown)."""
     w = mask.shape[1]
-    share_image_left = mask[:, : w // 2].sum() / max(int(mask.sum()), 1)
+    cut = min(max(int(round(midline * w)), 0), w)
+    share_image_left = mask[:, :cut].sum() / max(int(mask.sum()), 1)
     if side == "bilateral":
         return BILATERAL_MIN_SHARE <= share_image_left <= 1.0 - BILATERAL_MIN_SHARE
     return share_image_left > 0.5 if side == "right" else share_image_left < 0.5
@@ -74,7 +87,8 @@ class Consistency:
     contradictory_rows: int = 0  # rows whose extracted entities hold a conflicting pair
     _conflicts: Any = None
 
-    def add(self, entities_json: str, masks: list[dict[str, Any]], image_png: bytes, extracted_json: str = "") -> None:
+    def add(self, entities_json: str, masks: list[dict[str, Any]], image_png: bytes, extracted_json: str = "",
+            midline: float = 0.5) -> None:
         by = self.ontology.by_name
         if extracted_json:
             self.contradictory_rows += bool(self.contradictions(extracted_json))
@@ -96,7 +110,7 @@ class Consistency:
             side = (e.get("attributes") or {}).get("laterality") if "laterality" in c.attributes else None
             if side and side in c.allowed("laterality"):
                 self.sided += 1
-                self.sided_ok += on_side(mask, side)
+                self.sided_ok += on_side(mask, side, midline)
             elif side:
                 self.implausible_sides += 1
 

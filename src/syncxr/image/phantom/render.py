@@ -91,7 +91,10 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     add_label_text(layers, np.random.default_rng([seed, 9003]), portable)
     mu = layers.body + layers.lung
     image = expose(mu, exposure, t.noise, rng)
-    return GeneratedImage(image=image, masks=masks)
+    # where the patient's midline (canonical centre) lands, as a share of the width: films are not
+    # centred, so "which side is a mask on" is judged against this, not the image's middle
+    midline = float(p.to_image(np.array([0.5, 0.45]))[0])
+    return GeneratedImage(image=image, masks=masks, meta={"patient_midline_x": round(midline, 4)})
 
 
 def _resolve(findings: list[FindingSpec], seed: int) -> list[FindingSpec]:
