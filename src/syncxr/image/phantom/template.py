@@ -61,6 +61,8 @@ class Variant:
     wall: float = 0.2  # torso profile exponent: larger = thicker soft tissue at the chest wall
     spine: float = 1.0  # vertebral body width scale
     vessel_seed: int = 7
+    flare: float = 0.04  # lower chest wider than the upper (share of the half-width at the 10th rib)
+    waist: float = 0.05  # narrowing below the costal margin toward the waist
 
 
 CANONICAL = Variant(index=-1)  # the mean skeleton (for callers without a template)
@@ -84,6 +86,8 @@ def variant(k: int) -> Variant:
         wall=rng.uniform(0.16, 0.28),
         spine=rng.uniform(0.9, 1.1),
         vessel_seed=7 + 101 * k,
+        flare=rng.uniform(0.0, 0.08),  # drawn last: the fields above keep their values
+        waist=rng.uniform(0.0, 0.1),
     )
 
 
@@ -160,9 +164,14 @@ def _body(size: int, v: Variant) -> np.ndarray:
     y = ys[:, None]
     neck = 0.1 + 0.03 * np.clip(y, 0, 1)
     shoulder = 0.13 + 0.33 * v.shoulder * np.sqrt(smoothstep((y + 0.01) / 0.2))
-    half = np.maximum(shoulder, neck)
-    # a chest is wider than deep: the path length stays long until close to the skin
-    torso = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0) ** v.wall
+    # the chest wall is not straight: it widens toward the lower ribs and narrows below the costal
+    # margin toward the waist
+    contour = 1.0 + v.flare * smoothstep((y - 0.25) / 0.4) - v.waist * smoothstep((y - 0.72) / 0.3)
+    half = np.maximum(shoulder * contour, neck)
+    # a chest is wider than deep: the path length stays long until close to the skin; the neck is
+    # nearly round in section, so its edges fall off sooner (larger exponent)
+    wall = v.wall + (0.5 - v.wall) * (1.0 - smoothstep((y - 0.04) / 0.1))
+    torso = np.clip(1.0 - (dx / half) ** 2, 0.0, 1.0) ** wall
     soft = 2.2 * torso
     deltoid = np.clip(1.0 - ((dx - 0.44 * v.shoulder) / 0.1) ** 2 - ((y - 0.12) / 0.1) ** 2, 0.0, 1.0) ** 0.6
     soft += 0.9 * deltoid
@@ -175,8 +184,10 @@ def _arms(size: int) -> np.ndarray:
     xs, ys = axes(size)
     dx = np.abs(xs[None, :] - 0.5)
     y = ys[:, None]
-    arm = np.clip(1.0 - ((dx - 0.54) / 0.05) ** 2, 0.0, 1.0) ** 0.5 * smoothstep((y - 0.02) / 0.1)
-    shaft = np.clip(1.0 - ((dx - 0.535) / 0.025) ** 2, 0, 1) ** 0.5 * smoothstep((y - 0.14) / 0.05)
+    # arms hang slightly away from the body and thicken toward the elbow
+    out = 0.04 * np.clip(y - 0.1, 0, 1)
+    arm = np.clip(1.0 - ((dx - 0.54 - out) / (0.05 + 0.015 * np.clip(y, 0, 1))) ** 2, 0.0, 1.0) ** 0.5 * smoothstep((y - 0.02) / 0.1)
+    shaft = np.clip(1.0 - ((dx - 0.535 - out) / 0.025) ** 2, 0, 1) ** 0.5 * smoothstep((y - 0.14) / 0.05)
     return ndimage.gaussian_filter((1.5 * arm + 0.25 * shaft).astype(np.float32), 1.5 * size / 256)
 
 
