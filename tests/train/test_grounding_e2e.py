@@ -2,12 +2,12 @@
 split (pointing game vs. a uniformly random point, bootstrap CI over images) in the global space
 it trained; its untrained local head is refused.
 
-What this budget supports (measured, phantom-v6, 400 images at 128 px, 15 epochs): a mean gain of
-0.011, 95% CI [-0.040, 0.065] over 88 regions, i.e. chance level; 40 epochs give the same mean
-(per finding it moves: cardiomegaly +0.10 at 15 epochs, -0.05 at 40). A global-space map of a tiny
-ConVIRT does not localise findings here, so the test guards the pipeline end to end (space, one
-row per annotated region, gains within [-1, 1]) and that the mean is not below chance; it no longer
-claims localisation (docs/zeroshot-below-chance.md has the attention analysis).
+What this budget does NOT support: localisation. Measured (400 images at 128 px, 15 epochs, mean
+pointing-game gain over 88 regions, 95% CI): phantom-v2 excluded chance; v3 0.043 [-0.013, 0.109];
+v6 0.011 [-0.040, 0.065]; v7 -0.001 [-0.048, 0.054] (40 epochs: no better; GLoRIA in its local
+space at v7: 0.046 [-0.013, 0.113]). The sign moves with the world version, so the test asserts the
+pipeline (space, one row per annotated region of the test split, gains and chance levels in
+range, every finding represented), not a gain.
 """
 
 import os
@@ -26,6 +26,7 @@ from syncxr.data.sources.registry import load_dataset  # noqa: E402
 from syncxr.errors import UserError  # noqa: E402
 from syncxr.evaluate.grounding import GroundingOptions, run_grounding  # noqa: E402
 from syncxr.evaluate.metrics import mean_ci  # noqa: E402
+from syncxr.evaluate.zeroshot import id_frame  # noqa: E402
 from syncxr.models.pretrained import load_pretrained  # noqa: E402
 from syncxr.sim.benchmark import write_sim_benchmark  # noqa: E402
 from syncxr.train.api import train  # noqa: E402
@@ -56,18 +57,25 @@ def trained(tmp_path_factory):
     return load_pretrained(root / "run"), test
 
 
-def test_convirt_grounding_runs_end_to_end_not_below_chance_in_the_global_space(trained):
+def test_convirt_grounding_runs_end_to_end_in_the_global_space(trained):
     pre, test = trained
     assert pre.local_head_trained is False
     out = run_grounding(pre, test, GroundingOptions(n_boot=200))
     assert out.result["space"] == "global"
-    gain = out.predictions["pointing_game_gain"].to_numpy()  # per (image, finding): hit share - region share
-    mean, (lo, hi) = mean_ci(gain, 1000, 0)
-    # phantom-v2 grounded above chance (CI excluded 0); since the realism passes (v3: 0.043
-    # [-0.013, 0.109]; v6: 0.011 [-0.040, 0.065]) it is chance level.
-    assert len(gain) > 50 and mean >= 0.0 and hi > 0.0, (mean, lo, hi)
+    p = out.predictions
+    # one row per (test image, positive finding) with a non-empty mask
+    labels = np.nan_to_num(np.asarray(test.labels, dtype=float), nan=0.0)
+    expected = {(i, f) for k, f in enumerate(test.findings) for i in range(len(test))
+                if labels[i, k] == 1 and test.mask(i, f) is not None and np.any(test.mask(i, f))}
+    rows = {str(v): i for i, v in enumerate(id_frame(test, np.arange(len(test)))["image"])}
+    assert {(rows[str(im)], f) for im, f in zip(p["image"], p["finding"])} == expected
+    assert len(p) == len(expected) > 50
+    gain = p["pointing_game_gain"].to_numpy()  # per (image, finding): hit share - region share
     assert ((gain >= -1.0) & (gain <= 1.0)).all()
-    assert out.result["mean_pointing_game"] > out.result["mean_pointing_game_chance"]
+    assert ((p["pointing_game_chance"] > 0.0) & (p["pointing_game_chance"] < 1.0)).all()
+    assert np.allclose(gain, p["pointing_game"] - p["pointing_game_chance"])
+    mean, (lo, hi) = mean_ci(gain, 1000, 0)
+    assert lo <= mean <= hi
 
 
 def test_convirt_local_head_is_refused(trained):
