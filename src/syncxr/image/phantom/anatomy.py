@@ -177,6 +177,21 @@ def warp_index(p: Patient, size: int) -> np.ndarray:
     return flat.astype(np.intp)
 
 
+def beyond_sides(p: Patient, size: int) -> np.ndarray | None:
+    """(H, W) float32 weight, 1 inside the template's width and falling to 0 where an image
+    pixel maps left of canonical x = 0 or right of x = 1 (a zoomed-out or off-centre patient):
+    there is air beside the body, not a copy of the template's edge column (which `warp_index`
+    clips to). None when no pixel lies beyond."""
+    xs, ys = axes(size)
+    c, s = np.cos(p.tilt), np.sin(p.tilt)
+    ox, oy = CENTER + p.shift
+    cx = (c * (xs[None, :] - ox) + s * (ys[:, None] - oy)) / p.sx + CENTER[0]  # canonical x of each pixel
+    margin = np.minimum(cx, 1.0 - cx)
+    if margin.min() >= 0.0:
+        return None
+    return smoothstep(margin / 0.01 + 1.0).astype(np.float32)
+
+
 @dataclass
 class Layers:
     """Per-patient attenuation pieces in image space (all float32 (H, W) unless noted)."""
@@ -226,6 +241,9 @@ def base_layers(t: Template, p: Patient) -> Layers:
         static += p.arm_weight * t.arms
     lung = p.vessel_weight * t.vessels - p.air_weight * t.air
     body = np.take(static, idx)
+    sides = beyond_sides(p, size)
+    if sides is not None:
+        body *= sides
     lung = np.take(lung, idx)
     label = np.take(t.label, idx)
     _, ys = axes(size)

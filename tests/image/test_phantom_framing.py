@@ -1,0 +1,31 @@
+"""Framing: a patient smaller than the film or off-centre has air beside the body, not a smeared
+copy of the template's edge column."""
+
+import numpy as np
+
+from syncxr.image.phantom.anatomy import base_layers, beyond_sides, sample_patient
+from syncxr.image.phantom.template import template
+
+SIZE = 128
+
+
+def _patient(sx: float, shift_x: float):
+    p = sample_patient(np.random.default_rng(0), SIZE)
+    p.sx, p.tilt = sx, 0.0
+    p.shift = np.array([shift_x, 0.0])
+    return p
+
+
+def test_pixels_beyond_the_template_sides_are_air() -> None:
+    p = _patient(0.8, 0.05)  # zoomed out and shifted toward image right: air on both sides
+    layers = base_layers(template(SIZE, p.variant), p)
+    # canonical x = 0 lands at 0.5 + 0.05 - 0.5 * 0.8 = 0.15 of the width; x = 1 at 0.95
+    left, right = int(0.15 * SIZE) - 3, int(0.95 * SIZE) + 3
+    assert layers.body[:, :left].max() < 1e-3 and layers.body[:, right:].max() < 1e-3
+    assert layers.body[:, left + 8 : right - 8].mean() > 0.5  # the body itself is still there
+
+
+def test_a_patient_filling_the_film_is_left_untouched() -> None:
+    assert beyond_sides(_patient(1.1, 0.0), SIZE) is None
+    w = beyond_sides(_patient(0.9, 0.0), SIZE)
+    assert w is not None and w.min() == 0.0 and w[:, SIZE // 2].min() == 1.0
