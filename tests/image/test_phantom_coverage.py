@@ -155,3 +155,19 @@ def test_hydropneumothorax_is_not_written_at_the_bases() -> None:
     rules = load_phrases()["locations"]
     basal = {"lung_bases", "left_lung_base", "right_lung_base", "costophrenic_angles"}
     assert not any("hydropneumothorax" in r["hosts"] and basal & set(r["anatomy"]) for r in rules)
+
+
+def test_an_unsided_empyema_or_hemothorax_is_drawn_in_one_pleural_space() -> None:
+    """Both render as an effusion, which may be bilateral when no side is stated; a collection
+    named empyema or hemothorax fills one pleural space (ontology: laterality left or right)."""
+    from syncxr.report.consistency import on_side
+
+    onto = load_ontology()
+    for name in ("empyema", "hemothorax"):
+        assert set(onto.concept(name).allowed("laterality")) == {"left", "right"}
+        for seed in range(12):
+            specs = entities_to_specs([Entity(name, "DISEASE")], onto)
+            out = render_phantom(specs, seed=seed, size=SIZE)
+            mask, mid = out.masks[name], out.meta["patient_midline_x"]
+            assert on_side(mask, "right", mid) or on_side(mask, "left", mid), (name, seed)
+            assert not on_side(mask, "bilateral", mid), (name, seed)

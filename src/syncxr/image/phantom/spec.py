@@ -54,6 +54,8 @@ SEVERITY_ALIASES = {"small": "mild", "large": "severe", "minimal": "mild", "trac
 _DEFAULT_SIDES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
     "pleural_effusion": (("right", "left", "bilateral"), (0.35, 0.3, 0.35)),
     "hydropneumothorax": (("right", "left"), (0.5, 0.5)),
+    "empyema": (("right", "left"), (0.5, 0.5)),  # keyed by entity (rendered as pleural_effusion)
+    "hemothorax": (("right", "left"), (0.5, 0.5)),
     "edema": (("bilateral",), (1.0,)),
     "kerley_lines": (("bilateral",), (1.0,)),
     "reticular": (("bilateral",), (1.0,)),
@@ -140,7 +142,8 @@ class FindingSpec:
         s = self.validated()
         lat, sev, zone = s.laterality, s.severity, s.zone
         if lat is None:
-            opts, w = _DEFAULT_SIDES.get(s.name, (("right", "left"), (0.5, 0.5)))
+            # the entity's own default first: an empyema is drawn like an effusion but on one side
+            opts, w = _DEFAULT_SIDES.get(s.entity or "", _DEFAULT_SIDES.get(s.name, (("right", "left"), (0.5, 0.5))))
             lat = str(rng.choice(opts, p=w))
         if sev is None:
             sev = str(rng.choice(SEVERITIES, p=(0.4, 0.4, 0.2)))
