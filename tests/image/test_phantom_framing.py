@@ -9,9 +9,9 @@ from syncxr.image.phantom.template import template
 SIZE = 128
 
 
-def _patient(sx: float, shift_x: float):
+def _patient(sx: float, shift_x: float, arm_weight: float = 0.0):
     p = sample_patient(np.random.default_rng(0), SIZE)
-    p.sx, p.tilt = sx, 0.0
+    p.sx, p.tilt, p.arm_weight = sx, 0.0, arm_weight
     p.shift = np.array([shift_x, 0.0])
     return p
 
@@ -29,3 +29,16 @@ def test_a_patient_filling_the_film_is_left_untouched() -> None:
     assert beyond_sides(_patient(1.1, 0.0), SIZE) is None
     w = beyond_sides(_patient(0.9, 0.0), SIZE)
     assert w is not None and w.min() == 0.0 and w[:, SIZE // 2].min() == 1.0
+
+
+def test_arms_by_the_sides_show_beyond_the_body_with_the_axilla_between() -> None:
+    p = _patient(0.8, 0.0, arm_weight=1.0)  # canonical x = 0 lands at 0.1 of the width
+    body = base_layers(template(SIZE, p.variant), p).body
+    row = body[int(0.6 * SIZE)]  # mid-chest, below the shoulders
+    col = lambda x: int(round((0.5 + (x - 0.5) * 0.8) * SIZE))  # noqa: E731  canonical x -> column
+    for arm, wall in ((-0.05, 0.1), (1.05, 0.9)):
+        assert row[col(arm)] > 1.0 and row[col(wall)] > 1.0  # the arm (soft tissue, humerus) and the chest
+        between = row[min(col(arm), col(wall)) : max(col(arm), col(wall))]
+        assert between.min() < 0.3 * row[col(arm)]  # air in the axilla between them
+    no_arms = base_layers(template(SIZE, p.variant), _patient(0.8, 0.0)).body
+    assert no_arms[int(0.6 * SIZE), col(-0.05)] < 1e-3  # arms raised: only air there

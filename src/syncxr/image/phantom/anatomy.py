@@ -177,19 +177,39 @@ def warp_index(p: Patient, size: int) -> np.ndarray:
     return flat.astype(np.intp)
 
 
+def canonical_coords(p: Patient, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) canonical x and y of every image pixel (the inverse of `Patient.to_image`, unclipped)."""
+    xs, ys = axes(size)
+    c, s = np.cos(p.tilt), np.sin(p.tilt)
+    ox, oy = CENTER + p.shift
+    dx, dy = xs[None, :] - ox, ys[:, None] - oy
+    return (c * dx + s * dy) / p.sx + CENTER[0], (-s * dx + c * dy) / p.sy + CENTER[1]
+
+
 def beyond_sides(p: Patient, size: int) -> np.ndarray | None:
     """(H, W) float32 weight, 1 inside the template's width and falling to 0 where an image
     pixel maps left of canonical x = 0 or right of x = 1 (a zoomed-out or off-centre patient):
     there is air beside the body, not a copy of the template's edge column (which `warp_index`
     clips to). None when no pixel lies beyond."""
-    xs, ys = axes(size)
-    c, s = np.cos(p.tilt), np.sin(p.tilt)
-    ox, oy = CENTER + p.shift
-    cx = (c * (xs[None, :] - ox) + s * (ys[:, None] - oy)) / p.sx + CENTER[0]  # canonical x of each pixel
+    cx, _ = canonical_coords(p, size)
     margin = np.minimum(cx, 1.0 - cx)
     if margin.min() >= 0.0:
         return None
     return smoothstep(margin / 0.01 + 1.0).astype(np.float32)
+
+
+def arms(p: Patient, size: int) -> np.ndarray:
+    """(H, W) float32 line integral of the upper arms beside the chest, with a strip of air (the
+    axilla) between, humeral shafts inside and a rounded top at the shoulder. They lie just outside
+    the template's width (|x - 0.5| about 0.54), so they are drawn here in image space and show
+    where the patient is small in the film or off-centre (AP films, arms by the sides)."""
+    cx, cy = canonical_coords(p, size)
+    d = np.abs(cx - 0.5)
+    out = 0.04 * np.clip(cy - 0.1, 0, 1)  # arms hang slightly away from the body
+    across = (d - 0.54 - out) / (0.05 + 0.015 * np.clip(cy, 0, 1))  # -1..1 over the arm's width
+    arm = np.sqrt(np.clip(1.0 - across**2, 0.0, 1.0)) * smoothstep((cy - 0.03 - 0.08 * across**2) / 0.08)
+    shaft = np.sqrt(np.clip(1.0 - ((d - 0.535 - out) / 0.025) ** 2, 0.0, 1.0)) * smoothstep((cy - 0.14) / 0.05)
+    return (1.5 * arm + 0.25 * shaft).astype(np.float32)
 
 
 @dataclass
@@ -237,13 +257,13 @@ def base_layers(t: Template, p: Patient) -> Layers:
     size = t.size
     idx = warp_index(p, size)
     static = p.soft_weight * t.soft + p.bone_weight * t.bone
-    if p.arm_weight:
-        static += p.arm_weight * t.arms
     lung = p.vessel_weight * t.vessels - p.air_weight * t.air
     body = np.take(static, idx)
     sides = beyond_sides(p, size)
     if sides is not None:
         body *= sides
+    if p.arm_weight:
+        body += np.float32(p.arm_weight) * arms(p, size)
     lung = np.take(lung, idx)
     label = np.take(t.label, idx)
     _, ys = axes(size)

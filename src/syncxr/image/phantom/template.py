@@ -95,7 +95,6 @@ def variant(k: int) -> Variant:
 class Template:
     size: int
     soft: np.ndarray  # (H, W) soft-tissue line integral (body, neck, shoulders)
-    arms: np.ndarray  # (H, W) upper arms beside the chest (weighted per patient: absent on most PA films)
     bone: np.ndarray  # (H, W) spine, ribs, clavicles, scapulae, humeral heads
     air: np.ndarray  # (H, W) lung + trachea air thickness (subtracted)
     vessels: np.ndarray  # (H, W) lung markings + hila + fine mottle
@@ -177,18 +176,6 @@ def _body(size: int, v: Variant) -> np.ndarray:
     soft += 0.9 * deltoid
     soft += 0.3 * smoothstep((y - 0.7) / 0.25) * torso  # abdomen a little thicker than the chest
     return ndimage.gaussian_filter(soft.astype(np.float32), 1.5 * size / 256)
-
-
-def _arms(size: int) -> np.ndarray:
-    """Upper arms beside the chest with a strip of air (axilla) between, humeral shafts inside."""
-    xs, ys = axes(size)
-    dx = np.abs(xs[None, :] - 0.5)
-    y = ys[:, None]
-    # arms hang slightly away from the body and thicken toward the elbow
-    out = 0.04 * np.clip(y - 0.1, 0, 1)
-    arm = np.clip(1.0 - ((dx - 0.54 - out) / (0.05 + 0.015 * np.clip(y, 0, 1))) ** 2, 0.0, 1.0) ** 0.5 * smoothstep((y - 0.02) / 0.1)
-    shaft = np.clip(1.0 - ((dx - 0.535 - out) / 0.025) ** 2, 0, 1) ** 0.5 * smoothstep((y - 0.14) / 0.05)
-    return ndimage.gaussian_filter((1.5 * arm + 0.25 * shaft).astype(np.float32), 1.5 * size / 256)
 
 
 def _band(size: int, ys_c: np.ndarray, slope: np.ndarray, half_th: float | np.ndarray, amp: float,
@@ -336,10 +323,11 @@ def _frozen(*arrays: np.ndarray) -> None:
 
 @lru_cache(maxsize=4)
 def _shared(size: int) -> dict[str, np.ndarray]:
-    """The layers every variant shares at one size: lungs, arms, noise and cloud fields."""
+    """The layers every variant shares at one size: lungs, noise and cloud fields (arms are drawn
+    per patient in image space: anatomy.arms)."""
     air, label = _lungs(size)
     rng = np.random.default_rng(20240917 + size)
-    out = dict(air=air, label=label, arms=_arms(size),
+    out = dict(air=air, label=label,
                noise=rng.standard_normal((2 * size, 2 * size), dtype=np.float32), cloud=_fractal(2 * size, rng))
     _frozen(*out.values())
     return out
