@@ -3,7 +3,7 @@ copy of the template's edge column."""
 
 import numpy as np
 
-from syncxr.image.phantom.anatomy import base_layers, beyond_sides, sample_patient
+from syncxr.image.phantom.anatomy import base_layers, beyond_sides, canonical_coords, sample_patient
 from syncxr.image.phantom.template import template
 
 SIZE = 128
@@ -26,8 +26,8 @@ def test_pixels_beyond_the_template_sides_are_air() -> None:
 
 
 def test_a_patient_filling_the_film_is_left_untouched() -> None:
-    assert beyond_sides(_patient(1.1, 0.0), SIZE) is None
-    w = beyond_sides(_patient(0.9, 0.0), SIZE)
+    assert beyond_sides(canonical_coords(_patient(1.1, 0.0), SIZE)[0]) is None
+    w = beyond_sides(canonical_coords(_patient(0.9, 0.0), SIZE)[0])
     assert w is not None and w.min() == 0.0 and w[:, SIZE // 2].min() == 1.0
 
 

@@ -186,24 +186,23 @@ def canonical_coords(p: Patient, size: int) -> tuple[np.ndarray, np.ndarray]:
     return (c * dx + s * dy) / p.sx + CENTER[0], (-s * dx + c * dy) / p.sy + CENTER[1]
 
 
-def beyond_sides(p: Patient, size: int) -> np.ndarray | None:
-    """(H, W) float32 weight, 1 inside the template's width and falling to 0 where an image
-    pixel maps left of canonical x = 0 or right of x = 1 (a zoomed-out or off-centre patient):
-    there is air beside the body, not a copy of the template's edge column (which `warp_index`
-    clips to). None when no pixel lies beyond."""
-    cx, _ = canonical_coords(p, size)
+def beyond_sides(cx: np.ndarray) -> np.ndarray | None:
+    """(H, W) float32 weight from the pixels' canonical x (`canonical_coords`): 1 inside the
+    template's width, falling to 0 left of x = 0 or right of x = 1 (a zoomed-out or off-centre
+    patient): there is air beside the body, not a copy of the template's edge column (which
+    `warp_index` clips to). None when no pixel lies beyond."""
     margin = np.minimum(cx, 1.0 - cx)
     if margin.min() >= 0.0:
         return None
     return smoothstep(margin / 0.01 + 1.0).astype(np.float32)
 
 
-def arms(p: Patient, size: int) -> np.ndarray:
+def arms(cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
     """(H, W) float32 line integral of the upper arms beside the chest, with a strip of air (the
-    axilla) between, humeral shafts inside and a rounded top at the shoulder. They lie just outside
-    the template's width (|x - 0.5| about 0.54), so they are drawn here in image space and show
-    where the patient is small in the film or off-centre (AP films, arms by the sides)."""
-    cx, cy = canonical_coords(p, size)
+    axilla) between, humeral shafts inside and a rounded top at the shoulder, from the pixels'
+    canonical coordinates. They lie just outside the template's width (|x - 0.5| about 0.54), so
+    they are drawn in image space and show where the patient is small in the film or off-centre
+    (AP films, arms by the sides)."""
     d = np.abs(cx - 0.5)
     out = 0.04 * np.clip(cy - 0.1, 0, 1)  # arms hang slightly away from the body
     across = (d - 0.54 - out) / (0.05 + 0.015 * np.clip(cy, 0, 1))  # -1..1 over the arm's width
@@ -259,11 +258,12 @@ def base_layers(t: Template, p: Patient) -> Layers:
     static = p.soft_weight * t.soft + p.bone_weight * t.bone
     lung = p.vessel_weight * t.vessels - p.air_weight * t.air
     body = np.take(static, idx)
-    sides = beyond_sides(p, size)
+    cx, cy = canonical_coords(p, size)  # once: both steps below read them
+    sides = beyond_sides(cx)
     if sides is not None:
         body *= sides
     if p.arm_weight:
-        body += np.float32(p.arm_weight) * arms(p, size)
+        body += np.float32(p.arm_weight) * arms(cx, cy)
     lung = np.take(lung, idx)
     label = np.take(t.label, idx)
     _, ys = axes(size)

@@ -20,6 +20,7 @@ from syncxr.errors import UserError
 from syncxr.image.base import GeneratedImage
 from syncxr.image.phantom.acquisition import expose, sample_exposure
 from syncxr.image.phantom.anatomy import (
+    CENTER,
     Patient,
     add_abdomen_texture,
     add_heart_and_mediastinum,
@@ -93,7 +94,7 @@ def render_phantom(findings: list[FindingSpec], seed: int, size: int = 256) -> G
     image = expose(mu, exposure, t.noise, rng)
     # where the patient's midline (canonical centre) lands, as a share of the width: films are not
     # centred, so "which side is a mask on" is judged against this, not the image's middle
-    midline = float(p.to_image(np.array([0.5, 0.45]))[0])
+    midline = float(p.to_image(CENTER)[0])
     return GeneratedImage(image=image, masks=masks, meta={"patient_midline_x": round(midline, 4)})
 
 
