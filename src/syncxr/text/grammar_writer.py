@@ -311,7 +311,7 @@ class GrammarWriter(WriteOneByOne):
             return False
         clashes = self._conflicts.get(summary.keys()[0], frozenset())
         for it in items:
-            if it.kind == "normal" and it.concept.chexpert == "No Finding":
+            if self._global_normal(it):
                 return False
             if it.kind in ("present", "uncertain") and it.entity.key in clashes:
                 return False
