@@ -21,7 +21,8 @@ import yaml
 from PIL import Image
 
 from syncxr.evaluate.metrics import multilabel_metrics
-from syncxr.report.study import aggregate, headline, write_study_report
+from syncxr.report.study import write_study_report
+from syncxr.report.study_summary import aggregate, headline
 
 # group -> (arm, variant, fraction, how strongly its scores follow the labels)
 GROUPS = {

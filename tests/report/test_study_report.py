@@ -92,7 +92,8 @@ def test_study_html_is_self_contained(fake_study) -> None:
 
 
 def test_a_study_without_predictions_still_reports_plain_differences(tmp_path: Path) -> None:
-    from syncxr.report.study import aggregate, render_markdown
+    from syncxr.report.study import render_markdown
+    from syncxr.report.study_summary import aggregate
 
     name = "eval/real/sim/zeroshot"
     runs, steps = [], {}

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from syncxr.errors import UserError
-from syncxr.report.study import _combine, aggregate
+from syncxr.report.study_summary import _combine, aggregate
 from syncxr.study import load_study_config, run_study
 from syncxr.study.run import plan
 
@@ -208,7 +208,8 @@ def test_aggregate_computes_differences_against_real() -> None:
 
 
 def test_report_explains_a_below_chance_finding_with_its_auc_against_normals() -> None:
-    from syncxr.report.study import _results_section, headline
+    from syncxr.report.study import _results_section
+    from syncxr.report.study_summary import headline
 
     result = {"mode": "multilabel", "mean_auc": 0.6, "mean_auc_ci": [0.55, 0.65],
               "per_finding": {"atelectasis": {"auc": 0.36, "auc_ci": [0.29, 0.43]},

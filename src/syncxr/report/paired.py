@@ -243,7 +243,7 @@ def _labels(step: dict[str, Any], cache: dict[str, Any]) -> tuple[pd.DataFrame, 
 def _metric_tables(task: str, result: dict[str, Any], preds: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """metric label -> predictions (image-indexed score columns) of one eval step; only the AUC
     metrics of multilabel zero-shot and fine-tune/linear-probe results (labels as in headline())."""
-    from syncxr.report.study import ZS_METRIC, _pct
+    from syncxr.report.study_summary import ZS_METRIC, _pct
 
     if result.get("mode") == "multiclass" or "image" not in preds:
         return {}

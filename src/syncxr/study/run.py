@@ -304,7 +304,7 @@ def _eval_step(run: str, bench: BenchmarkSpec, task: str, options: dict[str, Any
             "upstream": {train.name: train.hash, data.name: data.hash}}
 
     def act(folder: Path, resume: bool) -> dict[str, Any]:
-        from syncxr.report.study import headline
+        from syncxr.report.study_summary import headline
 
         opts = parse_options(task, options, name)
         result = evaluate_loaded(task, cache.pretrained(out / train.name), cache.dataset(spec), folder, opts,
@@ -389,7 +389,8 @@ def run_study(config_path: str, out: str, overrides: Optional[list[str]] = None)
     Returns the study manifest (also written to out/study.json): the resolved config, one entry
     per step (kind, config, hash, status, seconds, last_run "ran" | "skipped", result), the runs
     and the aggregated summary the report shows. Writes out/study.md and out/study.html."""
-    from syncxr.report.study import aggregate, write_study_report
+    from syncxr.report.study import write_study_report
+    from syncxr.report.study_summary import aggregate
 
     overrides = list(overrides or [])
     cfg = load_study_config(config_path, overrides)
