@@ -201,3 +201,41 @@ def test_differential_reaches_labels(x):
     assert (v["atelectasis"], v["lung_opacity"]) == (1.0, 1.0)
     ents = extract_report(x, "", "Bibasilar opacities may represent atelectasis versus infiltrate.")
     assert label_vector(ents, onto)["atelectasis"] == -1.0
+
+
+# Phrasings from the cue and term lists of two reference labelers (the CheXpert labeler's mention
+# phrases and uncertainty patterns, medspaCy's ConText rules): sentences written for this test.
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # "neither X nor Y": both negated ("nor" alone left X present)
+        ("Neither pneumothorax nor effusion is seen.", {"pneumothorax": ABSENT, "pleural_effusion": ABSENT}),
+        ("There is neither consolidation nor effusion.", {"consolidation": ABSENT, "pleural_effusion": ABSENT}),
+        ("There is lack of focal consolidation.", {"consolidation": ABSENT}),
+        ("The study fails to reveal a pneumothorax.", {"pneumothorax": ABSENT}),
+        ("Lungs are unremarkable for consolidation.", {"consolidation": ABSENT}),
+        ("The lungs are unremarkable. Small left effusion.", {"pleural_effusion": PRESENT}),
+        ("A right effusion is doubtful.", {"pleural_effusion": ABSENT}),
+        # hedges: "question X", "suspect X", and a finding named only as what to correlate for
+        ("Question mild cardiomegaly.", {"cardiomegaly": UNCERTAIN}),
+        ("Left lower lobe opacity, question pneumonia.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
+        ("I suspect early pneumonia.", {"pneumonia": UNCERTAIN}),
+        ("Opacity in the right base, clinical correlation for pneumonia recommended.",
+         {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
+        ("Correlate clinically for infection.", {"pneumonia": UNCERTAIN}),
+        ("The nodule in question is stable.", {"nodule": PRESENT}),
+        # terms: lobar collapse, air space spellings, infiltration, vascular indistinctness
+        ("Stable left upper lobe collapse.", {"atelectasis": PRESENT}),
+        ("There is collapse of the right lower lobe.", {"atelectasis": PRESENT}),
+        ("Compression collapse of a lower thoracic vertebral body.", {}),
+        ("Patchy air-space disease in the right base.", {"lung_opacity": PRESENT}),
+        ("No acute air space disease.", {"lung_opacity": ABSENT}),
+        ("Patchy infiltration in the left base.", {"lung_opacity": PRESENT}),
+        ("Pulmonary vascular indistinctness.", {"vascular_congestion": PRESENT}),
+        ("Interstitial opacities with indistinct vascular margins.",
+         {"lung_opacity": PRESENT, "vascular_congestion": PRESENT}),
+        ("Enlarged cardiac shadow.", {"cardiomegaly": PRESENT}),
+    ],
+)
+def test_reference_labeler_cues(x, text, expected):
+    assert read(x, text) == expected

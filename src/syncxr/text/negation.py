@@ -89,11 +89,15 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"no", NEG_F),
     (r"not", NEG_F),
     (r"nor", NEG_F),
+    (r"neither", NEG_F),  # "neither effusion nor pneumothorax": "nor" alone leaves the first unnegated
     (r"without", NEG_F),
     (r"free of", NEG_F),
     (r"clear of", NEG_F),
     (r"negative for", NEG_F),
     (r"absence of", NEG_F),
+    (r"lack of", NEG_F),
+    (r"(?:(?:is|are|appears?|remains?) )?unremarkable for", NEG_F),
+    (r"(?:fails|fail|failed) to (?:reveal|demonstrate|show)", NEG_F),
     (r"absent", NEG_F),
     (r"(?:interval )?resolution of", NEG_F),
     (r"(?:interval )?removal of", NEG_F),
@@ -112,7 +116,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (rf"not {_SEEN}", NEG_B),
     (rf"no longer {_SEEN}", NEG_B),
     (rf"{_BE} (?:now )?(?:absent|gone)", NEG_B),
-    (r"(?:is|are|appears?|remains?) (?:within (?:the )?(?:normal limits|limits of normal)|normal|unremarkable)", NEG_B),
+    (r"(?:is|are|appears?|remains?) (?:within (?:the )?(?:normal limits|limits of normal)|normal|unremarkable(?! for))", NEG_B),
     (r"(?:has|have) (?:since |now |completely |nearly |almost )?(?:resolved|cleared|disappeared)", NEG_B),
     (r"(?:has|have) (?:since |now )?been removed", NEG_B),
     (r"(?:was|were|is|are) removed", NEG_B),
@@ -120,6 +124,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"resolved", NEG_BI),
     (r"unlikely to (?:represent|be|reflect)", NEG_F),
     (r"unlikely", NEG_BI),  # "effusion is unlikely", "unlikely to represent pneumonia": leans negative
+    (r"doubtful", NEG_BI),  # "effusion is doubtful": as "unlikely"
     # forward uncertainty
     (r"possible", UNC_F),
     (r"possibly", UNC_F),
@@ -129,6 +134,12 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"could", UNC_F),
     (r"questionable", UNC_F),
     (r"question of", UNC_F),
+    (r"question", UNC_F),  # "question mild cardiomegaly", "opacity, question pneumonia"
+    (r"suspect", UNC_F),  # "I suspect early pneumonia" (the verb; "suspected" below)
+    # a finding named only as what to correlate for is a possibility ("clinical correlation for
+    # pneumonia is recommended", "correlate clinically for infection")
+    (r"(?:clinical )?correlation for", UNC_F),
+    (r"correlate (?:clinically )?for", UNC_F),
     (r"concern for", UNC_F),
     (r"suggest", UNC_F),
     (r"suggests", UNC_F),
