@@ -235,6 +235,9 @@ def test_differential_reaches_labels(x):
         ("Interstitial opacities with indistinct vascular margins.",
          {"lung_opacity": PRESENT, "vascular_congestion": PRESENT}),
         ("Enlarged cardiac shadow.", {"cardiomegaly": PRESENT}),
+        # dictation abbreviations
+        ("Increased opacity in the RLL, concerning for PNA.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
+        ("Bibasilar atx.", {"atelectasis": PRESENT}),
     ],
 )
 def test_reference_labeler_cues(x, text, expected):
