@@ -90,6 +90,13 @@ def micro(gold: list[dict], pred: dict[str, dict], unc: int) -> float:
     return 2 * t / (2 * t + f + n) if t else 0.0
 
 
+def bootstrap_ci(gold: list[dict], pred: dict[str, dict], unc: int, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap interval of micro-F1, resampling reports with replacement."""
+    rng = random.Random(seed)
+    scores = sorted(micro([rng.choice(gold) for _ in gold], pred, unc) for _ in range(draws))
+    return scores[int(0.025 * draws)], scores[int(0.975 * draws) - 1]
+
+
 def table(gold: list[dict], pred: dict[str, dict]) -> None:
     print(f"{'finding':18} {'P+':>6} {'R+':>6} {'F1+':>6} {'P-':>6} {'R-':>6} {'F1-':>6} {'gold+':>6}")
     for finding in FINDINGS + EXTRA:
@@ -155,6 +162,9 @@ def main() -> None:
             scores[unc].append(micro(part, pred, unc))
         tag = "  (held out)" if k == args.hold_out else ""
         print(f"  fold {k}: n={len(part):4d}  F1 unc=pos {scores[1][-1]:.3f}  unc=neg {scores[0][-1]:.3f}{tag}")
+        if k == args.hold_out:
+            (lp, hp), (ln, hn) = bootstrap_ci(part, pred, 1), bootstrap_ci(part, pred, 0)
+            print(f"          bootstrap 95% CI (2,000 draws): unc=pos [{lp:.3f}, {hp:.3f}]  unc=neg [{ln:.3f}, {hn:.3f}]")
     for unc, name in ((1, "uncertain=positive"), (0, "uncertain=negative")):
         s = scores[unc]
         print(f"  {name}: mean {statistics.mean(s):.3f}  sd {statistics.stdev(s):.3f}  "
