@@ -235,6 +235,18 @@ def test_differential_reaches_labels(x):
         ("Interstitial opacities with indistinct vascular margins.",
          {"lung_opacity": PRESENT, "vascular_congestion": PRESENT}),
         ("Enlarged cardiac shadow.", {"cardiomegaly": PRESENT}),
+        # pyConText's negated / ambivalent cues that radiologists use
+        ("There are signs of mild pulmonary edema.", {"pulmonary_edema": PRESENT}),
+        ("Pneumothorax is excluded.", {"pneumothorax": ABSENT}),
+        ("Pneumothorax is not excluded.", {"pneumothorax": UNCERTAIN}),
+        ("Cannot totally exclude a small pneumothorax.", {"pneumothorax": UNCERTAIN}),
+        ("Overlying nipple shadow simulating a nodule.", {"nodule": ABSENT}),
+        ("The left effusion is equivocal.", {"pleural_effusion": UNCERTAIN}),
+        ("Pneumothorax cannot be evaluated on this supine film.", {"pneumothorax": UNCERTAIN}),
+        ("Unable to exclude a small effusion.", {"pleural_effusion": UNCERTAIN}),
+        ("Pneumonia not likely.", {"pneumonia": ABSENT}),
+        ("Opacity not associated with volume loss.", {"lung_opacity": PRESENT, "volume_loss": ABSENT}),
+        ("Pleural effusion not definitely seen.", {"pleural_effusion": ABSENT}),
         # dictation abbreviations
         ("Increased opacity in the RLL, concerning for PNA.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
         ("Bibasilar atx.", {"atelectasis": PRESENT}),

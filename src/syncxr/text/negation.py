@@ -104,16 +104,23 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"no longer", NEG_F),
     (r"rather than", NEG_F),
     (r"(?:has|have) been ruled out", NEG_B),
+    (r"(?:is|are|was|were) (?:now )?(?:ruled out|excluded)", NEG_B),  # "pneumothorax is excluded"
+    (r"not associated with", NEG_F),  # "with" would end the scope of "not"
+    (r"low (?:probability|likelihood) (?:of|for)", NEG_F),
+    (r"atypical for", NEG_F),
+    # an appearance that imitates a finding is not the finding ("nipple shadow simulating a nodule")
+    (r"(?:mimicking|mimics|mimic|simulating|simulates|simulate)", NEG_F),
     # hypotheticals: advice and limits of the study, not findings ("if there is concern for fracture",
     # "symptoms of infection", "fractures may not be demonstrated")
     (r"if (?:there (?:is|are) )?(?:clinical )?(?:concern|suspicion|question) (?:for|of)", NEG_F),
-    (r"(?:signs|symptoms) of", NEG_F),
+    # ("signs of edema" alone is a finding: only clinical signs are hypothetical)
+    (r"(?:symptoms|signs and symptoms|clinical signs|clinical symptoms) of", NEG_F),
     (r"(?:could|may|might|can) (?:obscure|hide|mask)", NEG_F),
     (r"may not be (?:demonstrated|seen|visualized|visible|detected|apparent|evident)", NEG_B),
     # backward negation
     (rf"{_BE} not {_SEEN}", NEG_B),
     (rf"{_BE} no longer {_SEEN}", NEG_B),
-    (rf"not {_SEEN}", NEG_B),
+    (rf"not (?:definitely |definitively |clearly )?{_SEEN}", NEG_B),
     (rf"no longer {_SEEN}", NEG_B),
     (rf"{_BE} (?:now )?(?:absent|gone)", NEG_B),
     (r"(?:is|are|appears?|remains?) (?:within (?:the )?(?:normal limits|limits of normal)|normal|unremarkable(?! for))", NEG_B),
@@ -123,6 +130,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"removed", NEG_B),
     (r"resolved", NEG_BI),
     (r"unlikely to (?:represent|be|reflect)", NEG_F),
+    (r"not likely", NEG_BI),
     (r"unlikely", NEG_BI),  # "effusion is unlikely", "unlikely to represent pneumonia": leans negative
     (r"doubtful", NEG_BI),  # "effusion is doubtful": as "unlikely"
     # forward uncertainty
@@ -143,10 +151,12 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"concern for", UNC_F),
     (r"suggest", UNC_F),
     (r"suggests", UNC_F),
-    (r"(?:cannot|can not|can't|could not) (?:entirely |completely |definitely )?(?:exclude|rule out)", UNC_F),
+    (r"(?:cannot|can not|can't|could not) (?:entirely |completely |definitely |totally |fully )?(?:exclude|rule out)", UNC_F),
     (r"possibility of", UNC_F),
     (r"differential (?:diagnosis )?(?:includes|would include|of)", UNC_F),
-    (r"equivocal", UNC_F),
+    (r"equivocal", UNC_BI),  # "equivocal left effusion", "the effusion is equivocal"
+    (r"unable to (?:adequately |fully )?(?:assess|evaluate|exclude)", UNC_F),
+    (r"(?:cannot|can not|could not) be (?:adequately |fully )?(?:assessed|evaluated)", UNC_B),
     (r"suspected", UNC_F),
     (r"presumed", UNC_F),
     (r"presumably", UNC_F),
@@ -158,7 +168,7 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"\?(?=\s*[a-z])", UNC_F),
     (r"difficult to (?:exclude|rule out)", UNC_BI),
     # backward uncertainty
-    (r"(?:cannot|can not|can't|could not|may not) (?:be )?(?:entirely |completely |definitely )?(?:excluded|ruled out)", UNC_B),
+    (r"(?:cannot|can not|can't|could not|may not) (?:be )?(?:entirely |completely |definitely |totally |fully )?(?:excluded|ruled out)", UNC_B),
     (rf"{_BE} not (?:entirely |completely )?(?:excluded|ruled out)", UNC_B),
     (r"not (?:excluded|ruled out)", UNC_B),
     (rf"{_BE} (?:also |more )?(?:possible|suspected|questioned|a consideration|another consideration|considered|not excluded)", UNC_B),
