@@ -247,6 +247,10 @@ def test_differential_reaches_labels(x):
         ("Pneumonia not likely.", {"pneumonia": ABSENT}),
         ("Opacity not associated with volume loss.", {"lung_opacity": PRESENT, "volume_loss": ABSENT}),
         ("Pleural effusion not definitely seen.", {"pleural_effusion": ABSENT}),
+        # the CheXpert labeler's negations: clearing / disappearance of, history of
+        ("Interval clearing of the left basilar opacity.", {"lung_opacity": ABSENT}),
+        ("Disappearance of the right effusion.", {"pleural_effusion": ABSENT}),
+        ("History of pneumonia.", {"pneumonia": ABSENT}),
         # dictation abbreviations
         ("Increased opacity in the RLL, concerning for PNA.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
         ("Bibasilar atx.", {"atelectasis": PRESENT}),

@@ -101,6 +101,8 @@ TRIGGERS: list[tuple[str, str]] = [
     (r"absent", NEG_F),
     (r"(?:interval )?resolution of", NEG_F),
     (r"(?:interval )?removal of", NEG_F),
+    (r"(?:interval )?(?:clearing|disappearance|drainage) of", NEG_F),  # CheXpert's negations too
+    (r"(?:a )?(?:history|hx) of", NEG_F),  # historical, not on this film ("history of pneumonia")
     (r"no longer", NEG_F),
     (r"rather than", NEG_F),
     (r"(?:has|have) been ruled out", NEG_B),
