@@ -251,6 +251,12 @@ def test_differential_reaches_labels(x):
         ("Interval clearing of the left basilar opacity.", {"lung_opacity": ABSENT}),
         ("Disappearance of the right effusion.", {"pleural_effusion": ABSENT}),
         ("History of pneumonia.", {"pneumonia": ABSENT}),
+        # a negated normal statement heads an "or" list; other joins do not continue it
+        ("No evidence of acute cardiopulmonary disease or pneumothorax.",
+         {"no_acute_process": PRESENT, "pneumothorax": ABSENT}),
+        ("No acute cardiopulmonary disease, mild cardiomegaly.", {"no_acute_process": PRESENT, "cardiomegaly": PRESENT}),
+        ("No acute disease or effusion, but there is a left pneumothorax.",
+         {"no_acute_process": PRESENT, "pleural_effusion": ABSENT, "pneumothorax": PRESENT}),
         # dictation abbreviations
         ("Increased opacity in the RLL, concerning for PNA.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
         ("Bibasilar atx.", {"atelectasis": PRESENT}),

@@ -328,12 +328,34 @@ def assert_mentions(
                     break
                 offer(j, t.start - spans[j].end, _BACKWARD[t.kind])
                 last = j
+    for i, distance in _or_joined_to_negated_statement(spans, gap_words, text_lower):
+        offer(i, distance, ABSENT)
     for t in triggers:
         if t.kind in (LINK, LINK_UNC) and _negated_before(t, spans, findings, triggers, result):
             stop = min((x.start for x in terms if x.start >= t.end), default=float("inf"))
             for i in forward_scope(spans, t.end, stop, gap_words, text_lower):
                 best[i], result[i] = -1.0, ABSENT
     return result
+
+
+def _or_joined_to_negated_statement(spans: list[Span], gap_words: GapWords, text_lower: str) -> list[tuple[int, float]]:
+    """Findings joined by "or"/"nor" to a normal statement that is itself a negation ("no acute
+    cardiopulmonary disease or pneumothorax"): the statement's "no" lies inside its own span, so
+    no trigger reaches them. Returns (span index, distance from the statement)."""
+    out: list[tuple[int, float]] = []
+    for head in spans:
+        if head.finding or not text_lower.startswith("no ", head.start):
+            continue
+        prev = head
+        for i, cur in enumerate(spans):
+            if cur.start < prev.end or not cur.finding:
+                continue
+            words = gap_words(prev.end, cur.start)
+            if not (_OR_JOIN.intersection(words) and set(words) <= LIST_WORDS | _OR_JOIN):
+                break
+            out.append((i, cur.start - head.end))
+            prev = cur
+    return out
 
 
 def _negated_before(link: Trigger, spans: list[Span], findings: list[int], triggers: list[Trigger], result: list[str]) -> bool:
