@@ -53,7 +53,8 @@ from pathlib import Path
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity, typed
 from syncxr.text.base import ExtractOneByOne, Extractor
 from syncxr.text.lexicon import ATTR_ONLY, ATTRIBUTE_WORDS, Lexicon, Match, safe_lower, tokenize
-from syncxr.text.negation import TERM, Span, Trigger, assert_mentions, find_triggers
+from syncxr.text.cues import TERM
+from syncxr.text.negation import Span, Trigger, assert_mentions, find_triggers
 from syncxr.text.sentences import split_sentences
 from syncxr.vocab import Concept, Ontology, load_ontology
 
