@@ -10,8 +10,8 @@ the radiologist sees both in the differential and indexers code both) read prese
 "less likely" read uncertain, and a hedge covers the whole differential after it ("may represent
 atelectasis or pneumonia": both uncertain).
 
-The cue table (what each trigger word does) is `cues.py`. Within one sentence, triggers are found with one regex (longest alternative first, so "no
-interval change" is a pseudo-trigger, not "no"):
+The cue table (what each trigger word does) is `cues.py`. Within one sentence, triggers are found
+with one regex (longest alternative first, so "no interval change" is a pseudo-trigger, not "no"):
 
 - forward negation ("no", "without", "free of", "negative for", "resolution of", ...) and forward
   uncertainty ("possible", "may represent", "cannot exclude", "suspicious for", "?", ...) cover
