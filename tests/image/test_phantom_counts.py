@@ -55,7 +55,7 @@ def test_multiple_varies_within_its_range_and_is_deterministic():
 
 def test_report_text_drives_the_count():
     gen = PhantomGenerator(size=256)
-    assert VERSION == "phantom-v8"
+    assert VERSION == "phantom-v9"
     for text, expected in [("Two nodules in the right upper lobe.", 2), ("A single nodule.", 1),
                            ("Two left rib fractures.", 2)]:
         img = gen.generate(text, seed=2)

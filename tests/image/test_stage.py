@@ -141,7 +141,7 @@ def test_phantom_generator_draws_what_the_text_says() -> None:
 
 def test_registered_as_phantom() -> None:
     gen = GENERATORS.build("phantom", size=128, extractor=FakeExtractor([]))
-    assert gen.backend_id == "phantom-v8" and gen.generate("", seed=1).image.shape == (128, 128)
+    assert gen.backend_id == "phantom-v9" and gen.generate("", seed=1).image.shape == (128, 128)
 
 
 def test_with_the_builtin_extractor() -> None:

@@ -46,6 +46,9 @@ class Patient:
     globular: bool = False  # pericardial effusion: a symmetric "water-bottle" cardiac silhouette
     normal_dome: dict[int, float] = field(default_factory=dict)  # domes before a finding moved them
     extra: dict[str, float] = field(default_factory=dict)
+    # (size, size) bool: the pleural air a pneumothorax opened (set by its drawer, None without one);
+    # findings drawn after it are placed in the collapsed lung, not in the air
+    pleural_air: np.ndarray | None = None
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def to_image(self, pts: np.ndarray) -> np.ndarray:

@@ -36,13 +36,42 @@ Drawer = Callable[[Layers, Patient, FindingSpec, np.random.Generator, Template],
 
 
 def zone_point(p: Patient, side: int, zone: str, rng: np.random.Generator, u_range=(0.3, 0.75)) -> tuple[float, float]:
-    """A random point inside a lung zone: u = 0 medial .. 1 lateral."""
+    """A random point inside a lung zone: u = 0 medial .. 1 lateral. After a pneumothorax, a
+    point in its pleural air is drawn again, moving medially (the lung collapses toward the hilum);
+    without one the random stream is the same as always."""
     f0, f1 = ZONE_SPAN[zone]
     top, bottom = p.lung_top, p.dome[side] + 0.5 * p.dome_depth
-    y = top + rng.uniform(f0 + 0.05, f1 - 0.05) * (bottom - top)
-    med, lat = p.lung_bounds_at(side, y)
-    x = med + rng.uniform(*u_range) * (lat - med)
+    lo, hi = u_range
+    for _ in range(PLEURAL_AIR_TRIES):
+        y = top + rng.uniform(f0 + 0.05, f1 - 0.05) * (bottom - top)
+        med, lat = p.lung_bounds_at(side, y)
+        x = med + rng.uniform(lo, hi) * (lat - med)
+        if p.pleural_air is None or not _in_air(p, x, y):
+            break
+        lo, hi = 0.05, max(0.1, 0.75 * hi)  # drift medially, toward the collapsed lung
+    else:  # the whole zone is air (a large pneumothorax): the lobe lies collapsed toward the hilum
+        x, y = _toward_hilum(p, side, x, y)
     return float(x), float(y)
+
+
+def _toward_hilum(p: Patient, side: int, x: float, y: float) -> tuple[float, float]:
+    """The first point out of the pleural air on the way from (x, y) to the hilum."""
+    hx, hy = p.hilum(side)
+    for f in np.linspace(0.0, 1.0, 41):
+        px, py = x + f * (hx - x), y + f * (hy - y)
+        if not _in_air(p, px, py):
+            # a little past the pleural line, so a lesion centred here sits in the lung
+            f2 = min(1.0, f + 0.2)
+            return x + f2 * (hx - x), y + f2 * (hy - y)
+    return hx, hy
+
+
+PLEURAL_AIR_TRIES = 12
+
+
+def _in_air(p: Patient, x: float, y: float) -> bool:
+    r, c = int(np.clip(y * p.size, 0, p.size - 1)), int(np.clip(x * p.size, 0, p.size - 1))
+    return bool(p.pleural_air[r, c])  # type: ignore[index]
 
 
 def _lung_box(p: Patient, side: int) -> tuple[slice, slice]:
@@ -137,6 +166,10 @@ def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
         line = edge & dilate4(dilate4(gap))
         layers.body[bb] += np.where(line, 0.3, 0.0).astype(np.float32)
         mask[bb] |= gap
+        # the pleural air is no longer lung: findings drawn later (consolidation, nodules, edema,
+        # fluid) stay in the collapsed lung instead of adding density inside the air
+        layers.label[bb][gap] = 0
+    p.pleural_air = mask if p.pleural_air is None else p.pleural_air | mask
     return mask
 
 

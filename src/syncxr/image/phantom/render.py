@@ -38,7 +38,7 @@ from syncxr.image.phantom.skeleton import SKELETON_DRAWERS
 from syncxr.image.phantom.spec import FindingSpec
 from syncxr.image.phantom.template import template
 
-VERSION = "phantom-v8"  # bump whenever what a (findings, seed, size) draws changes
+VERSION = "phantom-v9"  # bump whenever what a (findings, seed, size) draws changes
 MIN_SIZE, MAX_SIZE = 128, 1024
 ALL_DRAWERS = {**DRAWERS, **PARENCHYMA_DRAWERS, **CENTRAL_DRAWERS, **SKELETON_DRAWERS, **DEVICE_DRAWERS}
 # Drawing order: what changes lung air first, then additive densities, devices last. The first 20
