@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from syncxr.image.phantom import FindingSpec, render_phantom
-from syncxr.image.phantom.findings import ZONE_SPAN
+from syncxr.image.phantom.placement import ZONE_SPAN
 from syncxr.image.phantom.render import _patient, _resolve
 
 SIZE = 256

@@ -16,7 +16,8 @@ from scipy import ndimage
 
 from syncxr.image.phantom.anatomy import Layers, Patient, dome_curve
 from syncxr.image.phantom.draw import add_ellipsoid, add_stroke, axes, bezier, ellipse_field, polyline_box, polyline_mask, smoothstep
-from syncxr.image.phantom.findings import Drawer, _fill, _lung_box, _patch, pneumothorax, spread_spots, zone_point
+from syncxr.image.phantom.findings import Drawer, _fill, _lung_box, _patch, pneumothorax
+from syncxr.image.phantom.placement import spread_spots, zone_point
 from syncxr.image.phantom.spec import FindingSpec, lesion_count, severity01
 from syncxr.image.phantom.template import Template
 
