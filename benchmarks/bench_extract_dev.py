@@ -30,7 +30,8 @@ import statistics
 import time
 from pathlib import Path
 
-from syncxr.text.lexicon_extractor import LexiconExtractor, merge_entities
+from syncxr.text.lexicon_extractor import LexiconExtractor
+from syncxr.text.merge import merge_entities
 from syncxr.text.labels import label_vector
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity
 from syncxr.text.base import EXTRACTORS, Extractor
-from syncxr.text.lexicon_extractor import LexiconExtractor, extract_report, merge_entities, split_sentences
+from syncxr.text.lexicon_extractor import LexiconExtractor, split_sentences
+from syncxr.text.merge import extract_report, merge_entities
 from syncxr.vocab import load_ontology
 
 

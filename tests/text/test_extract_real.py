@@ -4,7 +4,8 @@ dictated chest X-ray reports: de-identification tokens, negated lists, hedges, c
 import pytest
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN
-from syncxr.text.lexicon_extractor import LexiconExtractor, extract_report
+from syncxr.text.lexicon_extractor import LexiconExtractor
+from syncxr.text.merge import extract_report
 from syncxr.text.labels import chexpert_vector, label_vector
 from syncxr.vocab import load_ontology
 

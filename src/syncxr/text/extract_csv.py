@@ -24,7 +24,8 @@ from syncxr.errors import UserError
 from syncxr.fsio import atomic_path
 from syncxr.records import Entity
 from syncxr.text.base import Extractor
-from syncxr.text.lexicon_extractor import LexiconExtractor, merge_entities
+from syncxr.text.lexicon_extractor import LexiconExtractor
+from syncxr.text.merge import merge_entities
 from syncxr.text.labels import SCHEMES, columns, label_vector
 from syncxr.vocab import Ontology, load_ontology
 

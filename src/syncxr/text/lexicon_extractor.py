@@ -51,7 +51,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from syncxr.records import ABSENT, PRESENT, UNCERTAIN, Entity, typed
-from syncxr.text.base import ExtractOneByOne, Extractor
+from syncxr.text.base import ExtractOneByOne
+from syncxr.text.merge import fill_attributes
 from syncxr.text.lexicon import ATTR_ONLY, ATTRIBUTE_WORDS, Lexicon, Match, safe_lower, tokenize
 from syncxr.text.cues import TERM
 from syncxr.text.negation import Span, Trigger, assert_mentions, find_triggers
@@ -381,7 +382,7 @@ def _merge_mentions(mentions: list[_Mention], text: str, section: str) -> list[E
                 section, m.match.start, m.match.end,
             )
         else:
-            _fill_attributes(ent.attributes, m.attributes)
+            fill_attributes(ent.attributes, m.attributes)
         per_sentence.setdefault(key, {}).setdefault(m.sentence, set()).add((m.assertion, m.match.pattern))
     for key, ent in entities.items():
         if ent.assertion == ABSENT:
@@ -396,37 +397,3 @@ def _sentence_assertion(seen: set[tuple[str, bool]]) -> str:
     if (PRESENT, False) in seen:
         return PRESENT
     return UNCERTAIN if any(a == UNCERTAIN for a, _ in seen) else PRESENT
-
-
-def _fill_attributes(have: dict[str, str], new: dict[str, str]) -> None:
-    for kind, value in new.items():
-        if kind not in have:
-            have[kind] = value
-        elif kind == "laterality" and {have[kind], value} == {"left", "right"}:
-            have[kind] = "bilateral"
-
-
-def merge_entities(entities: list[Entity]) -> list[Entity]:
-    """Entities unique by key, first occurrence kept; later ones fill missing attributes
-    (left + right -> bilateral) and a present mention upgrades an uncertain one."""
-    out: dict[str, Entity] = {}
-    for e in entities:
-        have = out.get(e.key)
-        if have is None:
-            out[e.key] = Entity.from_dict(e.to_dict())
-            continue
-        _fill_attributes(have.attributes, e.attributes)
-        if have.assertion == UNCERTAIN and e.assertion == PRESENT:
-            have.assertion = PRESENT
-    return list(out.values())
-
-
-def extract_report(extractor: Extractor, findings: str, impression: str) -> list[Entity]:
-    """Entities of a two-section report, unique by key across sections (`merge_entities`); each
-    keeps the section and span of its first mention (findings before impression)."""
-    ents = []
-    for section, text in (("findings", findings or ""), ("impression", impression or "")):
-        for e in extractor.extract(text, section):
-            e.section = e.section or section
-            ents.append(e)
-    return merge_entities(ents)
