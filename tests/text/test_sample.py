@@ -212,9 +212,12 @@ def test_image_backend_exclusions_hedging_and_allowed_values():
     reports = s.sample(3000)
     ents = [e for r in reports for e in r]
     assert not any(e.name == "kyphosis" and e.assertion != ABSENT for e in ents)
-    findings = [e for e in ents if e.type in ("ABNORMALITY", "DISEASE") and e.assertion != ABSENT]
+    devices = {c.name for c in onto.concepts if c.region == "device"}
+    findings = [e for e in ents if e.type in ("ABNORMALITY", "DISEASE") and e.assertion != ABSENT and e.name not in devices]
     hedged = sum(e.assertion == "uncertain" for e in findings) / len(findings)
     assert 0.25 < hedged < 0.35
+    placed = [e for e in ents if e.name in devices and e.assertion != ABSENT]
+    assert placed and all(e.assertion == "present" for e in placed)  # a device is never hedged
     for e in ents:
         concept = onto.by_name[e.name]
         for kind, value in e.attributes.items():

@@ -315,9 +315,11 @@ class BalancedSampler:
         return out
 
     def _assertion(self, concept: Concept) -> str:
-        """Present, or (at p_uncertain, for findings) hedged: real reports hedge some findings."""
+        """Present, or (at p_uncertain, for findings) hedged: real reports hedge some findings,
+        never a device ("Swan-Ganz catheter cannot be excluded" is not how anyone writes). The
+        draw is made for devices too, so every other entity's draws stay where they were."""
         if self.p_uncertain > 0 and concept.type in ("ABNORMALITY", "DISEASE") and self._rand() < self.p_uncertain:
-            return UNCERTAIN
+            return PRESENT if concept.region == "device" else UNCERTAIN
         return PRESENT
 
     def _attributes(self, concept: Concept) -> dict[str, str]:
