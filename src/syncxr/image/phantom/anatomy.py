@@ -18,6 +18,14 @@ from syncxr.image.phantom.template import CARINA, HILA, LUNG_TOP, N_VARIANTS, Te
 
 CENTER = np.array([0.5, 0.45])
 SIDE_OF = {"right": 1, "left": 2}  # patient side -> lung label (1 = image left)
+# A pneumothorax relabels the pleural air it opens: side + PLEURAL_AIR (3 = right, 4 = left). Lung
+# findings test `label == side` and so stay out of the air; pleural ones use `pleural_space`.
+PLEURAL_AIR = 2
+
+
+def pleural_space(label: np.ndarray, side: int) -> np.ndarray:
+    """bool: the hemithorax of `side` inside the chest wall (lung plus any pleural air)."""
+    return (label == side) | (label == side + PLEURAL_AIR)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage
 
-from syncxr.image.phantom.anatomy import Layers, Patient
+from syncxr.image.phantom.anatomy import PLEURAL_AIR, Layers, Patient, pleural_space
 from syncxr.image.phantom.draw import (
     add_irregular_ellipsoid,
     add_stroke,
@@ -62,7 +62,7 @@ def effusion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gener
         frac = 0.12 + 0.45 * severity01(spec) + rng.uniform(-0.03, 0.03)
         level = floor - frac * (floor - p.lung_top) - (0.06 + 0.12 * frac) * u**2  # meniscus
         depth = ys[bb[0]][:, None] - level
-        fluid = smoothstep(depth / 0.07) ** 1.5 * (layers.label[bb] == side)
+        fluid = smoothstep(depth / 0.07) ** 1.5 * pleural_space(layers.label[bb], side)
         fluid *= 0.85 + 0.15 * smoothstep(depth / 0.2)  # thicker layer toward the base
         _fill(layers, bb, fluid, 0.4)
         mask[bb] |= fluid > 0.3
@@ -127,7 +127,7 @@ def pneumothorax(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.G
         mask[bb] |= gap
         # the pleural air is no longer lung: findings drawn later (consolidation, nodules, edema,
         # fluid) stay in the collapsed lung instead of adding density inside the air
-        layers.label[bb][gap] = 0
+        layers.label[bb][gap] = side + PLEURAL_AIR
     p.pleural_air = mask if p.pleural_air is None else p.pleural_air | mask
     return mask
 
@@ -318,7 +318,7 @@ def pleural_thickening(layers: Layers, p: Patient, spec: FindingSpec, rng: np.ra
     _, ys = axes(p.size)
     for side in spec.sides():
         bb = _lung_box(p, side)
-        lung = layers.label[bb] == side
+        lung = pleural_space(layers.label[bb], side)  # along the chest wall, over any pleural air
         band = lung & ~np.roll(lung, k if side == 1 else -k, axis=1)
         if spec.zone == "upper":
             band |= lung & ~np.roll(lung, k, axis=0)
