@@ -258,6 +258,12 @@ def test_differential_reaches_labels(x):
         ("No acute cardiopulmonary disease, mild cardiomegaly.", {"no_acute_process": PRESENT, "cardiomegaly": PRESENT}),
         ("No acute disease or effusion, but there is a left pneumothorax.",
          {"no_acute_process": PRESENT, "pleural_effusion": ABSENT, "pneumothorax": PRESENT}),
+        # the CheXpert labeler's edema mentions: vascular prominence / redistribution
+        ("Vascular prominence in the upper lobes.", {"vascular_congestion": PRESENT}),
+        ("Prominence of the pulmonary vasculature.", {"vascular_congestion": PRESENT}),
+        ("Mild pulmonary vascular redistribution.", {"vascular_congestion": PRESENT}),
+        ("No pulmonary vascular prominence.", {"vascular_congestion": ABSENT}),
+        ("Deep sulcus sign on the left.", {"pneumothorax": PRESENT}),
         # dictation abbreviations
         ("Increased opacity in the RLL, concerning for PNA.", {"lung_opacity": PRESENT, "pneumonia": UNCERTAIN}),
         ("Bibasilar atx.", {"atelectasis": PRESENT}),
