@@ -6,8 +6,6 @@ Everything is computed by streaming the shards and rejects one file at a time, s
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from syncxr.data.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 from syncxr.report import plots
 from syncxr.report.consistency import GREY_FLOOR, Consistency, midline_of
+from syncxr.report.markdown import table, to_html
 from syncxr.vocab import Ontology, load_ontology
 
 GRID_N = 16
@@ -136,7 +135,7 @@ def write_card(folder: str | Path) -> list[Path]:
     realism = _read_realism(folder)
     md = render_markdown({**manifest, "realism": realism} if realism else manifest, st, {k: f"card_assets/{k}.png" for k in figs})
     write_text_atomic(md, folder / "card.md")
-    write_text_atomic(render_html(md, figs), folder / "card.html")
+    write_text_atomic(to_html(md, figs, "syncxr dataset card", lambda alt, target: Path(target).stem), folder / "card.html")
     return [folder / "card.md", folder / "card.html"]
 
 
@@ -152,12 +151,6 @@ def _figures(manifest: dict, st: CardStats) -> dict[str, bytes]:
     if st.grid:
         figs["samples"] = plots.sample_grid(st.grid)
     return figs
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
@@ -185,7 +178,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         "## Summary",
         "",
-        _table(
+        table(
             ["item", "value"],
             [
                 ["accepted pairs", st.n_ok],
@@ -219,7 +212,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         "Labels are read back from the written report by the extractor (1 positive, 0 negative, -1 uncertain).",
         "",
-        _table(
+        table(
             ["label", "positive", "negative", "uncertain", "blank"],
             [[lab] + [st.label_counts[s][k] for k in ("positive", "negative", "uncertain", "blank")]
              for lab, s in zip(CHEXPERT14, CHEXPERT14_SNAKE)],
@@ -236,7 +229,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         f"Verification mode: `{cfg['verify']['mode']}`; up to {cfg['write']['max_attempts']} writes and "
         f"{cfg['image']['max_attempts']} image draws per sample.",
         "",
-        _table(["attempts", "report writes (accepted)", "image draws (accepted)"],
+        table(["attempts", "report writes (accepted)", "image draws (accepted)"],
                [[a, st.write_attempts.get(a, 0), st.image_attempts.get(a, 0)]
                 for a in sorted(set(st.write_attempts) | set(st.image_attempts))]),
         "",
@@ -253,7 +246,7 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
     lines += [
         "## Throughput (last run)",
         "",
-        _table(["measure", "value"], [[k, v] for k, v in tp.items() if not isinstance(v, dict)]
+        table(["measure", "value"], [[k, v] for k, v in tp.items() if not isinstance(v, dict)]
                + [[f"stage {k} (samples/s per worker)", v] for k, v in (tp.get("stage_samples_per_second") or {}).items()]),
         "",
         "## Files",
@@ -288,11 +281,11 @@ def _consistency_section(c: Consistency | None) -> list[str]:
         "frontal PA views: the **patient's left is the image right**. A concept the renderer cannot show "
         "on a frontal film has no mask (listed below when asserted).",
         "",
-        _table(["measure", "value"], rows),
+        table(["measure", "value"], rows),
         "",
         "Concepts asserted without a mask in some rows:" if missing else "Every asserted concept has a mask.",
         "",
-        *([_table(["concept", "asserted", "with a mask"], missing), ""] if missing else []),
+        *([table(["concept", "asserted", "with a mask"], missing), ""] if missing else []),
     ]
 
 
@@ -321,7 +314,7 @@ def _causes_section(st: CardStats) -> list[str]:
     rows = [[k, st.retry_reasons.get(k, 0) if k.startswith("write:") else 0,
              st.retry_reasons.get(k, 0) if not k.startswith("write:") else 0,
              st.reject_reasons.get(k, 0), st.reject_examples.get(k, "").replace("|", "/")] for k in causes]
-    return head + [_table(["cause", "rewrites", "redraws", "rejected", "example detail (rejects)"], rows), ""]
+    return head + [table(["cause", "rewrites", "redraws", "rejected", "example detail (rejects)"], rows), ""]
 
 
 REALISM_FILE = "realism.json"
@@ -365,7 +358,7 @@ def _realism_section(r: dict | None) -> list[str]:
         "image statistics, so a low AUC does not prove the films look real to a radiologist. "
         f"Command: `{r.get('command', REALISM_COMMAND)}`.",
         "",
-        _table(["measure", "value"], rows),
+        table(["measure", "value"], rows),
         "",
     ]
 
@@ -387,49 +380,3 @@ def _balance_sentence(plan: dict, source: str = "", accepted: dict | None = None
         s += (" The reference corpus is **simulated** (syncxr.sim: a MIMIC-CXR-shaped long tail written by the "
               "built-in writer), not real reports.")
     return s
-
-
-def render_html(md: str, figs: dict[str, bytes]) -> str:
-    """A minimal, dependency-free Markdown subset -> HTML, images inlined as base64."""
-    body: list[str] = []
-    in_table = False
-    for line in md.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if set("".join(cells)) <= set("-"):
-                continue
-            if not in_table:
-                body.append("<table>")
-                in_table = True
-                body.append("<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells) + "</tr>")
-            else:
-                body.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
-            continue
-        if in_table:
-            body.append("</table>")
-            in_table = False
-        if line.startswith("!["):
-            name = line.split("card_assets/")[-1].split(".png")[0]
-            data = base64.b64encode(figs[name]).decode()
-            body.append(f'<p><img alt="{name}" src="data:image/png;base64,{data}"></p>')
-        elif line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.startswith("# "):
-            body.append(f"<h1>{html.escape(line[2:])}</h1>")
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-    if in_table:
-        body.append("</table>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
-             "img{max-width:100%}code{background:#f3f3f3;padding:1px 3px}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>syncxr dataset card</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
-
-
-def _inline(text: str) -> str:
-    out = html.escape(text)
-    parts = out.split("`")
-    out = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    parts = out.split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))

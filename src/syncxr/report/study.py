@@ -7,13 +7,11 @@
 
 from __future__ import annotations
 
-import base64
-import html
 from pathlib import Path
 from typing import Any, Optional
 
 from syncxr.data.shards import write_text_atomic
-from syncxr.report.card import _inline, _table
+from syncxr.report.markdown import table, to_html
 from syncxr.report.study_figures import _benches, _ci_of, _figures, _order
 from syncxr.report.study_summary import ZS_METRIC
 
@@ -59,14 +57,14 @@ def _results_section(summary: dict[str, Any], img: dict[str, str]) -> list[str]:
             rows = [[g["group"], ", ".join(str(s) for s in g.get("seeds", [])),
                      *[_fmt(g["benchmarks"].get(bench, {}).get(lab, {})) for lab in labels],
                      *[_spread(g, bench, lab) for lab in spread]] for g in gs]
-            lines += [f"### {objective} on {bench}", "", _table(header, rows), ""]
+            lines += [f"### {objective} on {bench}", "", table(header, rows), ""]
             key = f"{objective}-{bench}"
             if key in img:
                 lines += [f"![{key}]({img[key]})", ""]
             findings = list(dict.fromkeys(f for g in gs for f in g["per_finding"].get(bench, {})))
             if findings:
                 lines += [f"Zero-shot AUC per finding ({objective}, {bench}):", "",
-                          _table(["finding", *[g["group"] for g in gs]],
+                          table(["finding", *[g["group"] for g in gs]],
                                  [[f, *[_fmt(g["per_finding"].get(bench, {}).get(f, {})) for g in gs]] for f in findings]), ""]
                 lines += _below_chance_note(gs, bench, findings)
     return lines
@@ -86,7 +84,7 @@ def _below_chance_note(gs: list[dict[str, Any]], bench: str, findings: list[str]
              "The AUC of each finding against normal images only separates that from a label or prompt error:", ""]
     vs = [g.get("per_finding_vs_normal", {}).get(bench, {}) for g in gs]
     if any(vs):
-        lines += [_table(["finding (vs normal images only)", *[g["group"] for g in gs]],
+        lines += [table(["finding (vs normal images only)", *[g["group"] for g in gs]],
                          [[f, *[_fmt(v.get(f, {})) for v in vs]] for f in findings]), ""]
     return lines
 
@@ -123,7 +121,7 @@ def _claims_section(summary: dict[str, Any]) -> list[str]:
         for bench in dict.fromkeys(r["benchmark"] for r in paired["rows"]):
             rows = _paired_rows(summary, bench, ("arms", "ablation", "scaling"))
             lines += [f"### Paired differences on {bench}", "",
-                      _table(["objective", "metric", "comparison", "a", "b", "a − b [95% CI]", "p", "p (Holm)", "p (BH)",
+                      table(["objective", "metric", "comparison", "a", "b", "a − b [95% CI]", "p", "p (Holm)", "p (BH)",
                               "paper"],
                              [[r["objective"], r["metric"], r["comparison"], f"{r['a_value']:.3f}", f"{r['b_value']:.3f}",
                                _diff(r), _p(r["p"]), _p(r["p_holm"]), _p(r["p_bh"]),
@@ -132,14 +130,14 @@ def _claims_section(summary: dict[str, Any]) -> list[str]:
             if zs:
                 findings = list(dict.fromkeys(f for r in zs for f in r["per_finding"]))
                 lines += [f"Per finding (zero-shot AUC on {bench}; Holm over all findings and comparisons of this metric):", "",
-                          _table(["finding", *[f"{r['objective']}: {r['comparison']}" for r in zs]],
+                          table(["finding", *[f"{r['objective']}: {r['comparison']}" for r in zs]],
                                  [[f, *[(_diff(r["per_finding"][f]) + f", p (Holm) {_p(r['per_finding'][f].get('p_holm'))}")
                                         if f in r["per_finding"] else "–" for r in zs]] for f in findings]), ""]
     else:
         rows = [d for d in summary["differences"] if d["metric"] == ZS_METRIC]
         lines += ["No paired comparison could be made (no saved predictions); plain differences of the means:", ""]
         if rows:
-            lines += [_table(["objective", "benchmark", "comparison", "paper", "ours (AUC points)", "95% CIs overlap"],
+            lines += [table(["objective", "benchmark", "comparison", "paper", "ours (AUC points)", "95% CIs overlap"],
                              [[d["objective"], d["benchmark"], d["comparison"], PAPER_CLAIMS.get(d["comparison"], "–"),
                                f"{d['diff']:+.3f}", "yes" if d["cis_overlap"] else "no"] for d in rows]), ""]
     for reason in paired.get("skipped", []):
@@ -165,7 +163,7 @@ def _ablation_section(summary: dict[str, Any], img: dict[str, str]) -> list[str]
                 continue
             lines += [f"### Ablations: {objective} on {bench}", ""]
             if rows:
-                lines += [_table(["ablation", "metric", "value", "reference", "ablation − reference [95% CI]", "p", "p (Holm)"],
+                lines += [table(["ablation", "metric", "value", "reference", "ablation − reference [95% CI]", "p", "p (Holm)"],
                                  [[r["a"], r["metric"], f"{r['a_value']:.3f}", f"{r['b']} {r['b_value']:.3f}", _diff(r),
                                    _p(r["p"]), _p(r["p_holm"])] for r in rows]), ""]
             key = f"ablation-{objective}-{bench}"
@@ -215,7 +213,7 @@ def _audit_section(manifest: dict[str, Any], out: Path, img: dict[str, str]) -> 
             body = [ln for ln in page.read_text().splitlines()[1:] if not ln.startswith("![")]
             lines += [f"## {title}", "", *(("#" + ln) if ln.startswith("## ") else ln for ln in body), ""]
         else:
-            lines += [f"## {title}", "", _table(["measure", "value"], [[k, _value(v)] for k, v in _flatten(result)]), ""]
+            lines += [f"## {title}", "", table(["measure", "value"], [[k, _value(v)] for k, v in _flatten(result)]), ""]
         lines += [f"![{k}]({img[k]})" for k in img if k.startswith(f"audit-{kind}-")]
         lines += [""]
         if not page.is_file():
@@ -252,7 +250,7 @@ def _csv_head(path: Path, n: int) -> list[str]:
         df = pd.read_csv(path, nrows=n)
     except (OSError, ValueError) as e:
         return [f"({path.name} unreadable: {e})"]
-    return [_table(list(df.columns), [[_value(v) for v in row] for row in df.itertuples(index=False)])]
+    return [table(list(df.columns), [[_value(v) for v in row] for row in df.itertuples(index=False)])]
 
 
 def _setup_section(manifest: dict[str, Any]) -> list[str]:
@@ -281,7 +279,7 @@ def _setup_section(manifest: dict[str, Any]) -> list[str]:
             f"benchmarks: {', '.join(b.get('name') or b['dataset'] for b in cfg['benchmarks'])} "
             f"({sizes['n_benchmark']} images in the simulated one)."
             + ("".join(f" Left out: {a}." for a in manifest.get("absent_benchmarks") or [])), "",
-            _table(["run", "group", "arm", "ablation", "data fraction", "objective", "seed", "training pairs", "steps",
+            table(["run", "group", "arm", "ablation", "data fraction", "objective", "seed", "training pairs", "steps",
                     "final train loss (mean of last 10 steps)", "val retrieval (own held-out pairs)"], rows), ""]
 
 
@@ -293,7 +291,7 @@ def _timing_section(manifest: dict[str, Any]) -> list[str]:
     return ["## Timings", "",
             f"This invocation: {manifest.get('seconds_this_run', 0):.1f} s; {ran} steps ran, "
             f"{len(manifest['steps']) - ran} were done before and skipped.", "",
-            _table(["step kind", "steps", "seconds (when run)"], [[k, len(v), f"{sum(v):.1f}"] for k, v in per_kind.items()]), ""]
+            table(["step kind", "steps", "seconds (when run)"], [[k, len(v), f"{sum(v):.1f}"] for k, v in per_kind.items()]), ""]
 
 
 def render_markdown(manifest: dict[str, Any], img: dict[str, str], config_yaml: str, out: Path | None = None) -> str:
@@ -317,49 +315,6 @@ def render_markdown(manifest: dict[str, Any], img: dict[str, str], config_yaml: 
     return "\n".join(lines)
 
 
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
-         "th{background:#f4f4f4}tr:nth-child(even) td{background:#fafafa}"
-         "img{max-width:100%}code,pre{background:#f3f3f3;padding:1px 3px}pre{padding:8px;overflow-x:auto;font-size:12px}")
-
-
-def render_html(md: str, figs: dict[str, bytes]) -> str:
-    """The Markdown subset study.md uses -> one HTML file with the figures inlined as base64."""
-    body: list[str] = []
-    table: list[str] = []
-    code: Optional[list[str]] = None
-    for line in md.splitlines() + [""]:
-        if code is not None:
-            if line.startswith("```"):
-                body.append("<pre>" + html.escape("\n".join(code)) + "</pre>")
-                code = None
-            else:
-                code.append(line)
-            continue
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not set("".join(cells)) <= set("-"):
-                tag = "th" if not table else "td"
-                table.append("<tr>" + "".join(f"<{tag}>{_inline(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        if table:
-            body.append("<table>" + "".join(table) + "</table>")
-            table = []
-        if line.startswith("```"):
-            code = []
-        elif line.startswith("!["):
-            name = line[2:line.index("]")]
-            data = base64.b64encode(figs[name]).decode()
-            body.append(f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{data}"></p>')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{_inline(line).replace('*', '')}</p>")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>syncxr study</title>"
-            f"<link rel='icon' href='data:,'><style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
-
-
 # --- figures from files the study wrote --------------------------------------------------------
 
 
@@ -375,5 +330,5 @@ def write_study_report(out: str | Path, manifest: dict[str, Any]) -> list[Path]:
     config_yaml = (out / "study.yaml").read_text() if (out / "study.yaml").is_file() else ""
     md = render_markdown(manifest, links, config_yaml, out)
     write_text_atomic(md, out / "study.md")
-    write_text_atomic(render_html(md, figs), out / "study.html")
+    write_text_atomic(to_html(md, figs, "syncxr study", lambda alt, target: alt), out / "study.html")
     return [out / "study.md", out / "study.html"]
