@@ -87,7 +87,7 @@ def test_every_arm_gets_the_same_number_of_steps(study: dict) -> None:
 
 def test_torchrun_launch_trains_the_same_run_in_two_ddp_processes(study: dict, tmp_path: Path) -> None:
     """train.nproc_per_node > 1: the study launches torchrun (2 gloo processes on CPU here)."""
-    from syncxr.study.run import _train_step
+    from syncxr.study.train_steps import train_step as _train_step
 
     cfg = load_study_config(study["config"], ["train.nproc_per_node=2", "train.steps=2"])
     steps, _ = plan(cfg, study["out"], str(study["config"]))

@@ -17,7 +17,6 @@ config changed is wiped and redone, which also invalidates everything downstream
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shlex
@@ -26,34 +25,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from syncxr.config import config_hash, dump_yaml
 from syncxr.errors import UserError
 from syncxr.evaluate.results import atomic_write_text, to_jsonable
-from syncxr.study.config import (Ablation, BenchmarkSpec, ObjectiveSpec, StudyConfig, bench_tasks, generate_overrides,
+from syncxr.study.config import (Ablation, BenchmarkSpec, StudyConfig, bench_tasks, generate_overrides,
                                  load_study_config, task_options)
+from syncxr.study.step import Step
+from syncxr.study.train_steps import train_config, train_step
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "study.json"
 MANIFEST_VERSION = 1
-
-
-@dataclass
-class Step:
-    """One unit of work: `action(folder, resume)` fills `folder` and returns what to record."""
-
-    name: str  # also the folder path relative to out ("train/real-convirt-s0")
-    kind: str  # real | synthetic | benchmark | audit | train | eval
-    config: dict[str, Any]  # everything that decides the output, incl. upstream hashes
-    action: Optional[Callable[[Path, bool], dict[str, Any]]]  # None: an external input, nothing to do
-    marker: str  # file inside the folder that exists once the step is done
-    command: str  # the equivalent stand-alone syncxr command
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _now() -> str:
@@ -192,78 +177,6 @@ def variants(cfg: StudyConfig, syn: Step, ablations: dict[str, Step]) -> list[Va
     return out
 
 
-def train_config(cfg: StudyConfig, obj: ObjectiveSpec, seed: int, sources: list[dict[str, Any]], source: str) -> Any:
-    """The run's TrainConfig: the shared train config with only objective, data, budget and seed set."""
-    from syncxr.train.config import load_config, validate_config
-
-    base = load_config(obj.config or cfg.train.config, [*cfg.train.overrides, *obj.overrides])
-    raw = base.model_dump(mode="json")
-    same = raw["objective"]["name"] == obj.name  # keep the config's params only for the objective they belong to
-    params = obj.params if obj.params is not None else (raw["objective"]["params"] if same else {})
-    raw["objective"] = {"name": obj.name, "params": params}
-    data = {**raw["data"], "sources": sources, "mix": "concat", "ratios": None}
-    if len(sources) > 1 and cfg.mix.mode == "weighted":
-        data.update(mix="weighted", ratios=cfg.mix.ratios, samples_per_epoch=cfg.mix.samples_per_epoch)
-    raw["data"] = data
-    raw["train"]["seed"] = seed
-    if cfg.train.budget == "steps":
-        # total steps = min(steps_per_epoch * epochs, max_steps); epochs = steps makes max_steps the binding cap.
-        raw["train"].update(max_steps=cfg.train.steps, epochs=max(int(cfg.train.steps or 1), 1))
-    return validate_config(raw, f"{source}: train config of objective {obj.name!r}")
-
-
-def _train_step(name: str, tcfg: Any, upstream: list[Step], out: Path, nproc: int = 1) -> Step:
-    conf = {"train": tcfg.model_dump(mode="json"), "upstream": {s.name: s.hash for s in upstream}}
-
-    def act(folder: Path, resume: bool) -> dict[str, Any]:
-        resume_latest = resume and (folder / "latest.json").is_file()
-        if nproc > 1:
-            step, losses, val = _torchrun(tcfg, folder, nproc, resume_latest)
-        else:
-            from syncxr.train.api import run
-
-            res = run(tcfg, folder, resume="latest" if resume_latest else None)
-            step, losses, val = res.step, res.losses, dict(res.val)
-        tail = losses[-10:]
-        described = json.loads((folder / "data.json").read_text()) if (folder / "data.json").is_file() else {}
-        return {"step": step, "final_loss": sum(tail) / len(tail) if tail else None,
-                "val": val, "pairs": described.get("pairs")}
-
-    launch = f"torchrun --standalone --nproc_per_node {nproc} -m " if nproc > 1 else ""
-    return Step(name, "train", conf, act, "latest.json",
-                f"{launch}syncxr train --config {out / name / 'config.yaml'} --out {out / name}")
-
-
-def _torchrun(tcfg: Any, folder: Path, nproc: int, resume: bool) -> tuple[int, list[float], dict[str, float]]:
-    """Train in `nproc` DDP processes (torch.distributed.run); the result is read back from the
-    run's files (rank 0 writes latest.json and metrics.csv)."""
-    import subprocess
-    import sys
-
-    import pandas as pd
-
-    from syncxr.train.config import dump_config
-
-    launch = folder / "launch.yaml"
-    atomic_write_text(launch, dump_config(tcfg))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "syncxr", "train", "--config", str(launch), "--out", str(folder)]
-    if resume:
-        cmd += ["--resume", "latest"]
-    log.info("launching: %s", shlex.join(cmd))
-    code = subprocess.run(cmd).returncode
-    if code != 0:
-        raise UserError(f"{folder}: training under torchrun failed (exit {code}); its output is above. "
-                        f"Rerun the study to resume from the last checkpoint, or run: {shlex.join(cmd)}")
-    step = int(json.loads((folder / "latest.json").read_text())["step"])
-    metrics = pd.read_csv(folder / "metrics.csv") if (folder / "metrics.csv").is_file() else pd.DataFrame()
-    losses = metrics.loc[metrics["phase"] == "train", "loss"].dropna().tolist() if len(metrics) else []
-    val_rows = metrics[metrics["phase"] == "val"] if len(metrics) else metrics
-    val = {k: float(v) for k, v in val_rows.iloc[-1].dropna().items() if k.startswith(("val_", "i2t_", "t2i_"))} \
-        if len(val_rows) else {}
-    return step, losses, val
-
-
 # --- evaluation ------------------------------------------------------------------------------
 
 
@@ -335,7 +248,7 @@ def plan(cfg: StudyConfig, out: Path, source: str) -> tuple[list[Step], list[dic
                 run = f"{v.slug}-{obj.name}-s{seed}"
                 upstream = [s for s in (real, v.synthetic) if v.arm in (s.kind, "mixed")]
                 tcfg = train_config(cfg, obj, seed, _sources(cfg, v.arm, real, v.synthetic, out, v.fraction), source)
-                train = _train_step(f"train/{run}", tcfg, upstream, out, cfg.train.nproc_per_node)
+                train = train_step(f"train/{run}", tcfg, upstream, out, cfg.train.nproc_per_node)
                 record = {"run": run, "arm": v.arm, "variant": v.ablation, "fraction": v.fraction, "group": v.group,
                           "objective": obj.name, "seed": seed, "train": train.name, "evals": {}}
                 steps.append(train)
