@@ -23,6 +23,11 @@ SIDE_OF = {"right": 1, "left": 2}  # patient side -> lung label (1 = image left)
 PLEURAL_AIR = 2
 
 
+def lung_fields(label: np.ndarray) -> np.ndarray:
+    """bool: both lungs, without any pleural air."""
+    return (label == 1) | (label == 2)
+
+
 def pleural_space(label: np.ndarray, side: int) -> np.ndarray:
     """bool: the hemithorax of `side` inside the chest wall (lung plus any pleural air)."""
     return (label == side) | (label == side + PLEURAL_AIR)

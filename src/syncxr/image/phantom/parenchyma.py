@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from syncxr.image.phantom.anatomy import Layers, Patient, dome_curve, pleural_space
+from syncxr.image.phantom.anatomy import Layers, Patient, dome_curve, lung_fields, pleural_space
 from syncxr.image.phantom.draw import add_ellipsoid, add_stroke, axes, bezier, ellipse_field, polyline_box, polyline_mask, smoothstep
 from syncxr.image.phantom.findings import Drawer, _fill, _lung_box, _patch, pneumothorax
 from syncxr.image.phantom.placement import spread_spots, zone_point
@@ -74,7 +74,7 @@ def congestion(layers: Layers, p: Patient, spec: FindingSpec, rng: np.random.Gen
     """Cephalization: upper-zone vessels as prominent as the basal ones, fuller hila."""
     _, ys = axes(p.size)
     top, bottom = p.lung_top, max(p.dome.values())
-    upper = (ys < top + 0.5 * (bottom - top))[:, None] & ((layers.label == 1) | (layers.label == 2))  # not pleural air
+    upper = (ys < top + 0.5 * (bottom - top))[:, None] & lung_fields(layers.label)
     ves = _vessels(layers, p, t)
     gain = np.float32(0.9 + 0.6 * severity01(spec))
     boost = np.where(upper, ves * gain, 0.0).astype(np.float32)

@@ -8,6 +8,7 @@ import numpy as np
 from syncxr.image.phantom.anatomy import Patient
 
 ZONE_SPAN = {"upper": (0.05, 0.33), "middle": (0.33, 0.62), "lower": (0.62, 0.92)}
+PLEURAL_AIR_TRIES = 12  # draws of a point before falling back toward the hilum
 
 
 def zone_point(p: Patient, side: int, zone: str, rng: np.random.Generator, u_range=(0.3, 0.75)) -> tuple[float, float]:
@@ -39,9 +40,6 @@ def _toward_hilum(p: Patient, side: int, x: float, y: float) -> tuple[float, flo
             f2 = min(1.0, f + 0.2)
             return x + f2 * (hx - x), y + f2 * (hy - y)
     return hx, hy
-
-
-PLEURAL_AIR_TRIES = 12
 
 
 def _in_air(p: Patient, x: float, y: float) -> bool:
