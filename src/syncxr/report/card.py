@@ -20,6 +20,7 @@ from syncxr.data.manifest import read_manifest
 from syncxr.records import CHEXPERT14, CHEXPERT14_SNAKE
 from syncxr.report import plots
 from syncxr.report.consistency import GREY_FLOOR, Consistency, midline_of
+from syncxr.report.card_realism import read_realism, realism_section
 from syncxr.report.markdown import table, to_html
 from syncxr.vocab import Ontology, load_ontology
 
@@ -132,7 +133,7 @@ def write_card(folder: str | Path) -> list[Path]:
     assets.mkdir(exist_ok=True)
     for name, png in figs.items():
         write_text_atomic(png, assets / f"{name}.png")
-    realism = _read_realism(folder)
+    realism = read_realism(folder)
     md = render_markdown({**manifest, "realism": realism} if realism else manifest, st, {k: f"card_assets/{k}.png" for k in figs})
     write_text_atomic(md, folder / "card.md")
     write_text_atomic(to_html(md, figs, "syncxr dataset card", lambda alt, target: Path(target).stem), folder / "card.html")
@@ -155,12 +156,21 @@ def _figures(manifest: dict, st: CardStats) -> dict[str, bytes]:
 
 def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
     cfg = manifest["config"]
-    counts = manifest.get("counts", {})
     plan = manifest.get("plan") or {}
-    tp = manifest.get("throughput_last_run") or {}
-    n_rej = sum(st.reject_reasons.values())
-    total = st.n_ok + n_rej
-    lines = [
+    lines = _intro() + _summary_section(manifest, st) + _entities_section(cfg, plan, st, img)
+    lines += _labels_section(st, img) + _outcomes_section(cfg, st, img)
+    lines += _consistency_section(st.consistency)
+    lines += realism_section(manifest.get("realism"))
+    if "samples" in img:
+        lines += ["## Samples", "", "Pairs chosen to show as many different drawn concepts as possible, with their "
+                  "IMPRESSION; mask outlines in colour, named in each caption.", "",
+                  f"![samples]({img['samples']})", ""]
+    lines += _throughput_and_files(manifest.get("throughput_last_run") or {})
+    return "\n".join(lines)
+
+
+def _intro() -> list[str]:
+    return [
         "# syncxr dataset card",
         "",
         "Synthetic chest X-ray image–report pairs built with the SynCXR recipe (Liu et al., *Can Medical "
@@ -176,6 +186,14 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "the extractor-derived label described in `syncxr.text.labels`; the image-report consistency "
         "section below says how often an asserted finding is actually drawn.",
         "",
+    ]
+
+
+def _summary_section(manifest: dict, st: CardStats) -> list[str]:
+    cfg, counts, plan = manifest["config"], manifest.get("counts", {}), manifest.get("plan") or {}
+    n_rej = sum(st.reject_reasons.values())
+    total = st.n_ok + n_rej
+    return [
         "## Summary",
         "",
         table(
@@ -197,6 +215,11 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
             ],
         ),
         "",
+    ]
+
+
+def _entities_section(cfg: dict, plan: dict, st: CardStats, img: dict[str, str]) -> list[str]:
+    return [
         "## Entity distribution before vs after balancing",
         "",
         f"Per report: k = {plan.get('k')} non-anatomy entities, m = {plan.get('m')} ANATOMY entities; "
@@ -208,6 +231,11 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         f"![entity distribution]({img['entities']})",
         "",
+    ]
+
+
+def _labels_section(st: CardStats, img: dict[str, str]) -> list[str]:
+    return [
         "## CheXpert-14 label frequencies",
         "",
         "Labels are read back from the written report by the extractor (1 positive, 0 negative, -1 uncertain).",
@@ -224,6 +252,11 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "",
         f"![co-occurrence]({img['cooccurrence']})",
         "",
+    ]
+
+
+def _outcomes_section(cfg: dict, st: CardStats, img: dict[str, str]) -> list[str]:
+    return [
         "## Verification and QC outcomes",
         "",
         f"Verification mode: `{cfg['verify']['mode']}`; up to {cfg['write']['max_attempts']} writes and "
@@ -237,13 +270,10 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         f"![outcomes]({img['outcomes']})",
         "",
     ]
-    lines += _consistency_section(st.consistency)
-    lines += _realism_section(manifest.get("realism"))
-    if "samples" in img:
-        lines += ["## Samples", "", "Pairs chosen to show as many different drawn concepts as possible, with their "
-                  "IMPRESSION; mask outlines in colour, named in each caption.", "",
-                  f"![samples]({img['samples']})", ""]
-    lines += [
+
+
+def _throughput_and_files(tp: dict) -> list[str]:
+    return [
         "## Throughput (last run)",
         "",
         table(["measure", "value"], [[k, v] for k, v in tp.items() if not isinstance(v, dict)]
@@ -257,7 +287,6 @@ def render_markdown(manifest: dict, st: CardStats, img: dict[str, str]) -> str:
         "`pandas.read_parquet('shards')` or `datasets.load_dataset('parquet', data_files='shards/*.parquet')`.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _consistency_section(c: Consistency | None) -> list[str]:
@@ -315,52 +344,6 @@ def _causes_section(st: CardStats) -> list[str]:
              st.retry_reasons.get(k, 0) if not k.startswith("write:") else 0,
              st.reject_reasons.get(k, 0), st.reject_examples.get(k, "").replace("|", "/")] for k in causes]
     return head + [table(["cause", "rewrites", "redraws", "rejected", "example detail (rejects)"], rows), ""]
-
-
-REALISM_FILE = "realism.json"
-REALISM_COMMAND = ("python benchmarks/realism.py --real <folder of real frontal CXR PNGs> --n 48 "
-                   "--json <dataset>/realism.json")
-
-
-def _read_realism(folder: Path) -> dict | None:
-    """The realism figures benchmarks/realism.py left in the dataset folder, if any (too slow and
-    needing real films, so not computed at every generate). A broken file is named, not fatal."""
-    path = folder / REALISM_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-        float(data["discriminator_auc"])
-        return data
-    except (ValueError, KeyError, TypeError) as e:
-        return {"error": f"{path.name} unreadable ({type(e).__name__}: {e}); re-run: {REALISM_COMMAND}"}
-
-
-def _realism_section(r: dict | None) -> list[str]:
-    """How far the images are from real films: a discriminator on image statistics (lower AUC =
-    closer), or how to measure it when no realism.json is present."""
-    head = ["## Realism against real films", ""]
-    if not r:
-        return head + [f"Not measured for this dataset. `{REALISM_COMMAND}` trains a discriminator on image "
-                       "statistics (grain, gradients, symmetry, histogram) to tell renders from real films and "
-                       f"writes `{REALISM_FILE}` here and re-writes this card with the figure (or run `syncxr card <dataset>`).", ""]
-    if "error" in r:
-        return head + [r["error"], ""]
-    stats = r.get("statistics") or {}
-    rows = [["discriminator ROC AUC (0.5 = indistinguishable, 1.0 = always told apart)", f"{float(r['discriminator_auc']):.2f}"],
-            ["discriminator accuracy (leave-one-out)", f"{float(r.get('discriminator_accuracy', float('nan'))):.2f}"],
-            ["real films / renders compared", f"{r.get('real_images', '?')} / {r.get('renders', '?')}"],
-            ["renderer", r.get("renderer", "?")]]
-    rows += [[f"median {k.replace('|', '')}: real / render", f"{v['real']:.2f} / {v['phantom']:.2f}"] for k, v in stats.items()]
-    return head + [
-        "Measured by `benchmarks/realism.py` on fresh renders of this renderer version (not on this "
-        "dataset's own images) against a folder of real frontal films; a logistic regression on simple "
-        "image statistics, so a low AUC does not prove the films look real to a radiologist. "
-        f"Command: `{r.get('command', REALISM_COMMAND)}`.",
-        "",
-        table(["measure", "value"], rows),
-        "",
-    ]
 
 
 def _balance_sentence(plan: dict, source: str = "", accepted: dict | None = None) -> str:
